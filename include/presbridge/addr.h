@@ -1,0 +1,108 @@
+/*
+ * addr - SIP URI <-> JID translation (RFC 7247 section 5), domain mapping from
+ * mappings/domains.map and per-user aliases from mappings/users.map.
+ *
+ * A domain is bridged only if domains.map names it; anything else is refused,
+ * never guessed. Each domain has a home (the side its users live on) and a name
+ * on the other side:
+ *
+ *     home  domain     other-side-name
+ *     sip   sip.test   sip.test      SIP-homed users; XMPP sees them at the component
+ *     xmpp  xmpp.test  xmpp.test     XMPP-homed users; SIP sees them at the bridge
+ *
+ * Localparts: a SIP user part is percent-decoded, then escaped with XEP-0106 where
+ * it holds a character a JID localpart forbids; the reverse unescapes XEP-0106 and
+ * percent-encodes what RFC 3261's `user` production does not allow.
+ */
+#ifndef PRESBRIDGE_ADDR_H
+#define PRESBRIDGE_ADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "presbridge/diag.h"
+
+/* RFC 7622 section 3.1: each JID part is at most 1023 octets. */
+#define ADDR_MAX_PART 1023
+/* Longest SIP URI or JID accepted as input. */
+#define ADDR_MAX_INPUT 2048
+
+enum addr_home {
+	ADDR_HOME_SIP, /* the user lives on the SIP side (Lync) */
+	ADDR_HOME_XMPP, /* the user lives on the XMPP side */
+};
+
+struct addr_map; /* opaque: domains and user aliases */
+
+/*
+ * Refusal codes, shared by every function below:
+ *   -EINVAL        malformed URI or JID (no user part, bad escape, bad characters)
+ *   -ENAMETOOLONG  a part is longer than ADDR_MAX_PART, or the input than ADDR_MAX_INPUT
+ *   -EILSEQ        a part is not valid UTF-8 after decoding
+ *   -EPROTONOSUPPORT  a URI scheme other than sip: or sips:
+ *   -ENOENT        the domain is not named in domains.map
+ *   -ENOMEM
+ */
+
+/* Allocate an empty map (no domains: every address is refused). NULL on ENOMEM. */
+struct addr_map *addr_map_new(void);
+void addr_map_free(struct addr_map *m);
+
+/*
+ * Add the rows of a domains.map text (already read by the caller). Every problem
+ * is recorded in dl with fname:line. Returns 0, or -EINVAL if any row was bad
+ * (the good rows are kept so later checks can still run).
+ */
+int addr_map_load_domains(struct addr_map *m, const char *text, size_t len,
+			  const char *fname, struct diag_list *dl);
+
+/*
+ * Add the rows of a users.map text. Load domains first: each alias must use
+ * bridged domains consistently. Returns 0, or -EINVAL if any row was bad.
+ */
+int addr_map_load_users(struct addr_map *m, const char *text, size_t len, const char *fname,
+			struct diag_list *dl);
+
+size_t addr_map_domain_count(const struct addr_map *m);
+size_t addr_map_alias_count(const struct addr_map *m);
+
+/*
+ * Look up a SIP-side domain name (case-insensitive). On success sets *homep and,
+ * if xmpp_domainp is non-NULL, *xmpp_domainp to the XMPP-side name (borrowed from m).
+ */
+int addr_domain_sip(const struct addr_map *m, const char *sip_domain, enum addr_home *homep,
+		    const char **xmpp_domainp);
+
+/* Look up an XMPP-side domain name; sets the home and the SIP-side name (borrowed). */
+int addr_domain_xmpp(const struct addr_map *m, const char *xmpp_domain,
+		     enum addr_home *homep, const char **sip_domainp);
+
+/*
+ * Translate a SIP URI (sip: or sips:, with optional display parts stripped by the
+ * caller; port, URI parameters and headers are ignored) to a bare JID.
+ * *jidp: caller-owns (free()). *homep (optional): where the user lives.
+ */
+int addr_sip_to_jid(const struct addr_map *m, const char *uri, char **jidp,
+		    enum addr_home *homep);
+
+/*
+ * Translate a JID (localpart required, resource allowed) to a SIP URI "sip:user@domain".
+ * *urip: caller-owns. *resourcep (optional): the resource, caller-owns, NULL if none.
+ */
+int addr_jid_to_sip(const struct addr_map *m, const char *jid, char **urip,
+		    char **resourcep, enum addr_home *homep);
+
+/* XEP-0106 escape a decoded localpart. Caller-owns *outp. -EINVAL for a leading or
+ * trailing space (XEP-0106 section 4.3) or a control character. */
+int addr_jid_escape(const char *local, size_t len, char **outp);
+
+/* XEP-0106 unescape a localpart. Caller-owns *outp. */
+int addr_jid_unescape(const char *local, char **outp);
+
+/* Percent-decode s[0..len) into a NUL-terminated string; -EINVAL on a bad or %00 escape. */
+int addr_pct_decode(const char *s, size_t len, char **outp);
+
+/* Plain words for a refusal code, for logs and error texts. */
+const char *addr_strerror(int err);
+
+#endif
