@@ -1,0 +1,902 @@
+#include "presbridge/conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "presbridge/addr.h"
+#include "presbridge/presmap.h"
+
+#include "conf_file.h"
+
+enum sect {
+	SECT_NONE, /* before the first header, or in an unknown section */
+	SECT_BRIDGE,
+	SECT_SIP,
+	SECT_XMPP,
+	SECT_PEER,
+};
+
+enum ktype {
+	KT_STRING,
+	KT_SECRET,
+	KT_FILE, /* a readable file, relative to the config folder */
+	KT_DIR, /* an existing folder, relative to the config folder */
+	KT_STATE, /* ":memory:" or a path */
+	KT_ENUM,
+	KT_HOSTPORT,
+	KT_LISTEN, /* repeatable: scheme:host:port */
+	KT_BOOL,
+	KT_DOMAINS,
+};
+
+struct enum_row {
+	const char *name;
+	int value;
+};
+
+static const struct enum_row log_levels[] = {
+	{"error", CONF_LOG_ERROR}, {"warn", CONF_LOG_WARN},   {"info", CONF_LOG_INFO},
+	{"debug", CONF_LOG_DEBUG}, {"trace", CONF_LOG_TRACE}, {NULL, 0},
+};
+static const struct enum_row transports[] = {
+	{"udp", CONF_TP_UDP}, {"tcp", CONF_TP_TCP}, {"tls", CONF_TP_TLS}, {NULL, 0}};
+static const struct enum_row xmpp_tls_modes[] = {
+	{"direct", CONF_XMPP_TLS_DIRECT}, {"off", CONF_XMPP_TLS_OFF}, {NULL, 0}};
+static const struct enum_row im_modes[] = {
+	{"session", CONF_IM_SESSION}, {"page", CONF_IM_PAGE}, {NULL, 0}};
+static const struct enum_row booleans[] = {
+	{"yes", 1}, {"no", 0}, {"true", 1}, {"false", 0}, {"on", 1}, {"off", 0}, {NULL, 0}};
+
+/*
+ * Every key the file may hold, its type and where it lands (offset into struct
+ * conf, or into struct conf_peer for [peer] keys). One table serves parsing,
+ * duplicate detection and required-key checks.
+ */
+struct key_def {
+	enum sect sect;
+	const char *name;
+	enum ktype type;
+	size_t off;
+	const struct enum_row *enums;
+	uint16_t default_port; /* KT_HOSTPORT: port when the value has none */
+	bool port_optional; /* KT_HOSTPORT: no port leaves 0, filled in later */
+	bool required;
+};
+
+#define C(f) offsetof(struct conf, f)
+#define P(f) offsetof(struct conf_peer, f)
+
+static const struct key_def keys[] = {
+	{SECT_BRIDGE, "state", KT_STATE, C(state), NULL, 0, false, false},
+	{SECT_BRIDGE, "mappings", KT_DIR, C(mappings), NULL, 0, false, false},
+	{SECT_BRIDGE, "log_level", KT_ENUM, C(log_level), log_levels, 0, false, false},
+	{SECT_SIP, "listen", KT_LISTEN, 0, NULL, 0, false, true},
+	{SECT_SIP, "cert", KT_FILE, C(cert), NULL, 0, false, false},
+	{SECT_SIP, "key", KT_FILE, C(key), NULL, 0, false, false},
+	{SECT_SIP, "ca", KT_FILE, C(ca), NULL, 0, false, false},
+	{SECT_XMPP, "server", KT_HOSTPORT, C(xmpp_server), NULL, 5275, false, true},
+	{SECT_XMPP, "secret", KT_SECRET, C(xmpp_secret), NULL, 0, false, true},
+	{SECT_XMPP, "tls", KT_ENUM, C(xmpp_tls), xmpp_tls_modes, 0, false, false},
+	{SECT_XMPP, "ca", KT_FILE, C(xmpp_ca), NULL, 0, false, false},
+	{SECT_XMPP, "name", KT_STRING, C(xmpp_name), NULL, 0, false, false},
+	{SECT_PEER, "host", KT_STRING, P(host), NULL, 0, false, true},
+	{SECT_PEER, "address", KT_HOSTPORT, P(address), NULL, 0, true, false},
+	{SECT_PEER, "transport", KT_ENUM, P(transport), transports, 0, false, false},
+	{SECT_PEER, "domains", KT_DOMAINS, 0, NULL, 0, false, true},
+	{SECT_PEER, "trusted", KT_BOOL, P(trusted), booleans, 0, false, false},
+	{SECT_PEER, "im", KT_ENUM, P(im), im_modes, 0, false, false},
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(NKEYS <= CONF_MAX_KEYS, "raise CONF_MAX_KEYS");
+
+static const struct {
+	const char *name;
+	enum sect sect;
+} sections[] = {
+	{"bridge", SECT_BRIDGE},
+	{"sip", SECT_SIP},
+	{"xmpp", SECT_XMPP},
+};
+
+struct loader {
+	struct conf *cf;
+	struct diag_list *dl;
+	const char *fname;
+	struct conf_file src;
+	enum sect sect;
+	unsigned sect_line[SECT_PEER + 1]; /* first header line of each global section */
+	unsigned global_seen[NKEYS]; /* line each key was set at, global sections */
+	unsigned (*peer_seen)[NKEYS]; /* the same for each peer */
+	int oom;
+};
+
+static void err_at(struct loader *ld, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void err_at(struct loader *ld, unsigned line, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	diag_add(ld->dl, DIAG_ERROR, ld->fname, line, "%s", msg);
+}
+
+static void warn_at(struct loader *ld, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void warn_at(struct loader *ld, unsigned line, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	diag_add(ld->dl, DIAG_WARN, ld->fname, line, "%s", msg);
+}
+
+static char *resolve(struct loader *ld, const char *path)
+{
+	char *out;
+	if (path[0] == '/' || strcmp(ld->cf->dir, ".") == 0) {
+		out = strdup(path);
+	} else {
+		size_t n = strlen(ld->cf->dir) + strlen(path) + 2;
+		out = malloc(n);
+		if (out)
+			snprintf(out, n, "%s/%s", ld->cf->dir, path);
+	}
+	if (!out)
+		ld->oom = 1;
+	return out;
+}
+
+static bool ip_literal(const char *s)
+{
+	unsigned char buf[16];
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* A host name as RFC 1123 allows it (names only; IP literals are checked apart). */
+static bool hostname_valid(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		char c = s[i];
+		if (c == '.' || c == '\0') {
+			if (label == 0 || label > 63 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-') ||
+		    (label == 0 && c == '-'))
+			return false;
+		label++;
+	}
+	return true;
+}
+
+/* "host:port", "[v6]:port", or "host" when default_port is non-zero. */
+static int parse_hostport(const char *v, uint16_t default_port, bool port_optional,
+			  struct conf_hostport *hp, const char **why)
+{
+	char host[256];
+	const char *port = NULL;
+	size_t hlen;
+
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+		if (!close) {
+			*why = "an IPv6 address needs a closing ']'";
+			return -EINVAL;
+		}
+		hlen = (size_t)(close - v - 1);
+		if (hlen >= sizeof(host)) {
+			*why = "the host is too long";
+			return -EINVAL;
+		}
+		memcpy(host, v + 1, hlen);
+		host[hlen] = '\0';
+		unsigned char buf[16];
+		if (inet_pton(AF_INET6, host, buf) != 1) {
+			*why = "not an IPv6 address inside [ ]";
+			return -EINVAL;
+		}
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1]) {
+			*why = "expected ':port' after ']'";
+			return -EINVAL;
+		}
+	} else {
+		const char *colon = strrchr(v, ':');
+		if (colon && strchr(v, ':') != colon) {
+			*why = "write an IPv6 address in brackets, as [::1]:5061";
+			return -EINVAL;
+		}
+		hlen = colon ? (size_t)(colon - v) : strlen(v);
+		if (hlen >= sizeof(host)) {
+			*why = "the host is too long";
+			return -EINVAL;
+		}
+		memcpy(host, v, hlen);
+		host[hlen] = '\0';
+		if (!ip_literal(host) && !hostname_valid(host)) {
+			*why = "the host is neither an IP address nor a host name";
+			return -EINVAL;
+		}
+		if (colon)
+			port = colon + 1;
+	}
+	unsigned long p = default_port;
+	if (port) {
+		char *end;
+		errno = 0;
+		p = strtoul(port, &end, 10);
+		if (!*port || *end || errno || p == 0 || p > 65535 || port[0] == '+' ||
+		    port[0] == '-') {
+			*why = "the port must be a number from 1 to 65535";
+			return -EINVAL;
+		}
+	} else if (!default_port && !port_optional) {
+		*why = "a port is required, as host:port";
+		return -EINVAL;
+	}
+	hp->host = strdup(host);
+	if (!hp->host)
+		return -ENOMEM;
+	hp->port = (uint16_t)p;
+	return 0;
+}
+
+static int enum_lookup(const struct enum_row *rows, const char *v, int *out)
+{
+	for (; rows->name; rows++)
+		if (strcasecmp(rows->name, v) == 0) {
+			*out = rows->value;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+static void enum_list(const struct enum_row *rows, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (const struct enum_row *r = rows; r->name; r++) {
+		strncat(buf, r->name, len - strlen(buf) - 1);
+		if (r[1].name)
+			strncat(buf, r == rows ? ", " : ", ", len - strlen(buf) - 1);
+	}
+}
+
+static void set_string(struct loader *ld, char **slot, const char *v)
+{
+	free(*slot);
+	*slot = strdup(v);
+	if (!*slot)
+		ld->oom = 1;
+}
+
+static void parse_listen(struct loader *ld, const char *v, unsigned line)
+{
+	const char *colon = strchr(v, ':');
+	char scheme[8];
+	int tp;
+	const char *why = NULL;
+	struct conf_hostport hp = {0};
+
+	if (!colon || (size_t)(colon - v) >= sizeof(scheme)) {
+		err_at(ld, line, "listen '%s': expected scheme:host:port, as tls:127.0.0.1:5061", v);
+		return;
+	}
+	memcpy(scheme, v, (size_t)(colon - v));
+	scheme[colon - v] = '\0';
+	if (enum_lookup(transports, scheme, &tp)) {
+		err_at(ld, line, "listen '%s': scheme '%s' is not udp, tcp or tls", v, scheme);
+		return;
+	}
+	int e = parse_hostport(colon + 1, 0, false, &hp, &why);
+	if (e == -ENOMEM) {
+		ld->oom = 1;
+		return;
+	}
+	if (e) {
+		err_at(ld, line, "listen '%s': %s", v, why);
+		return;
+	}
+	for (size_t i = 0; i < ld->cf->nlisten; i++) {
+		const struct conf_listen *l = &ld->cf->listen[i];
+		if (l->addr.port == hp.port && strcmp(l->addr.host, hp.host) == 0 &&
+		    (l->tp == CONF_TP_UDP) == (tp == CONF_TP_UDP)) {
+			err_at(ld, line, "listen '%s': the same address is already used at line %u",
+			       v, l->line);
+			free(hp.host);
+			return;
+		}
+	}
+	struct conf_listen *nl = realloc(ld->cf->listen, (ld->cf->nlisten + 1) * sizeof(*nl));
+	if (!nl) {
+		free(hp.host);
+		ld->oom = 1;
+		return;
+	}
+	ld->cf->listen = nl;
+	nl[ld->cf->nlisten].tp = (enum conf_tp)tp;
+	nl[ld->cf->nlisten].addr = hp;
+	nl[ld->cf->nlisten].line = line;
+	ld->cf->nlisten++;
+}
+
+static void parse_domains(struct loader *ld, struct conf_peer *p, const char *v, unsigned line)
+{
+	char *copy = strdup(v), *save = NULL;
+	if (!copy) {
+		ld->oom = 1;
+		return;
+	}
+	for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (!hostname_valid(tok)) {
+			err_at(ld, line, "domains: '%s' is not a domain name", tok);
+			continue;
+		}
+		char **nd = realloc(p->domains, (p->ndomains + 1) * sizeof(*nd));
+		if (!nd || !(nd[p->ndomains] = strdup(tok))) {
+			if (nd)
+				p->domains = nd;
+			ld->oom = 1;
+			break;
+		}
+		p->domains = nd;
+		p->ndomains++;
+	}
+	if (p->ndomains == 0 && !ld->oom)
+		err_at(ld, line, "domains: give at least one SIP domain this peer serves");
+	free(copy);
+}
+
+static void apply(struct loader *ld, const struct key_def *k, void *base, const char *v,
+		  unsigned line)
+{
+	char **slot = (char **)((char *)base + k->off);
+	const char *why = NULL;
+	char list[128];
+	int ev;
+
+	if (k->type != KT_LISTEN && k->type != KT_SECRET && !*v) {
+		err_at(ld, line, "%s: needs a value", k->name);
+		return;
+	}
+	switch (k->type) {
+	case KT_STRING:
+		set_string(ld, slot, v);
+		break;
+	case KT_SECRET:
+		if (!*v) {
+			err_at(ld, line, "%s: the XEP-0114 shared secret may not be empty", k->name);
+			return;
+		}
+		if (strlen(v) < 8)
+			warn_at(ld, line,
+				"%s: shorter than 8 characters; anyone who guesses it can "
+				"impersonate the bridge to the XMPP server",
+				k->name);
+		set_string(ld, slot, v);
+		break;
+	case KT_STATE:
+		if (strcmp(v, ":memory:") == 0)
+			set_string(ld, slot, v);
+		else {
+			free(*slot);
+			*slot = resolve(ld, v);
+		}
+		break;
+	case KT_FILE:
+	case KT_DIR: {
+		char *path = resolve(ld, v);
+		struct stat st;
+		if (!path)
+			return;
+		if (stat(path, &st) != 0 || access(path, R_OK) != 0)
+			err_at(ld, line, "%s: cannot read '%s': %s", k->name, path,
+			       strerror(errno));
+		else if (k->type == KT_DIR && !S_ISDIR(st.st_mode))
+			err_at(ld, line, "%s: '%s' is not a folder", k->name, path);
+		else if (k->type == KT_FILE && !S_ISREG(st.st_mode))
+			err_at(ld, line, "%s: '%s' is not a regular file", k->name, path);
+		free(*slot);
+		*slot = path;
+		break;
+	}
+	case KT_ENUM:
+	case KT_BOOL:
+		if (enum_lookup(k->enums, v, &ev)) {
+			enum_list(k->enums, list, sizeof(list));
+			err_at(ld, line, "%s: '%s' is not one of %s", k->name, v, list);
+			return;
+		}
+		if (k->type == KT_BOOL)
+			*(bool *)((char *)base + k->off) = ev != 0;
+		else
+			*(int *)((char *)base + k->off) = ev;
+		break;
+	case KT_HOSTPORT: {
+		struct conf_hostport *hp = (struct conf_hostport *)((char *)base + k->off);
+		struct conf_hostport nhp = {0};
+		int e = parse_hostport(v, k->default_port, k->port_optional, &nhp, &why);
+		if (e == -ENOMEM)
+			ld->oom = 1;
+		else if (e)
+			err_at(ld, line, "%s '%s': %s", k->name, v, why);
+		else {
+			free(hp->host);
+			*hp = nhp;
+		}
+		break;
+	}
+	case KT_LISTEN:
+		parse_listen(ld, v, line);
+		break;
+	case KT_DOMAINS:
+		parse_domains(ld, base, v, line);
+		break;
+	}
+}
+
+static void begin_section(void *arg, const char *name, unsigned line)
+{
+	struct loader *ld = arg;
+	struct conf *cf = ld->cf;
+
+	ld->sect = SECT_NONE;
+	if (strncmp(name, "peer", 4) == 0 && (name[4] == ' ' || name[4] == '\t' || !name[4])) {
+		const char *pn = name + 4;
+		while (*pn == ' ' || *pn == '\t')
+			pn++;
+		if (!*pn || strspn(pn, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				       "0123456789_.-") != strlen(pn)) {
+			err_at(ld, line,
+			       "section [%s]: a peer section is [peer NAME], NAME of letters, "
+			       "digits, '_', '.', '-'",
+			       name);
+			return;
+		}
+		for (size_t i = 0; i < cf->npeers; i++)
+			if (strcmp(cf->peers[i].name, pn) == 0) {
+				err_at(ld, line, "section [peer %s]: a peer of that name is already "
+						 "defined at line %u",
+				       pn, cf->peers[i].line);
+				return;
+			}
+		struct conf_peer *np = realloc(cf->peers, (cf->npeers + 1) * sizeof(*np));
+		if (!np) {
+			ld->oom = 1;
+			return;
+		}
+		cf->peers = np;
+		unsigned(*ns)[NKEYS] = realloc(ld->peer_seen, (cf->npeers + 1) * sizeof(*ns));
+		if (!ns) {
+			ld->oom = 1;
+			return;
+		}
+		ld->peer_seen = ns;
+		memset(ns[cf->npeers], 0, sizeof(ns[0]));
+		struct conf_peer *p = &np[cf->npeers];
+		memset(p, 0, sizeof(*p));
+		p->name = strdup(pn);
+		if (!p->name) {
+			ld->oom = 1;
+			return;
+		}
+		p->line = line;
+		p->transport = CONF_TP_TLS;
+		p->im = CONF_IM_SESSION;
+		cf->npeers++;
+		ld->sect = SECT_PEER;
+		return;
+	}
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+		if (strcmp(name, sections[i].name) != 0)
+			continue;
+		if (ld->sect_line[sections[i].sect]) {
+			err_at(ld, line, "section [%s] appears again (first at line %u)", name,
+			       ld->sect_line[sections[i].sect]);
+			return;
+		}
+		ld->sect_line[sections[i].sect] = line;
+		ld->sect = sections[i].sect;
+		return;
+	}
+	err_at(ld, line, "unknown section [%s] (known: bridge, sip, xmpp, peer NAME)", name);
+}
+
+static void on_key(void *arg, const char *name, const char *value, unsigned line)
+{
+	struct loader *ld = arg;
+
+	if (ld->sect == SECT_NONE) {
+		/* Keys under an unknown section were reported with the section. */
+		if (!ld->src.any_section)
+			err_at(ld, line, "'%s' is outside any section", name);
+		return;
+	}
+	size_t i;
+	for (i = 0; i < NKEYS; i++)
+		if (keys[i].sect == ld->sect && strcmp(keys[i].name, name) == 0)
+			break;
+	if (i == NKEYS) {
+		char known[256] = "";
+		for (size_t k = 0; k < NKEYS; k++)
+			if (keys[k].sect == ld->sect) {
+				if (*known)
+					strncat(known, ", ", sizeof(known) - strlen(known) - 1);
+				strncat(known, keys[k].name, sizeof(known) - strlen(known) - 1);
+			}
+		err_at(ld, line, "unknown key '%s' (known here: %s)", name, known);
+		return;
+	}
+	unsigned *seen = ld->sect == SECT_PEER ? &ld->peer_seen[ld->cf->npeers - 1][i]
+					       : &ld->global_seen[i];
+	if (*seen && keys[i].type != KT_LISTEN) {
+		err_at(ld, line, "'%s' is already set at line %u", name, *seen);
+		return;
+	}
+	if (!*seen)
+		*seen = line;
+	void *base = ld->sect == SECT_PEER ? (void *)&ld->cf->peers[ld->cf->npeers - 1]
+					   : (void *)ld->cf;
+	apply(ld, &keys[i], base, value, line);
+}
+
+static int ini_handler_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct loader *ld = user;
+	(void)section; /* the reader tracks sections itself, with their line numbers */
+	on_key(ld, name, value, ld->src.line);
+	return 1;
+}
+
+static void check_required(struct loader *ld)
+{
+	static const struct {
+		enum sect sect;
+		const char *name;
+	} need[] = {{SECT_SIP, "sip"}, {SECT_XMPP, "xmpp"}};
+
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if (!ld->sect_line[need[i].sect])
+			err_at(ld, 0, "section [%s] is missing", need[i].name);
+	for (size_t k = 0; k < NKEYS; k++) {
+		if (!keys[k].required)
+			continue;
+		if (keys[k].sect == SECT_PEER) {
+			for (size_t p = 0; p < ld->cf->npeers; p++)
+				if (!ld->peer_seen[p][k])
+					err_at(ld, ld->cf->peers[p].line,
+					       "[peer %s] needs '%s'", ld->cf->peers[p].name,
+					       keys[k].name);
+		} else if (ld->sect_line[keys[k].sect] && !ld->global_seen[k]) {
+			err_at(ld, ld->sect_line[keys[k].sect], "[%s] needs '%s'",
+			       keys[k].sect == SECT_SIP ? "sip" : keys[k].sect == SECT_XMPP ? "xmpp"
+											   : "bridge",
+			       keys[k].name);
+		}
+	}
+}
+
+static size_t key_index(enum sect sect, const char *name)
+{
+	for (size_t k = 0; k < NKEYS; k++)
+		if (keys[k].sect == sect && strcmp(keys[k].name, name) == 0)
+			return k;
+	return NKEYS;
+}
+
+/* Cross-checks that need the whole file: TLS material, peers among themselves. */
+static void check_consistency(struct loader *ld)
+{
+	struct conf *cf = ld->cf;
+	unsigned tls_line = 0;
+
+	for (size_t i = 0; i < cf->nlisten; i++)
+		if (cf->listen[i].tp == CONF_TP_TLS && !tls_line)
+			tls_line = cf->listen[i].line;
+	for (size_t i = 0; i < cf->npeers; i++) {
+		struct conf_peer *p = &cf->peers[i];
+		unsigned *seen = ld->peer_seen[i];
+		p->host_line = seen[key_index(SECT_PEER, "host")];
+		p->address_line = seen[key_index(SECT_PEER, "address")];
+		p->transport_line = seen[key_index(SECT_PEER, "transport")];
+		p->domains_line = seen[key_index(SECT_PEER, "domains")];
+		p->has_address = p->address.host != NULL;
+		if (p->host && !hostname_valid(p->host))
+			err_at(ld, p->host_line,
+			       "[peer %s] host '%s' must be the peer's FQDN, the name its "
+			       "certificate carries",
+			       p->name, p->host);
+		if (!p->has_address && p->host) {
+			p->address.host = strdup(p->host);
+			if (!p->address.host)
+				ld->oom = 1;
+		}
+		if (!p->address.port)
+			p->address.port = p->transport == CONF_TP_TLS ? 5061 : 5060;
+		if (p->transport == CONF_TP_TLS) {
+			if (!tls_line)
+				tls_line = p->line;
+		} else {
+			warn_at(ld, p->transport_line ? p->transport_line : p->line,
+				"[peer %s] uses plain %s: its traffic is not encrypted and it is "
+				"recognised by source address only; use transport = tls",
+				p->name, conf_tp_name(p->transport));
+		}
+		for (size_t j = 0; j < i; j++) {
+			const struct conf_peer *q = &cf->peers[j];
+			if (!p->host || !q->host)
+				continue;
+			/* TLS peers are told apart by certificate name, others by address. */
+			if (p->transport == CONF_TP_TLS && q->transport == CONF_TP_TLS &&
+			    strcasecmp(p->host, q->host) == 0)
+				err_at(ld, p->host_line,
+				       "[peer %s] has the same host as [peer %s] (line %u): the "
+				       "bridge could not tell their certificates apart",
+				       p->name, q->name, q->host_line);
+			else if (p->transport != CONF_TP_TLS && q->transport != CONF_TP_TLS &&
+				 p->address.host && q->address.host &&
+				 strcmp(p->address.host, q->address.host) == 0)
+				err_at(ld, p->address_line ? p->address_line : p->host_line,
+				       "[peer %s] has the same address as [peer %s] (line %u): "
+				       "requests from it could not be told apart",
+				       p->name, q->name, q->line);
+			for (size_t a = 0; a < p->ndomains; a++)
+				for (size_t b = 0; b < q->ndomains; b++)
+					if (strcasecmp(p->domains[a], q->domains[b]) == 0)
+						err_at(ld, p->domains_line,
+						       "[peer %s] routes domain '%s' that [peer %s] "
+						       "already routes (line %u)",
+						       p->name, p->domains[a], q->name,
+						       q->domains_line);
+		}
+	}
+	if (tls_line) {
+		static const char *const material[] = {"cert", "key", "ca"};
+		for (size_t m = 0; m < 3; m++)
+			if (!ld->global_seen[key_index(SECT_SIP, material[m])])
+				err_at(ld, ld->sect_line[SECT_SIP] ? ld->sect_line[SECT_SIP] : tls_line,
+				       "[sip] needs '%s': a TLS listener or TLS peer (line %u) "
+				       "uses it",
+				       material[m], tls_line);
+	}
+	if (ld->sect_line[SECT_XMPP] && cf->xmpp_tls == CONF_XMPP_TLS_DIRECT &&
+	    !ld->global_seen[key_index(SECT_XMPP, "ca")])
+		err_at(ld, ld->sect_line[SECT_XMPP],
+		       "[xmpp] needs 'ca' to verify the XMPP server's certificate (tls = direct)");
+	if (ld->sect_line[SECT_XMPP] && cf->xmpp_tls == CONF_XMPP_TLS_OFF)
+		warn_at(ld, ld->global_seen[key_index(SECT_XMPP, "tls")],
+			"[xmpp] tls = off: the component secret and every stanza cross the "
+			"network in clear text");
+	if (!cf->xmpp_name && cf->xmpp_server.host) {
+		cf->xmpp_name = strdup(cf->xmpp_server.host);
+		if (!cf->xmpp_name)
+			ld->oom = 1;
+	}
+	if (cf->npeers == 0 && ld->sect_line[SECT_SIP])
+		warn_at(ld, 0, "no [peer] section: no SIP server can reach the bridge, nor it them");
+}
+
+static int read_mapping(struct loader *ld, const char *file, bool required, char **textp,
+			size_t *lenp, char **pathp)
+{
+	char *path = malloc(strlen(ld->cf->mappings) + strlen(file) + 2);
+	if (!path) {
+		ld->oom = 1;
+		return -ENOMEM;
+	}
+	sprintf(path, "%s/%s", ld->cf->mappings, file);
+	int e = conf_file_read(path, textp, lenp);
+	if (e == -ENOENT && !required) {
+		free(path);
+		return e;
+	}
+	if (e) {
+		diag_add(ld->dl, DIAG_ERROR, path, 0, "cannot read: %s%s", strerror(-e),
+			 e == -EFBIG ? " (mapping files are limited to 16 MiB)" : "");
+		free(path);
+		return e;
+	}
+	*pathp = path;
+	return 0;
+}
+
+static void load_mappings(struct loader *ld)
+{
+	struct conf *cf = ld->cf;
+	char *text = NULL, *path = NULL;
+	size_t len;
+
+	cf->addr = addr_map_new();
+	if (!cf->addr) {
+		ld->oom = 1;
+		return;
+	}
+	if (read_mapping(ld, "domains.map", true, &text, &len, &path) == 0) {
+		addr_map_load_domains(cf->addr, text, len, path, ld->dl);
+		if (addr_map_domain_count(cf->addr) == 0)
+			diag_add(ld->dl, DIAG_ERROR, path, 0,
+				 "no domain is mapped: the bridge would refuse every address");
+		free(text);
+		free(path);
+	}
+	if (read_mapping(ld, "users.map", false, &text, &len, &path) == 0) {
+		addr_map_load_users(cf->addr, text, len, path, ld->dl);
+		free(text);
+		free(path);
+	}
+	if (read_mapping(ld, "presence.map", true, &text, &len, &path) == 0) {
+		presmap_parse(&cf->pres, text, len, path, ld->dl);
+		free(text);
+		free(path);
+	}
+	/* Each peer's domains must be SIP-homed domains of domains.map: that is the
+	 * static route, and a typo there silently loses a whole domain. */
+	for (size_t i = 0; i < cf->npeers; i++) {
+		const struct conf_peer *p = &cf->peers[i];
+		for (size_t d = 0; d < p->ndomains; d++) {
+			enum addr_home home;
+			if (addr_domain_sip(cf->addr, p->domains[d], &home, NULL) != 0)
+				err_at(ld, p->domains_line,
+				       "[peer %s] domain '%s' is not in domains.map", p->name,
+				       p->domains[d]);
+			else if (home != ADDR_HOME_SIP)
+				err_at(ld, p->domains_line,
+				       "[peer %s] domain '%s' is XMPP-homed in domains.map; a peer "
+				       "serves SIP-homed domains",
+				       p->name, p->domains[d]);
+		}
+	}
+}
+
+int conf_load(struct conf **cfp, const char *path, struct diag_list *dl)
+{
+	struct loader ld;
+	struct conf *cf = calloc(1, sizeof(*cf));
+	int err;
+
+	if (!cf)
+		return -ENOMEM;
+	memset(&ld, 0, sizeof(ld));
+	ld.cf = cf;
+	ld.dl = dl;
+	ld.fname = path;
+	cf->log_level = CONF_LOG_INFO;
+	cf->xmpp_tls = CONF_XMPP_TLS_DIRECT;
+	cf->file = strdup(path);
+	cf->dir = conf_file_dir(path);
+	if (!cf->file || !cf->dir) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = conf_file_open(&ld.src, path, begin_section, &ld);
+	if (err) {
+		diag_add(dl, DIAG_ERROR, path, 0, "cannot read: %s", strerror(-err));
+		goto out;
+	}
+	size_t before = diag_count(dl, DIAG_ERROR);
+	ld.src.dl = dl;
+	ld.src.fname = path;
+	if (ini_parse_stream(conf_file_reader, &ld.src, ini_handler_cb, &ld) < 0)
+		ld.oom = 1;
+	conf_file_close(&ld.src);
+
+	if (!cf->state)
+		cf->state = resolve(&ld, "state/presbridge.db");
+	if (!cf->mappings) {
+		cf->mappings = resolve(&ld, "mappings");
+		struct stat st;
+		if (cf->mappings && (stat(cf->mappings, &st) != 0 || !S_ISDIR(st.st_mode)))
+			err_at(&ld, ld.sect_line[SECT_BRIDGE],
+			       "mappings: folder '%s' does not exist (set [bridge] mappings)",
+			       cf->mappings);
+	}
+	check_required(&ld);
+	check_consistency(&ld);
+	if (cf->mappings && !ld.oom)
+		load_mappings(&ld);
+
+	if (ld.oom || dl->oom)
+		err = -ENOMEM;
+	else if (diag_count(dl, DIAG_ERROR) > before)
+		err = -EINVAL;
+out:
+	free(ld.peer_seen);
+	if (err) {
+		conf_free(cf);
+		return err;
+	}
+	memcpy(cf->key_lines, ld.global_seen, sizeof(ld.global_seen));
+	*cfp = cf;
+	return 0;
+}
+
+unsigned conf_key_line(const struct conf *cf, const char *section, const char *key)
+{
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+		if (strcmp(sections[i].name, section) == 0) {
+			size_t k = key_index(sections[i].sect, key);
+			return k < NKEYS ? cf->key_lines[k] : 0;
+		}
+	return 0;
+}
+
+const struct conf_peer *conf_peer_for_domain(const struct conf *cf, const char *sip_domain)
+{
+	for (size_t i = 0; i < cf->npeers; i++)
+		for (size_t d = 0; d < cf->peers[i].ndomains; d++)
+			if (strcasecmp(cf->peers[i].domains[d], sip_domain) == 0)
+				return &cf->peers[i];
+	return NULL;
+}
+
+void conf_free(struct conf *cf)
+{
+	if (!cf)
+		return;
+	free(cf->file);
+	free(cf->dir);
+	free(cf->state);
+	free(cf->mappings);
+	for (size_t i = 0; i < cf->nlisten; i++)
+		free(cf->listen[i].addr.host);
+	free(cf->listen);
+	free(cf->cert);
+	free(cf->key);
+	free(cf->ca);
+	free(cf->xmpp_server.host);
+	free(cf->xmpp_secret);
+	free(cf->xmpp_ca);
+	free(cf->xmpp_name);
+	for (size_t i = 0; i < cf->npeers; i++) {
+		struct conf_peer *p = &cf->peers[i];
+		free(p->name);
+		free(p->host);
+		free(p->address.host);
+		for (size_t d = 0; d < p->ndomains; d++)
+			free(p->domains[d]);
+		free(p->domains);
+	}
+	free(cf->peers);
+	addr_map_free(cf->addr);
+	presmap_free(cf->pres);
+	free(cf);
+}
+
+const char *conf_tp_name(enum conf_tp tp)
+{
+	for (const struct enum_row *r = transports; r->name; r++)
+		if (r->value == (int)tp)
+			return r->name;
+	return "?";
+}
+
+const char *conf_log_name(enum conf_log lvl)
+{
+	for (const struct enum_row *r = log_levels; r->name; r++)
+		if (r->value == (int)lvl)
+			return r->name;
+	return "?";
+}
