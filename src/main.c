@@ -20,17 +20,19 @@ enum {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: presbridge -c FILE [-n]\n"
-		   "       presbridge -V\n"
-		   "\n"
-		   "  -c, --config FILE  configuration file (INI)\n"
-		   "  -n, --check        check configuration, mappings and certificates, then "
-		   "exit:\n"
-		   "                     prints 'configuration OK' (exit 0) or every problem "
-		   "as\n"
-		   "                     file:line (exit 1)\n"
-		   "  -V, --version      print the version and exit\n"
-		   "  -h, --help         this text\n");
+	fprintf(
+	    f,
+	    "usage: presbridge -c FILE [-n]\n"
+	    "       presbridge -V\n"
+	    "\n"
+	    "  -c, --config FILE  configuration file (INI)\n"
+	    "  -n, --check        check configuration, mappings and certificates, then "
+	    "exit:\n"
+	    "                     prints 'configuration OK' (exit 0) or every problem "
+	    "as\n"
+	    "                     file:line (exit 1)\n"
+	    "  -V, --version      print the version and exit\n"
+	    "  -h, --help         this text\n");
 }
 
 /* Print every problem, errors and warnings alike, in file order of discovery. */
@@ -42,7 +44,8 @@ static void print_diags(const struct diag_list *dl, FILE *f)
 		fprintf(f, "%s\n", line);
 	}
 	if (dl->oom)
-		fprintf(f, "error: out of memory while recording problems; some are not shown\n");
+		fprintf(f, "error: out of memory while recording problems; some are not "
+		           "shown\n");
 }
 
 static int check(const char *path)
@@ -65,11 +68,11 @@ static int check(const char *path)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check", no_argument, NULL, 'n'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'n'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL;
 	int check_only = 0;
@@ -110,8 +113,8 @@ int main(int argc, char **argv)
 	/* The SIP and XMPP legs are separate milestones; until they are in, running
 	 * the bridge would accept connections it cannot serve. Say so plainly. */
 	fprintf(stderr,
-		"presbridge %s: this build checks configurations only (-n); the SIP and "
-		"XMPP legs are not part of it yet\n",
-		PB_VERSION);
+	        "presbridge %s: this build checks configurations only (-n); the SIP and "
+	        "XMPP legs are not part of it yet\n",
+	        PB_VERSION);
 	return EXIT_FAILURE;
 }

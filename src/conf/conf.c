@@ -29,8 +29,8 @@ enum sect {
 enum ktype {
 	KT_STRING,
 	KT_SECRET,
-	KT_FILE, /* a readable file, relative to the config folder */
-	KT_DIR, /* an existing folder, relative to the config folder */
+	KT_FILE,  /* a readable file, relative to the config folder */
+	KT_DIR,   /* an existing folder, relative to the config folder */
 	KT_STATE, /* ":memory:" or a path */
 	KT_ENUM,
 	KT_HOSTPORT,
@@ -45,17 +45,17 @@ struct enum_row {
 };
 
 static const struct enum_row log_levels[] = {
-	{"error", CONF_LOG_ERROR}, {"warn", CONF_LOG_WARN},   {"info", CONF_LOG_INFO},
-	{"debug", CONF_LOG_DEBUG}, {"trace", CONF_LOG_TRACE}, {NULL, 0},
+    {"error", CONF_LOG_ERROR}, {"warn", CONF_LOG_WARN},   {"info", CONF_LOG_INFO},
+    {"debug", CONF_LOG_DEBUG}, {"trace", CONF_LOG_TRACE}, {NULL, 0},
 };
 static const struct enum_row transports[] = {
-	{"udp", CONF_TP_UDP}, {"tcp", CONF_TP_TCP}, {"tls", CONF_TP_TLS}, {NULL, 0}};
+    {"udp", CONF_TP_UDP}, {"tcp", CONF_TP_TCP}, {"tls", CONF_TP_TLS}, {NULL, 0}};
 static const struct enum_row xmpp_tls_modes[] = {
-	{"direct", CONF_XMPP_TLS_DIRECT}, {"off", CONF_XMPP_TLS_OFF}, {NULL, 0}};
+    {"direct", CONF_XMPP_TLS_DIRECT}, {"off", CONF_XMPP_TLS_OFF}, {NULL, 0}};
 static const struct enum_row im_modes[] = {
-	{"session", CONF_IM_SESSION}, {"page", CONF_IM_PAGE}, {NULL, 0}};
+    {"session", CONF_IM_SESSION}, {"page", CONF_IM_PAGE}, {NULL, 0}};
 static const struct enum_row booleans[] = {
-	{"yes", 1}, {"no", 0}, {"true", 1}, {"false", 0}, {"on", 1}, {"off", 0}, {NULL, 0}};
+    {"yes", 1}, {"no", 0}, {"true", 1}, {"false", 0}, {"on", 1}, {"off", 0}, {NULL, 0}};
 
 /*
  * Every key the file may hold, its type and where it lands (offset into struct
@@ -69,7 +69,7 @@ struct key_def {
 	size_t off;
 	const struct enum_row *enums;
 	uint16_t default_port; /* KT_HOSTPORT: port when the value has none */
-	bool port_optional; /* KT_HOSTPORT: no port leaves 0, filled in later */
+	bool port_optional;    /* KT_HOSTPORT: no port leaves 0, filled in later */
 	bool required;
 };
 
@@ -77,24 +77,24 @@ struct key_def {
 #define P(f) offsetof(struct conf_peer, f)
 
 static const struct key_def keys[] = {
-	{SECT_BRIDGE, "state", KT_STATE, C(state), NULL, 0, false, false},
-	{SECT_BRIDGE, "mappings", KT_DIR, C(mappings), NULL, 0, false, false},
-	{SECT_BRIDGE, "log_level", KT_ENUM, C(log_level), log_levels, 0, false, false},
-	{SECT_SIP, "listen", KT_LISTEN, 0, NULL, 0, false, true},
-	{SECT_SIP, "cert", KT_FILE, C(cert), NULL, 0, false, false},
-	{SECT_SIP, "key", KT_FILE, C(key), NULL, 0, false, false},
-	{SECT_SIP, "ca", KT_FILE, C(ca), NULL, 0, false, false},
-	{SECT_XMPP, "server", KT_HOSTPORT, C(xmpp_server), NULL, 5275, false, true},
-	{SECT_XMPP, "secret", KT_SECRET, C(xmpp_secret), NULL, 0, false, true},
-	{SECT_XMPP, "tls", KT_ENUM, C(xmpp_tls), xmpp_tls_modes, 0, false, false},
-	{SECT_XMPP, "ca", KT_FILE, C(xmpp_ca), NULL, 0, false, false},
-	{SECT_XMPP, "name", KT_STRING, C(xmpp_name), NULL, 0, false, false},
-	{SECT_PEER, "host", KT_STRING, P(host), NULL, 0, false, true},
-	{SECT_PEER, "address", KT_HOSTPORT, P(address), NULL, 0, true, false},
-	{SECT_PEER, "transport", KT_ENUM, P(transport), transports, 0, false, false},
-	{SECT_PEER, "domains", KT_DOMAINS, 0, NULL, 0, false, true},
-	{SECT_PEER, "trusted", KT_BOOL, P(trusted), booleans, 0, false, false},
-	{SECT_PEER, "im", KT_ENUM, P(im), im_modes, 0, false, false},
+    {SECT_BRIDGE, "state", KT_STATE, C(state), NULL, 0, false, false},
+    {SECT_BRIDGE, "mappings", KT_DIR, C(mappings), NULL, 0, false, false},
+    {SECT_BRIDGE, "log_level", KT_ENUM, C(log_level), log_levels, 0, false, false},
+    {SECT_SIP, "listen", KT_LISTEN, 0, NULL, 0, false, true},
+    {SECT_SIP, "cert", KT_FILE, C(cert), NULL, 0, false, false},
+    {SECT_SIP, "key", KT_FILE, C(key), NULL, 0, false, false},
+    {SECT_SIP, "ca", KT_FILE, C(ca), NULL, 0, false, false},
+    {SECT_XMPP, "server", KT_HOSTPORT, C(xmpp_server), NULL, 5275, false, true},
+    {SECT_XMPP, "secret", KT_SECRET, C(xmpp_secret), NULL, 0, false, true},
+    {SECT_XMPP, "tls", KT_ENUM, C(xmpp_tls), xmpp_tls_modes, 0, false, false},
+    {SECT_XMPP, "ca", KT_FILE, C(xmpp_ca), NULL, 0, false, false},
+    {SECT_XMPP, "name", KT_STRING, C(xmpp_name), NULL, 0, false, false},
+    {SECT_PEER, "host", KT_STRING, P(host), NULL, 0, false, true},
+    {SECT_PEER, "address", KT_HOSTPORT, P(address), NULL, 0, true, false},
+    {SECT_PEER, "transport", KT_ENUM, P(transport), transports, 0, false, false},
+    {SECT_PEER, "domains", KT_DOMAINS, 0, NULL, 0, false, true},
+    {SECT_PEER, "trusted", KT_BOOL, P(trusted), booleans, 0, false, false},
+    {SECT_PEER, "im", KT_ENUM, P(im), im_modes, 0, false, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -104,9 +104,9 @@ static const struct {
 	const char *name;
 	enum sect sect;
 } sections[] = {
-	{"bridge", SECT_BRIDGE},
-	{"sip", SECT_SIP},
-	{"xmpp", SECT_XMPP},
+    {"bridge", SECT_BRIDGE},
+    {"sip", SECT_SIP},
+    {"xmpp", SECT_XMPP},
 };
 
 struct loader {
@@ -116,13 +116,13 @@ struct loader {
 	struct conf_file src;
 	enum sect sect;
 	unsigned sect_line[SECT_PEER + 1]; /* first header line of each global section */
-	unsigned global_seen[NKEYS]; /* line each key was set at, global sections */
-	unsigned (*peer_seen)[NKEYS]; /* the same for each peer */
+	unsigned global_seen[NKEYS];       /* line each key was set at, global sections */
+	unsigned (*peer_seen)[NKEYS];      /* the same for each peer */
 	int oom;
 };
 
 static void err_at(struct loader *ld, unsigned line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void err_at(struct loader *ld, unsigned line, const char *fmt, ...)
 {
@@ -135,7 +135,7 @@ static void err_at(struct loader *ld, unsigned line, const char *fmt, ...)
 }
 
 static void warn_at(struct loader *ld, unsigned line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void warn_at(struct loader *ld, unsigned line, const char *fmt, ...)
 {
@@ -183,8 +183,8 @@ static bool hostname_valid(const char *s)
 			label = 0;
 			continue;
 		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-') ||
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-') ||
 		    (label == 0 && c == '-'))
 			return false;
 		label++;
@@ -194,7 +194,7 @@ static bool hostname_valid(const char *s)
 
 /* "host:port", "[v6]:port", or "host" when default_port is non-zero. */
 static int parse_hostport(const char *v, uint16_t default_port, bool port_optional,
-			  struct conf_hostport *hp, const char **why)
+                          struct conf_hostport *hp, const char **why)
 {
 	char host[256];
 	const char *port = NULL;
@@ -302,13 +302,16 @@ static void parse_listen(struct loader *ld, const char *v, unsigned line)
 	struct conf_hostport hp = {0};
 
 	if (!colon || (size_t)(colon - v) >= sizeof(scheme)) {
-		err_at(ld, line, "listen '%s': expected scheme:host:port, as tls:127.0.0.1:5061", v);
+		err_at(ld, line,
+		       "listen '%s': expected scheme:host:port, as tls:127.0.0.1:5061",
+		       v);
 		return;
 	}
 	memcpy(scheme, v, (size_t)(colon - v));
 	scheme[colon - v] = '\0';
 	if (enum_lookup(transports, scheme, &tp)) {
-		err_at(ld, line, "listen '%s': scheme '%s' is not udp, tcp or tls", v, scheme);
+		err_at(ld, line, "listen '%s': scheme '%s' is not udp, tcp or tls", v,
+		       scheme);
 		return;
 	}
 	int e = parse_hostport(colon + 1, 0, false, &hp, &why);
@@ -324,13 +327,15 @@ static void parse_listen(struct loader *ld, const char *v, unsigned line)
 		const struct conf_listen *l = &ld->cf->listen[i];
 		if (l->addr.port == hp.port && strcmp(l->addr.host, hp.host) == 0 &&
 		    (l->tp == CONF_TP_UDP) == (tp == CONF_TP_UDP)) {
-			err_at(ld, line, "listen '%s': the same address is already used at line %u",
+			err_at(ld, line,
+			       "listen '%s': the same address is already used at line %u",
 			       v, l->line);
 			free(hp.host);
 			return;
 		}
 	}
-	struct conf_listen *nl = realloc(ld->cf->listen, (ld->cf->nlisten + 1) * sizeof(*nl));
+	struct conf_listen *nl =
+	    realloc(ld->cf->listen, (ld->cf->nlisten + 1) * sizeof(*nl));
 	if (!nl) {
 		free(hp.host);
 		ld->oom = 1;
@@ -343,14 +348,16 @@ static void parse_listen(struct loader *ld, const char *v, unsigned line)
 	ld->cf->nlisten++;
 }
 
-static void parse_domains(struct loader *ld, struct conf_peer *p, const char *v, unsigned line)
+static void parse_domains(struct loader *ld, struct conf_peer *p, const char *v,
+                          unsigned line)
 {
 	char *copy = strdup(v), *save = NULL;
 	if (!copy) {
 		ld->oom = 1;
 		return;
 	}
-	for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+	for (char *tok = strtok_r(copy, ", \t", &save); tok;
+	     tok = strtok_r(NULL, ", \t", &save)) {
 		if (!hostname_valid(tok)) {
 			err_at(ld, line, "domains: '%s' is not a domain name", tok);
 			continue;
@@ -366,12 +373,13 @@ static void parse_domains(struct loader *ld, struct conf_peer *p, const char *v,
 		p->ndomains++;
 	}
 	if (p->ndomains == 0 && !ld->oom)
-		err_at(ld, line, "domains: give at least one SIP domain this peer serves");
+		err_at(ld, line,
+		       "domains: give at least one SIP domain this peer serves");
 	free(copy);
 }
 
 static void apply(struct loader *ld, const struct key_def *k, void *base, const char *v,
-		  unsigned line)
+                  unsigned line)
 {
 	char **slot = (char **)((char *)base + k->off);
 	const char *why = NULL;
@@ -388,14 +396,17 @@ static void apply(struct loader *ld, const struct key_def *k, void *base, const 
 		break;
 	case KT_SECRET:
 		if (!*v) {
-			err_at(ld, line, "%s: the XEP-0114 shared secret may not be empty", k->name);
+			err_at(ld, line,
+			       "%s: the XEP-0114 shared secret may not be empty",
+			       k->name);
 			return;
 		}
 		if (strlen(v) < 8)
-			warn_at(ld, line,
-				"%s: shorter than 8 characters; anyone who guesses it can "
-				"impersonate the bridge to the XMPP server",
-				k->name);
+			warn_at(
+			    ld, line,
+			    "%s: shorter than 8 characters; anyone who guesses it can "
+			    "impersonate the bridge to the XMPP server",
+			    k->name);
 		set_string(ld, slot, v);
 		break;
 	case KT_STATE:
@@ -436,7 +447,8 @@ static void apply(struct loader *ld, const struct key_def *k, void *base, const 
 			*(int *)((char *)base + k->off) = ev;
 		break;
 	case KT_HOSTPORT: {
-		struct conf_hostport *hp = (struct conf_hostport *)((char *)base + k->off);
+		struct conf_hostport *hp =
+		    (struct conf_hostport *)((char *)base + k->off);
 		struct conf_hostport nhp = {0};
 		int e = parse_hostport(v, k->default_port, k->port_optional, &nhp, &why);
 		if (e == -ENOMEM)
@@ -464,23 +476,28 @@ static void begin_section(void *arg, const char *name, unsigned line)
 	struct conf *cf = ld->cf;
 
 	ld->sect = SECT_NONE;
-	if (strncmp(name, "peer", 4) == 0 && (name[4] == ' ' || name[4] == '\t' || !name[4])) {
+	if (strncmp(name, "peer", 4) == 0 &&
+	    (name[4] == ' ' || name[4] == '\t' || !name[4])) {
 		const char *pn = name + 4;
 		while (*pn == ' ' || *pn == '\t')
 			pn++;
-		if (!*pn || strspn(pn, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				       "0123456789_.-") != strlen(pn)) {
+		if (!*pn ||
+		    strspn(pn, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		               "0123456789_.-") != strlen(pn)) {
 			err_at(ld, line,
-			       "section [%s]: a peer section is [peer NAME], NAME of letters, "
+			       "section [%s]: a peer section is [peer NAME], NAME of "
+			       "letters, "
 			       "digits, '_', '.', '-'",
 			       name);
 			return;
 		}
 		for (size_t i = 0; i < cf->npeers; i++)
 			if (strcmp(cf->peers[i].name, pn) == 0) {
-				err_at(ld, line, "section [peer %s]: a peer of that name is already "
-						 "defined at line %u",
-				       pn, cf->peers[i].line);
+				err_at(
+				    ld, line,
+				    "section [peer %s]: a peer of that name is already "
+				    "defined at line %u",
+				    pn, cf->peers[i].line);
 				return;
 			}
 		struct conf_peer *np = realloc(cf->peers, (cf->npeers + 1) * sizeof(*np));
@@ -489,7 +506,8 @@ static void begin_section(void *arg, const char *name, unsigned line)
 			return;
 		}
 		cf->peers = np;
-		unsigned(*ns)[NKEYS] = realloc(ld->peer_seen, (cf->npeers + 1) * sizeof(*ns));
+		unsigned(*ns)[NKEYS] =
+		    realloc(ld->peer_seen, (cf->npeers + 1) * sizeof(*ns));
 		if (!ns) {
 			ld->oom = 1;
 			return;
@@ -514,15 +532,16 @@ static void begin_section(void *arg, const char *name, unsigned line)
 		if (strcmp(name, sections[i].name) != 0)
 			continue;
 		if (ld->sect_line[sections[i].sect]) {
-			err_at(ld, line, "section [%s] appears again (first at line %u)", name,
-			       ld->sect_line[sections[i].sect]);
+			err_at(ld, line, "section [%s] appears again (first at line %u)",
+			       name, ld->sect_line[sections[i].sect]);
 			return;
 		}
 		ld->sect_line[sections[i].sect] = line;
 		ld->sect = sections[i].sect;
 		return;
 	}
-	err_at(ld, line, "unknown section [%s] (known: bridge, sip, xmpp, peer NAME)", name);
+	err_at(ld, line, "unknown section [%s] (known: bridge, sip, xmpp, peer NAME)",
+	       name);
 }
 
 static void on_key(void *arg, const char *name, const char *value, unsigned line)
@@ -544,14 +563,16 @@ static void on_key(void *arg, const char *name, const char *value, unsigned line
 		for (size_t k = 0; k < NKEYS; k++)
 			if (keys[k].sect == ld->sect) {
 				if (*known)
-					strncat(known, ", ", sizeof(known) - strlen(known) - 1);
-				strncat(known, keys[k].name, sizeof(known) - strlen(known) - 1);
+					strncat(known, ", ",
+					        sizeof(known) - strlen(known) - 1);
+				strncat(known, keys[k].name,
+				        sizeof(known) - strlen(known) - 1);
 			}
 		err_at(ld, line, "unknown key '%s' (known here: %s)", name, known);
 		return;
 	}
 	unsigned *seen = ld->sect == SECT_PEER ? &ld->peer_seen[ld->cf->npeers - 1][i]
-					       : &ld->global_seen[i];
+	                                       : &ld->global_seen[i];
 	if (*seen && keys[i].type != KT_LISTEN) {
 		err_at(ld, line, "'%s' is already set at line %u", name, *seen);
 		return;
@@ -559,11 +580,12 @@ static void on_key(void *arg, const char *name, const char *value, unsigned line
 	if (!*seen)
 		*seen = line;
 	void *base = ld->sect == SECT_PEER ? (void *)&ld->cf->peers[ld->cf->npeers - 1]
-					   : (void *)ld->cf;
+	                                   : (void *)ld->cf;
 	apply(ld, &keys[i], base, value, line);
 }
 
-static int ini_handler_cb(void *user, const char *section, const char *name, const char *value)
+static int ini_handler_cb(void *user, const char *section, const char *name,
+                          const char *value)
 {
 	struct loader *ld = user;
 	(void)section; /* the reader tracks sections itself, with their line numbers */
@@ -588,12 +610,13 @@ static void check_required(struct loader *ld)
 			for (size_t p = 0; p < ld->cf->npeers; p++)
 				if (!ld->peer_seen[p][k])
 					err_at(ld, ld->cf->peers[p].line,
-					       "[peer %s] needs '%s'", ld->cf->peers[p].name,
-					       keys[k].name);
+					       "[peer %s] needs '%s'",
+					       ld->cf->peers[p].name, keys[k].name);
 		} else if (ld->sect_line[keys[k].sect] && !ld->global_seen[k]) {
 			err_at(ld, ld->sect_line[keys[k].sect], "[%s] needs '%s'",
-			       keys[k].sect == SECT_SIP ? "sip" : keys[k].sect == SECT_XMPP ? "xmpp"
-											   : "bridge",
+			       keys[k].sect == SECT_SIP    ? "sip"
+			       : keys[k].sect == SECT_XMPP ? "xmpp"
+			                                   : "bridge",
 			       keys[k].name);
 		}
 	}
@@ -625,10 +648,11 @@ static void check_consistency(struct loader *ld)
 		p->domains_line = seen[key_index(SECT_PEER, "domains")];
 		p->has_address = p->address.host != NULL;
 		if (p->host && !hostname_valid(p->host))
-			err_at(ld, p->host_line,
-			       "[peer %s] host '%s' must be the peer's FQDN, the name its "
-			       "certificate carries",
-			       p->name, p->host);
+			err_at(
+			    ld, p->host_line,
+			    "[peer %s] host '%s' must be the peer's FQDN, the name its "
+			    "certificate carries",
+			    p->name, p->host);
 		if (!p->has_address && p->host) {
 			p->address.host = strdup(p->host);
 			if (!p->address.host)
@@ -641,33 +665,40 @@ static void check_consistency(struct loader *ld)
 				tls_line = p->line;
 		} else {
 			warn_at(ld, p->transport_line ? p->transport_line : p->line,
-				"[peer %s] uses plain %s: its traffic is not encrypted and it is "
-				"recognised by source address only; use transport = tls",
-				p->name, conf_tp_name(p->transport));
+			        "[peer %s] uses plain %s: its traffic is not encrypted "
+			        "and it is "
+			        "recognised by source address only; use transport = tls",
+			        p->name, conf_tp_name(p->transport));
 		}
 		for (size_t j = 0; j < i; j++) {
 			const struct conf_peer *q = &cf->peers[j];
 			if (!p->host || !q->host)
 				continue;
-			/* TLS peers are told apart by certificate name, others by address. */
+			/* TLS peers are told apart by certificate name, others by
+			 * address. */
 			if (p->transport == CONF_TP_TLS && q->transport == CONF_TP_TLS &&
 			    strcasecmp(p->host, q->host) == 0)
 				err_at(ld, p->host_line,
-				       "[peer %s] has the same host as [peer %s] (line %u): the "
+				       "[peer %s] has the same host as [peer %s] (line "
+				       "%u): the "
 				       "bridge could not tell their certificates apart",
 				       p->name, q->name, q->host_line);
-			else if (p->transport != CONF_TP_TLS && q->transport != CONF_TP_TLS &&
-				 p->address.host && q->address.host &&
-				 strcmp(p->address.host, q->address.host) == 0)
-				err_at(ld, p->address_line ? p->address_line : p->host_line,
-				       "[peer %s] has the same address as [peer %s] (line %u): "
+			else if (p->transport != CONF_TP_TLS &&
+			         q->transport != CONF_TP_TLS && p->address.host &&
+			         q->address.host &&
+			         strcmp(p->address.host, q->address.host) == 0)
+				err_at(ld,
+				       p->address_line ? p->address_line : p->host_line,
+				       "[peer %s] has the same address as [peer %s] "
+				       "(line %u): "
 				       "requests from it could not be told apart",
 				       p->name, q->name, q->line);
 			for (size_t a = 0; a < p->ndomains; a++)
 				for (size_t b = 0; b < q->ndomains; b++)
 					if (strcasecmp(p->domains[a], q->domains[b]) == 0)
 						err_at(ld, p->domains_line,
-						       "[peer %s] routes domain '%s' that [peer %s] "
+						       "[peer %s] routes domain '%s' "
+						       "that [peer %s] "
 						       "already routes (line %u)",
 						       p->name, p->domains[a], q->name,
 						       q->domains_line);
@@ -677,30 +708,37 @@ static void check_consistency(struct loader *ld)
 		static const char *const material[] = {"cert", "key", "ca"};
 		for (size_t m = 0; m < 3; m++)
 			if (!ld->global_seen[key_index(SECT_SIP, material[m])])
-				err_at(ld, ld->sect_line[SECT_SIP] ? ld->sect_line[SECT_SIP] : tls_line,
-				       "[sip] needs '%s': a TLS listener or TLS peer (line %u) "
+				err_at(ld,
+				       ld->sect_line[SECT_SIP] ? ld->sect_line[SECT_SIP]
+				                               : tls_line,
+				       "[sip] needs '%s': a TLS listener or TLS peer "
+				       "(line %u) "
 				       "uses it",
 				       material[m], tls_line);
 	}
 	if (ld->sect_line[SECT_XMPP] && cf->xmpp_tls == CONF_XMPP_TLS_DIRECT &&
 	    !ld->global_seen[key_index(SECT_XMPP, "ca")])
 		err_at(ld, ld->sect_line[SECT_XMPP],
-		       "[xmpp] needs 'ca' to verify the XMPP server's certificate (tls = direct)");
+		       "[xmpp] needs 'ca' to verify the XMPP server's certificate (tls = "
+		       "direct)");
 	if (ld->sect_line[SECT_XMPP] && cf->xmpp_tls == CONF_XMPP_TLS_OFF)
-		warn_at(ld, ld->global_seen[key_index(SECT_XMPP, "tls")],
-			"[xmpp] tls = off: the component secret and every stanza cross the "
-			"network in clear text");
+		warn_at(
+		    ld, ld->global_seen[key_index(SECT_XMPP, "tls")],
+		    "[xmpp] tls = off: the component secret and every stanza cross the "
+		    "network in clear text");
 	if (!cf->xmpp_name && cf->xmpp_server.host) {
 		cf->xmpp_name = strdup(cf->xmpp_server.host);
 		if (!cf->xmpp_name)
 			ld->oom = 1;
 	}
 	if (cf->npeers == 0 && ld->sect_line[SECT_SIP])
-		warn_at(ld, 0, "no [peer] section: no SIP server can reach the bridge, nor it them");
+		warn_at(
+		    ld, 0,
+		    "no [peer] section: no SIP server can reach the bridge, nor it them");
 }
 
 static int read_mapping(struct loader *ld, const char *file, bool required, char **textp,
-			size_t *lenp, char **pathp)
+                        size_t *lenp, char **pathp)
 {
 	char *path = malloc(strlen(ld->cf->mappings) + strlen(file) + 2);
 	if (!path) {
@@ -715,7 +753,7 @@ static int read_mapping(struct loader *ld, const char *file, bool required, char
 	}
 	if (e) {
 		diag_add(ld->dl, DIAG_ERROR, path, 0, "cannot read: %s%s", strerror(-e),
-			 e == -EFBIG ? " (mapping files are limited to 16 MiB)" : "");
+		         e == -EFBIG ? " (mapping files are limited to 16 MiB)" : "");
 		free(path);
 		return e;
 	}
@@ -737,8 +775,9 @@ static void load_mappings(struct loader *ld)
 	if (read_mapping(ld, "domains.map", true, &text, &len, &path) == 0) {
 		addr_map_load_domains(cf->addr, text, len, path, ld->dl);
 		if (addr_map_domain_count(cf->addr) == 0)
-			diag_add(ld->dl, DIAG_ERROR, path, 0,
-				 "no domain is mapped: the bridge would refuse every address");
+			diag_add(
+			    ld->dl, DIAG_ERROR, path, 0,
+			    "no domain is mapped: the bridge would refuse every address");
 		free(text);
 		free(path);
 	}
@@ -760,11 +799,12 @@ static void load_mappings(struct loader *ld)
 			enum addr_home home;
 			if (addr_domain_sip(cf->addr, p->domains[d], &home, NULL) != 0)
 				err_at(ld, p->domains_line,
-				       "[peer %s] domain '%s' is not in domains.map", p->name,
-				       p->domains[d]);
+				       "[peer %s] domain '%s' is not in domains.map",
+				       p->name, p->domains[d]);
 			else if (home != ADDR_HOME_SIP)
 				err_at(ld, p->domains_line,
-				       "[peer %s] domain '%s' is XMPP-homed in domains.map; a peer "
+				       "[peer %s] domain '%s' is XMPP-homed in "
+				       "domains.map; a peer "
 				       "serves SIP-homed domains",
 				       p->name, p->domains[d]);
 		}
@@ -808,9 +848,11 @@ int conf_load(struct conf **cfp, const char *path, struct diag_list *dl)
 	if (!cf->mappings) {
 		cf->mappings = resolve(&ld, "mappings");
 		struct stat st;
-		if (cf->mappings && (stat(cf->mappings, &st) != 0 || !S_ISDIR(st.st_mode)))
+		if (cf->mappings &&
+		    (stat(cf->mappings, &st) != 0 || !S_ISDIR(st.st_mode)))
 			err_at(&ld, ld.sect_line[SECT_BRIDGE],
-			       "mappings: folder '%s' does not exist (set [bridge] mappings)",
+			       "mappings: folder '%s' does not exist (set [bridge] "
+			       "mappings)",
 			       cf->mappings);
 	}
 	check_required(&ld);
@@ -843,7 +885,8 @@ unsigned conf_key_line(const struct conf *cf, const char *section, const char *k
 	return 0;
 }
 
-const struct conf_peer *conf_peer_for_domain(const struct conf *cf, const char *sip_domain)
+const struct conf_peer *conf_peer_for_domain(const struct conf *cf,
+                                             const char *sip_domain)
 {
 	for (size_t i = 0; i < cf->npeers; i++)
 		for (size_t d = 0; d < cf->peers[i].ndomains; d++)

@@ -62,7 +62,7 @@ char *conf_file_dir(const char *path)
 }
 
 int conf_file_open(struct conf_file *cf, const char *path, conf_section_h *on_section,
-		   void *arg)
+                   void *arg)
 {
 	memset(cf, 0, sizeof(*cf));
 	int err = conf_file_read(path, &cf->text, &cf->len);
@@ -130,8 +130,9 @@ char *conf_file_reader(char *str, int num, void *stream)
 				a++;
 			while (b > a && is_space(b[-1]))
 				b--;
-			size_t nlen = (size_t)(b - a) < sizeof(name) - 1 ? (size_t)(b - a)
-									  : sizeof(name) - 1;
+			size_t nlen = (size_t)(b - a) < sizeof(name) - 1
+			                  ? (size_t)(b - a)
+			                  : sizeof(name) - 1;
 			memcpy(name, a, nlen);
 			name[nlen] = '\0';
 			cf->any_section = 1;
@@ -142,7 +143,9 @@ char *conf_file_reader(char *str, int num, void *stream)
 		const char *eq = memchr(start, '=', len);
 		const char *colon = memchr(start, ':', len);
 		if (!eq || eq == start || (colon && colon < eq)) {
-			problem(cf, "expected 'key = value', a [section] header or a comment");
+			problem(
+			    cf,
+			    "expected 'key = value', a [section] header or a comment");
 			len = 0;
 		}
 	}

@@ -27,7 +27,7 @@ struct conf_file {
 	conf_section_h *on_section;
 	void *arg;
 	struct diag_list *dl; /* borrowed */
-	const char *fname; /* borrowed */
+	const char *fname;    /* borrowed */
 };
 
 /* Read a whole file. *textp: caller-owns, NUL-terminated. -EFBIG above CONF_FILE_MAX,
@@ -38,7 +38,7 @@ int conf_file_read(const char *path, char **textp, size_t *lenp);
 char *conf_file_dir(const char *path);
 
 int conf_file_open(struct conf_file *cf, const char *path, conf_section_h *on_section,
-		   void *arg);
+                   void *arg);
 void conf_file_close(struct conf_file *cf);
 
 /* An ini_reader for ini_parse_stream(); stream is a struct conf_file. */

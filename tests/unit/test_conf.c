@@ -28,9 +28,9 @@ static int load_text(const char *text, struct conf **cfp, struct diag_list *dl)
 }
 
 #define MAPPINGS "mappings = " PB_SOURCE_DIR "/mappings\n"
-#define CERTS                                                                                \
-	"cert = " PB_SOURCE_DIR "/examples/certs/bridge.crt\n"                               \
-	"key = " PB_SOURCE_DIR "/examples/certs/bridge.key\n"                                \
+#define CERTS                                                                            \
+	"cert = " PB_SOURCE_DIR "/examples/certs/bridge.crt\n"                           \
+	"key = " PB_SOURCE_DIR "/examples/certs/bridge.key\n"                            \
 	"ca = " PB_SOURCE_DIR "/examples/certs/ca.crt\n"
 
 static void test_defaults(void **state)
@@ -38,11 +38,12 @@ static void test_defaults(void **state)
 	(void)state;
 	struct conf *cf = NULL;
 	struct diag_list dl;
-	int err = load_text("[bridge]\n" MAPPINGS "[sip]\nlisten = tls:[::1]:5061\n" CERTS
-			    "[xmpp]\nserver = xmpp.test\nsecret = long-enough-secret\nca = " PB_SOURCE_DIR
-			    "/examples/certs/ca.crt\n"
-			    "[peer a]\nhost = a.sip.test\ndomains = sip.test\n",
-			    &cf, &dl);
+	int err = load_text(
+	    "[bridge]\n" MAPPINGS "[sip]\nlisten = tls:[::1]:5061\n" CERTS
+	    "[xmpp]\nserver = xmpp.test\nsecret = long-enough-secret\nca = " PB_SOURCE_DIR
+	    "/examples/certs/ca.crt\n"
+	    "[peer a]\nhost = a.sip.test\ndomains = sip.test\n",
+	    &cf, &dl);
 	if (err)
 		fail_msg("load failed: %s", dl.n ? dl.v[0].msg : "?");
 	assert_int_equal(cf->log_level, CONF_LOG_INFO);
@@ -78,11 +79,8 @@ struct route_case {
 };
 
 static const struct route_case routes[] = {
-	{"sip.test", "lync"},
-	{"SIP.TEST", "lync"},
-	{"lync.example.com", "sfb"},
-	{"xmpp.test", NULL},
-	{"other.test", NULL},
+    {"sip.test", "lync"}, {"SIP.TEST", "lync"}, {"lync.example.com", "sfb"},
+    {"xmpp.test", NULL},  {"other.test", NULL},
 };
 
 static void test_peer_routes(void **state)
@@ -96,32 +94,39 @@ static void test_peer_routes(void **state)
 	snprintf(path, sizeof(path), "%s/domains.map", maps);
 	FILE *f = fopen(path, "w");
 	fprintf(f, "sip sip.test sip.test\nsip lync.example.com lync.example.com\n"
-		   "xmpp xmpp.test xmpp.test\n");
+	           "xmpp xmpp.test xmpp.test\n");
 	fclose(f);
 	char cmd[1400];
-	snprintf(cmd, sizeof(cmd), "cp %s/mappings/presence.map %s/", PB_SOURCE_DIR, maps);
+	snprintf(cmd, sizeof(cmd), "cp %s/mappings/presence.map %s/", PB_SOURCE_DIR,
+	         maps);
 	assert_int_equal(system(cmd), 0);
-	snprintf(cfg, sizeof(cfg),
-		 "[bridge]\nstate = :memory:\nmappings = %s\n[sip]\nlisten = udp:127.0.0.1:5060\n"
-		 "[xmpp]\nserver = 127.0.0.1:5275\nsecret = long-enough-secret\ntls = off\n"
-		 "[peer lync]\nhost = lync.sip.test\ntransport = tcp\naddress = 127.0.0.2:5060\n"
-		 "domains = sip.test\ntrusted = yes\nim = page\n"
-		 "[peer sfb]\nhost = sfb.lync.example.com\ntransport = udp\naddress = 127.0.0.3\n"
-		 "domains = lync.example.com\n",
-		 maps);
+	snprintf(
+	    cfg, sizeof(cfg),
+	    "[bridge]\nstate = :memory:\nmappings = %s\n[sip]\nlisten = "
+	    "udp:127.0.0.1:5060\n"
+	    "[xmpp]\nserver = 127.0.0.1:5275\nsecret = long-enough-secret\ntls = off\n"
+	    "[peer lync]\nhost = lync.sip.test\ntransport = tcp\naddress = "
+	    "127.0.0.2:5060\n"
+	    "domains = sip.test\ntrusted = yes\nim = page\n"
+	    "[peer sfb]\nhost = sfb.lync.example.com\ntransport = udp\naddress = "
+	    "127.0.0.3\n"
+	    "domains = lync.example.com\n",
+	    maps);
 	int err = load_text(cfg, &cf, &dl);
 	if (err)
 		fail_msg("load failed: %s", dl.n ? dl.v[0].msg : "?");
 	assert_int_equal(cf->peers[0].im, CONF_IM_PAGE);
 	assert_true(cf->peers[0].trusted);
-	assert_int_equal(cf->peers[1].address.port, 5060); /* plain transports default to 5060 */
+	assert_int_equal(cf->peers[1].address.port,
+	                 5060); /* plain transports default to 5060 */
 	assert_int_equal(diag_count(&dl, DIAG_WARN), 3); /* two plain peers, tls = off */
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		const struct conf_peer *p = conf_peer_for_domain(cf, routes[i].domain);
 		if ((p == NULL) != (routes[i].peer == NULL) ||
 		    (p && strcmp(p->name, routes[i].peer) != 0))
-			fail_msg("route %s: got %s, want %s", routes[i].domain, p ? p->name : "none",
-				 routes[i].peer ? routes[i].peer : "none");
+			fail_msg("route %s: got %s, want %s", routes[i].domain,
+			         p ? p->name : "none",
+			         routes[i].peer ? routes[i].peer : "none");
 	}
 	diag_free(&dl);
 	conf_free(cf);
@@ -144,9 +149,9 @@ static void test_errors_leave_no_conf(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_peer_routes),
-		cmocka_unit_test(test_errors_leave_no_conf),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_peer_routes),
+	    cmocka_unit_test(test_errors_leave_no_conf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
