@@ -129,6 +129,7 @@ char *sbuf_take(struct sbuf *sb, size_t *lenp)
 		return NULL;
 	}
 	char *p = sb->p;
+	p[sb->len] = '\0'; /* grow() reserves the byte but only appends write it */
 	if (lenp)
 		*lenp = sb->len;
 	sbuf_init(sb);
