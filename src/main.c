@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "presbridge/conf.h"
+#include "presbridge/daemon.h"
 #include "presbridge/version.h"
 
 enum {
@@ -110,11 +111,5 @@ int main(int argc, char **argv)
 	if (check_only)
 		return check(config);
 
-	/* The SIP and XMPP legs are separate milestones; until they are in, running
-	 * the bridge would accept connections it cannot serve. Say so plainly. */
-	fprintf(stderr,
-	        "presbridge %s: this build checks configurations only (-n); the SIP and "
-	        "XMPP legs are not part of it yet\n",
-	        PB_VERSION);
-	return EXIT_FAILURE;
+	return daemon_run(config);
 }

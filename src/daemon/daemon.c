@@ -1,0 +1,113 @@
+#include "presbridge/daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "presbridge/conf.h"
+#include "presbridge/log.h"
+#include "presbridge/loop.h"
+#include "presbridge/version.h"
+
+_Static_assert((int)CONF_LOG_TRACE == (int)LOG_LVL_TRACE &&
+                   (int)CONF_LOG_ERROR == (int)LOG_LVL_ERROR,
+               "conf and log levels must line up");
+
+struct daemon {
+	const char *path;
+	struct conf *cf; /* owned; replaced on a successful reload */
+	struct loop *loop;
+	int status;
+};
+
+static void log_diags(const struct diag_list *dl)
+{
+	char line[1400];
+	for (size_t i = 0; i < dl->n; i++) {
+		diag_format(&dl->v[i], line, sizeof(line));
+		if (dl->v[i].level == DIAG_ERROR)
+			log_error("conf", "%s", line);
+		else
+			log_warn("conf", "%s", line);
+	}
+}
+
+static void on_stop(int signo, void *arg)
+{
+	struct daemon *d = arg;
+	log_info("daemon", "%s: stopping", strsignal(signo));
+	loop_stop(d->loop);
+}
+
+/* A reload is all or nothing: a file with any error leaves the running
+ * configuration in place, so a typo never takes a federation down. */
+static void on_reload(int signo, void *arg)
+{
+	struct daemon *d = arg;
+	struct diag_list dl;
+	struct conf *cf = NULL;
+	(void)signo;
+
+	diag_init(&dl);
+	int err = conf_load(&cf, d->path, &dl);
+	log_diags(&dl);
+	diag_free(&dl);
+	if (err) {
+		log_error("daemon",
+		          "reload of %s refused (%s); still running the previous "
+		          "configuration",
+		          d->path, strerror(-err));
+		return;
+	}
+	conf_free(d->cf);
+	d->cf = cf;
+	log_set_level((enum log_level)cf->log_level);
+	log_info("daemon", "reloaded %s", d->path);
+}
+
+int daemon_run(const char *config_path)
+{
+	struct daemon d = {.path = config_path, .status = EXIT_SUCCESS};
+	struct diag_list dl;
+	int err;
+
+	diag_init(&dl);
+	err = conf_load(&d.cf, config_path, &dl);
+	log_diags(&dl);
+	diag_free(&dl);
+	if (err) {
+		log_error("daemon",
+		          "cannot start: %s has errors (check with presbridge -n)",
+		          config_path);
+		return EXIT_FAILURE;
+	}
+	log_set_level((enum log_level)d.cf->log_level);
+
+	err = loop_new(&d.loop);
+	if (!err)
+		err = loop_signal(d.loop, SIGTERM, on_stop, &d);
+	if (!err)
+		err = loop_signal(d.loop, SIGINT, on_stop, &d);
+	if (!err)
+		err = loop_signal(d.loop, SIGHUP, on_reload, &d);
+	if (err) {
+		log_error("daemon", "cannot set up the event loop: %s", strerror(-err));
+		d.status = EXIT_FAILURE;
+		goto out;
+	}
+	signal(SIGPIPE,
+	       SIG_IGN); /* a peer closing mid-write is an error return, not death */
+
+	log_info("daemon", "presbridge %s running with %s", PB_VERSION, config_path);
+	err = loop_run(d.loop);
+	if (err) {
+		log_error("daemon", "event loop failed: %s", strerror(-err));
+		d.status = EXIT_FAILURE;
+	}
+	log_info("daemon", "stopped");
+out:
+	loop_free(d.loop);
+	conf_free(d.cf);
+	return d.status;
+}
