@@ -28,7 +28,7 @@
 #define ADDR_MAX_INPUT 2048
 
 enum addr_home {
-	ADDR_HOME_SIP, /* the user lives on the SIP side (Lync) */
+	ADDR_HOME_SIP,  /* the user lives on the SIP side (Lync) */
 	ADDR_HOME_XMPP, /* the user lives on the XMPP side */
 };
 
@@ -54,14 +54,14 @@ void addr_map_free(struct addr_map *m);
  * (the good rows are kept so later checks can still run).
  */
 int addr_map_load_domains(struct addr_map *m, const char *text, size_t len,
-			  const char *fname, struct diag_list *dl);
+                          const char *fname, struct diag_list *dl);
 
 /*
  * Add the rows of a users.map text. Load domains first: each alias must use
  * bridged domains consistently. Returns 0, or -EINVAL if any row was bad.
  */
-int addr_map_load_users(struct addr_map *m, const char *text, size_t len, const char *fname,
-			struct diag_list *dl);
+int addr_map_load_users(struct addr_map *m, const char *text, size_t len,
+                        const char *fname, struct diag_list *dl);
 
 size_t addr_map_domain_count(const struct addr_map *m);
 size_t addr_map_alias_count(const struct addr_map *m);
@@ -70,12 +70,12 @@ size_t addr_map_alias_count(const struct addr_map *m);
  * Look up a SIP-side domain name (case-insensitive). On success sets *homep and,
  * if xmpp_domainp is non-NULL, *xmpp_domainp to the XMPP-side name (borrowed from m).
  */
-int addr_domain_sip(const struct addr_map *m, const char *sip_domain, enum addr_home *homep,
-		    const char **xmpp_domainp);
+int addr_domain_sip(const struct addr_map *m, const char *sip_domain,
+                    enum addr_home *homep, const char **xmpp_domainp);
 
 /* Look up an XMPP-side domain name; sets the home and the SIP-side name (borrowed). */
 int addr_domain_xmpp(const struct addr_map *m, const char *xmpp_domain,
-		     enum addr_home *homep, const char **sip_domainp);
+                     enum addr_home *homep, const char **sip_domainp);
 
 /*
  * Translate a SIP URI (sip: or sips:, with optional display parts stripped by the
@@ -83,14 +83,14 @@ int addr_domain_xmpp(const struct addr_map *m, const char *xmpp_domain,
  * *jidp: caller-owns (free()). *homep (optional): where the user lives.
  */
 int addr_sip_to_jid(const struct addr_map *m, const char *uri, char **jidp,
-		    enum addr_home *homep);
+                    enum addr_home *homep);
 
 /*
  * Translate a JID (localpart required, resource allowed) to a SIP URI "sip:user@domain".
  * *urip: caller-owns. *resourcep (optional): the resource, caller-owns, NULL if none.
  */
 int addr_jid_to_sip(const struct addr_map *m, const char *jid, char **urip,
-		    char **resourcep, enum addr_home *homep);
+                    char **resourcep, enum addr_home *homep);
 
 /* XEP-0106 escape a decoded localpart. Caller-owns *outp. -EINVAL for a leading or
  * trailing space (XEP-0106 section 4.3) or a control character. */
@@ -99,7 +99,8 @@ int addr_jid_escape(const char *local, size_t len, char **outp);
 /* XEP-0106 unescape a localpart. Caller-owns *outp. */
 int addr_jid_unescape(const char *local, char **outp);
 
-/* Percent-decode s[0..len) into a NUL-terminated string; -EINVAL on a bad or %00 escape. */
+/* Percent-decode s[0..len) into a NUL-terminated string; -EINVAL on a bad or %00 escape.
+ */
 int addr_pct_decode(const char *s, size_t len, char **outp);
 
 /* Plain words for a refusal code, for logs and error texts. */

@@ -40,7 +40,7 @@ enum conf_xmpp_tls {
 
 enum conf_im {
 	CONF_IM_SESSION, /* INVITE + MESSAGE in the dialog, as Lync does */
-	CONF_IM_PAGE, /* MESSAGE outside a dialog (RFC 3428) */
+	CONF_IM_PAGE,    /* MESSAGE outside a dialog (RFC 3428) */
 };
 
 struct conf_hostport {
@@ -55,9 +55,9 @@ struct conf_listen {
 };
 
 struct conf_peer {
-	char *name; /* from the section header [peer NAME] */
+	char *name;    /* from the section header [peer NAME] */
 	unsigned line; /* of the section header */
-	char *host; /* FQDN the peer's certificate must name */
+	char *host;    /* FQDN the peer's certificate must name */
 	unsigned host_line;
 	struct conf_hostport address; /* where to connect; host:5061 when not given */
 	bool has_address;
@@ -73,10 +73,10 @@ struct conf_peer {
 
 struct conf {
 	char *file; /* the path given to conf_load */
-	char *dir; /* its folder; relative paths are resolved against it */
+	char *dir;  /* its folder; relative paths are resolved against it */
 
 	/* [bridge] */
-	char *state; /* resolved path, or ":memory:" */
+	char *state;    /* resolved path, or ":memory:" */
 	char *mappings; /* resolved folder */
 	enum conf_log log_level;
 
@@ -114,8 +114,10 @@ void conf_free(struct conf *cf);
 /* The line of key in section ("sip", "xmpp", "bridge") of the loaded file, 0 if unset. */
 unsigned conf_key_line(const struct conf *cf, const char *section, const char *key);
 
-/* The peer whose `domains` lists sip_domain (case-insensitive); NULL if none. Borrowed. */
-const struct conf_peer *conf_peer_for_domain(const struct conf *cf, const char *sip_domain);
+/* The peer whose `domains` lists sip_domain (case-insensitive); NULL if none. Borrowed.
+ */
+const struct conf_peer *conf_peer_for_domain(const struct conf *cf,
+                                             const char *sip_domain);
 
 const char *conf_tp_name(enum conf_tp tp);
 const char *conf_log_name(enum conf_log lvl);

@@ -16,9 +16,9 @@ enum diag_level {
 
 struct diag {
 	enum diag_level level;
-	char *file; /* owned; may be NULL when the problem has no file */
+	char *file;    /* owned; may be NULL when the problem has no file */
 	unsigned line; /* 0 when the problem is about the whole file */
-	char *msg; /* owned */
+	char *msg;     /* owned */
 };
 
 struct diag_list {
@@ -33,8 +33,7 @@ void diag_free(struct diag_list *dl);
 
 /* Record a problem; file is copied. Out of memory sets dl->oom. */
 void diag_add(struct diag_list *dl, enum diag_level level, const char *file,
-	      unsigned line, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+              unsigned line, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 size_t diag_count(const struct diag_list *dl, enum diag_level level);
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 #define MAPTEXT_MAX_FIELDS 8
-#define MAPTEXT_MAX_LINE 1024
+#define MAPTEXT_MAX_LINE   1024
 
 struct maptext {
 	const char *p; /* borrowed: the text being read */
@@ -22,7 +22,8 @@ struct maptext {
 
 struct maptext_row {
 	unsigned line;
-	size_t n; /* number of fields; more than MAPTEXT_MAX_FIELDS is reported as too_many */
+	size_t n; /* number of fields; more than MAPTEXT_MAX_FIELDS is reported as
+	             too_many */
 	int too_many;
 	int too_long; /* the line exceeded MAPTEXT_MAX_LINE; fields are not usable */
 	char *f[MAPTEXT_MAX_FIELDS]; /* borrowed: point into the reader's buffer */

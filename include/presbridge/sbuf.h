@@ -21,7 +21,8 @@ void sbuf_free(struct sbuf *sb);
 void sbuf_putn(struct sbuf *sb, const char *s, size_t n);
 void sbuf_puts(struct sbuf *sb, const char *s);
 void sbuf_putc(struct sbuf *sb, char c);
-void sbuf_printf(struct sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sbuf_printf(struct sbuf *sb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Append s escaped for XML text and attribute values (& < > " '). */
 void sbuf_put_xml(struct sbuf *sb, const char *s);
 void sbuf_put_xmln(struct sbuf *sb, const char *s, size_t n);

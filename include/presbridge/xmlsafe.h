@@ -32,7 +32,8 @@ int xmls_parse(const char *buf, size_t len, size_t max, xmlDoc **docp);
 /* Short words for an xmls_parse() error, for logs and diagnostics. */
 const char *xmls_strerror(int err);
 
-/* Strict UTF-8 check: no overlong forms, no surrogates, nothing above U+10FFFF, no NUL. */
+/* Strict UTF-8 check: no overlong forms, no surrogates, nothing above U+10FFFF, no NUL.
+ */
 bool utf8_valid(const char *s, size_t len);
 
 /* The first element child of parent (after 'after' when non-NULL) with the given

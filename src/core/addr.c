@@ -11,7 +11,7 @@
 
 struct addr_domain {
 	enum addr_home home;
-	char *sip_name; /* the name SIP users and servers use */
+	char *sip_name;  /* the name SIP users and servers use */
 	char *xmpp_name; /* the name XMPP users and servers use */
 	unsigned line;
 };
@@ -19,8 +19,8 @@ struct addr_domain {
 struct addr_alias {
 	char *sip_key; /* decoded user "@" lower-case domain */
 	char *jid_key; /* lower-case bare JID */
-	char *uri; /* the SIP URI to emit */
-	char *jid; /* the JID to emit */
+	char *uri;     /* the SIP URI to emit */
+	char *jid;     /* the JID to emit */
 	enum addr_home home;
 	unsigned line;
 };
@@ -41,8 +41,8 @@ static const struct {
 	char c;
 	const char *esc;
 } xep0106[] = {
-	{' ', "\\20"}, {'"', "\\22"}, {'&', "\\26"}, {'\'', "\\27"}, {'/', "\\2f"},
-	{':', "\\3a"}, {'<', "\\3c"}, {'>', "\\3e"}, {'@', "\\40"}, {'\\', "\\5c"},
+    {' ', "\\20"}, {'"', "\\22"}, {'&', "\\26"}, {'\'', "\\27"}, {'/', "\\2f"},
+    {':', "\\3a"}, {'<', "\\3c"}, {'>', "\\3e"}, {'@', "\\40"},  {'\\', "\\5c"},
 };
 
 #define XEP0106_N (sizeof(xep0106) / sizeof(xep0106[0]))
@@ -108,7 +108,7 @@ static bool domain_valid(const char *d)
 			continue;
 		}
 		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			  (c >= '0' && c <= '9') || c == '-';
+		          (c >= '0' && c <= '9') || c == '-';
 		if (!ok || (label == 0 && c == '-'))
 			return false;
 		label++;
@@ -117,7 +117,7 @@ static bool domain_valid(const char *d)
 }
 
 static const struct addr_domain *find_domain(const struct addr_map *m, const char *name,
-					     bool sip_side)
+                                             bool sip_side)
 {
 	for (size_t i = 0; i < m->ndom; i++) {
 		const char *n = sip_side ? m->dom[i].sip_name : m->dom[i].xmpp_name;
@@ -127,8 +127,8 @@ static const struct addr_domain *find_domain(const struct addr_map *m, const cha
 	return NULL;
 }
 
-int addr_domain_sip(const struct addr_map *m, const char *sip_domain, enum addr_home *homep,
-		    const char **xmpp_domainp)
+int addr_domain_sip(const struct addr_map *m, const char *sip_domain,
+                    enum addr_home *homep, const char **xmpp_domainp)
 {
 	const struct addr_domain *d = find_domain(m, sip_domain, true);
 	if (!d)
@@ -141,7 +141,7 @@ int addr_domain_sip(const struct addr_map *m, const char *sip_domain, enum addr_
 }
 
 int addr_domain_xmpp(const struct addr_map *m, const char *xmpp_domain,
-		     enum addr_home *homep, const char **sip_domainp)
+                     enum addr_home *homep, const char **sip_domainp)
 {
 	const struct addr_domain *d = find_domain(m, xmpp_domain, false);
 	if (!d)
@@ -157,12 +157,12 @@ static const struct {
 	const char *word;
 	enum addr_home home;
 } homes[] = {
-	{"sip", ADDR_HOME_SIP},
-	{"xmpp", ADDR_HOME_XMPP},
+    {"sip", ADDR_HOME_SIP},
+    {"xmpp", ADDR_HOME_XMPP},
 };
 
 int addr_map_load_domains(struct addr_map *m, const char *text, size_t len,
-			  const char *fname, struct diag_list *dl)
+                          const char *fname, struct diag_list *dl)
 {
 	struct maptext mt;
 	struct maptext_row row;
@@ -171,9 +171,12 @@ int addr_map_load_domains(struct addr_map *m, const char *text, size_t len,
 	maptext_init(&mt, text, len);
 	while (maptext_next(&mt, &row)) {
 		if (row.too_long || row.n != 3) {
-			diag_add(dl, DIAG_ERROR, fname, row.line,
-				 "expected 3 fields 'home domain other-side-name', found %s",
-				 row.too_long ? "an over-long line" : row.n < 3 ? "fewer" : "more");
+			diag_add(
+			    dl, DIAG_ERROR, fname, row.line,
+			    "expected 3 fields 'home domain other-side-name', found %s",
+			    row.too_long ? "an over-long line"
+			    : row.n < 3  ? "fewer"
+			                 : "more");
 			err = -EINVAL;
 			continue;
 		}
@@ -183,7 +186,7 @@ int addr_map_load_domains(struct addr_map *m, const char *text, size_t len,
 				break;
 		if (h == sizeof(homes) / sizeof(homes[0])) {
 			diag_add(dl, DIAG_ERROR, fname, row.line,
-				 "home '%s' is neither 'sip' nor 'xmpp'", row.f[0]);
+			         "home '%s' is neither 'sip' nor 'xmpp'", row.f[0]);
 			err = -EINVAL;
 			continue;
 		}
@@ -191,7 +194,7 @@ int addr_map_load_domains(struct addr_map *m, const char *text, size_t len,
 		for (int k = 1; k <= 2; k++) {
 			if (!domain_valid(row.f[k])) {
 				diag_add(dl, DIAG_ERROR, fname, row.line,
-					 "'%s' is not a valid domain name", row.f[k]);
+				         "'%s' is not a valid domain name", row.f[k]);
 				bad = true;
 			}
 			lower(row.f[k]);
@@ -200,18 +203,21 @@ int addr_map_load_domains(struct addr_map *m, const char *text, size_t len,
 			err = -EINVAL;
 			continue;
 		}
-		/* For a SIP-homed row the first name is the SIP one; for an XMPP-homed row
-		 * the first is the XMPP one and SIP sees the other-side name. */
-		const char *sip_name = homes[h].home == ADDR_HOME_SIP ? row.f[1] : row.f[2];
-		const char *xmpp_name = homes[h].home == ADDR_HOME_SIP ? row.f[2] : row.f[1];
+		/* For a SIP-homed row the first name is the SIP one; for an XMPP-homed
+		 * row the first is the XMPP one and SIP sees the other-side name. */
+		const char *sip_name =
+		    homes[h].home == ADDR_HOME_SIP ? row.f[1] : row.f[2];
+		const char *xmpp_name =
+		    homes[h].home == ADDR_HOME_SIP ? row.f[2] : row.f[1];
 		const struct addr_domain *dup = find_domain(m, sip_name, true);
 		if (!dup)
 			dup = find_domain(m, xmpp_name, false);
 		if (dup) {
 			diag_add(dl, DIAG_ERROR, fname, row.line,
-				 "domain already mapped at line %u (%s %s <-> xmpp %s)", dup->line,
-				 dup->home == ADDR_HOME_SIP ? "sip-homed" : "xmpp-homed",
-				 dup->sip_name, dup->xmpp_name);
+			         "domain already mapped at line %u (%s %s <-> xmpp %s)",
+			         dup->line,
+			         dup->home == ADDR_HOME_SIP ? "sip-homed" : "xmpp-homed",
+			         dup->sip_name, dup->xmpp_name);
 			err = -EINVAL;
 			continue;
 		}
@@ -250,9 +256,9 @@ int addr_pct_decode(const char *s, size_t len, char **outp)
 		for (int k = 1; k <= 2; k++) {
 			char c = i + (size_t)k < len ? s[i + (size_t)k] : '\0';
 			int d = (c >= '0' && c <= '9')   ? c - '0'
-				: (c >= 'a' && c <= 'f') ? c - 'a' + 10
-				: (c >= 'A' && c <= 'F') ? c - 'A' + 10
-							 : -1;
+			        : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+			        : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+			                                 : -1;
 			if (d < 0) {
 				free(out);
 				return -EINVAL;
@@ -283,7 +289,8 @@ int addr_jid_escape(const char *local, size_t len, char **outp)
 {
 	struct sbuf sb;
 
-	if (len == 0 || local[0] == ' ' || local[len - 1] == ' ' || has_control(local, len))
+	if (len == 0 || local[0] == ' ' || local[len - 1] == ' ' ||
+	    has_control(local, len))
 		return -EINVAL;
 	sbuf_init(&sb);
 	for (size_t i = 0; i < len; i++) {
@@ -300,7 +307,8 @@ int addr_jid_escape(const char *local, size_t len, char **outp)
 		if (local[i] == '\\') {
 			bool seq = false;
 			for (size_t e = 0; e < XEP0106_N && !seq; e++)
-				seq = len - i >= 3 && strncmp(local + i, xep0106[e].esc, 3) == 0;
+				seq = len - i >= 3 &&
+				      strncmp(local + i, xep0106[e].esc, 3) == 0;
 			if (!seq) {
 				sbuf_putc(&sb, '\\');
 				continue;
@@ -351,7 +359,8 @@ static bool sip_user_char(unsigned char c)
 /* RFC 3986 section 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":" */
 static bool has_scheme(const char *s)
 {
-	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+	size_t n = strspn(
+	    s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
 	return n > 0 && s[n] == ':' && !(s[0] >= '0' && s[0] <= '9');
 }
 
@@ -375,7 +384,7 @@ static char *sip_uri_build(const char *user, const char *domain)
 }
 
 struct sip_uri {
-	char *user; /* percent-decoded */
+	char *user;   /* percent-decoded */
 	char *domain; /* lower case */
 };
 
@@ -459,8 +468,8 @@ out:
 }
 
 struct jid {
-	char *local; /* as on the wire (escaped) */
-	char *domain; /* lower case */
+	char *local;    /* as on the wire (escaped) */
+	char *domain;   /* lower case */
 	char *resource; /* NULL if none */
 };
 
@@ -528,13 +537,13 @@ static char *join(const char *a, const char *sep, const char *b)
 static int cmp_sip(const void *a, const void *b)
 {
 	return strcmp((*(struct addr_alias *const *)a)->sip_key,
-		      (*(struct addr_alias *const *)b)->sip_key);
+	              (*(struct addr_alias *const *)b)->sip_key);
 }
 
 static int cmp_jid(const void *a, const void *b)
 {
 	return strcmp((*(struct addr_alias *const *)a)->jid_key,
-		      (*(struct addr_alias *const *)b)->jid_key);
+	              (*(struct addr_alias *const *)b)->jid_key);
 }
 
 static struct addr_alias *find_alias(const struct addr_map *m, const char *key, bool sip)
@@ -545,7 +554,7 @@ static struct addr_alias *find_alias(const struct addr_map *m, const char *key, 
 		return NULL;
 	probe.sip_key = probe.jid_key = (char *)key;
 	hit = bsearch(&pp, sip ? m->by_sip : m->by_jid, m->nalias, sizeof(*hit),
-		      sip ? cmp_sip : cmp_jid);
+	              sip ? cmp_sip : cmp_jid);
 	return hit ? *hit : NULL;
 }
 
@@ -567,7 +576,7 @@ static int rebuild_index(struct addr_map *m)
 }
 
 static const struct addr_alias *linear_alias(const struct addr_map *m, const char *key,
-					     bool sip)
+                                             bool sip)
 {
 	for (size_t i = 0; i < m->nalias; i++)
 		if (strcmp(sip ? m->alias[i].sip_key : m->alias[i].jid_key, key) == 0)
@@ -575,8 +584,8 @@ static const struct addr_alias *linear_alias(const struct addr_map *m, const cha
 	return NULL;
 }
 
-int addr_map_load_users(struct addr_map *m, const char *text, size_t len, const char *fname,
-			struct diag_list *dl)
+int addr_map_load_users(struct addr_map *m, const char *text, size_t len,
+                        const char *fname, struct diag_list *dl)
 {
 	struct maptext mt;
 	struct maptext_row row;
@@ -590,21 +599,23 @@ int addr_map_load_users(struct addr_map *m, const char *text, size_t len, const 
 
 		if (row.too_long || row.n != 2) {
 			diag_add(dl, DIAG_ERROR, fname, row.line,
-				 "expected 2 fields 'sip:user@domain user@domain'");
+			         "expected 2 fields 'sip:user@domain user@domain'");
 			err = -EINVAL;
 			continue;
 		}
 		e = parse_sip_uri(row.f[0], &u);
 		if (e) {
-			diag_add(dl, DIAG_ERROR, fname, row.line, "'%s' is not a usable SIP URI: %s",
-				 row.f[0], addr_strerror(e));
+			diag_add(dl, DIAG_ERROR, fname, row.line,
+			         "'%s' is not a usable SIP URI: %s", row.f[0],
+			         addr_strerror(e));
 			err = -EINVAL;
 			continue;
 		}
 		e = parse_jid(row.f[1], &j);
 		if (e || j.resource) {
-			diag_add(dl, DIAG_ERROR, fname, row.line, "'%s' is not a bare JID: %s",
-				 row.f[1], e ? addr_strerror(e) : "it has a resource");
+			diag_add(dl, DIAG_ERROR, fname, row.line,
+			         "'%s' is not a bare JID: %s", row.f[1],
+			         e ? addr_strerror(e) : "it has a resource");
 			sip_uri_free(&u);
 			if (!e)
 				jid_free(&j);
@@ -618,8 +629,8 @@ int addr_map_load_users(struct addr_map *m, const char *text, size_t len, const 
 		else if (strcmp(d->xmpp_name, j.domain) != 0)
 			why = "domains.map maps the SIP domain to another XMPP domain";
 		if (why) {
-			diag_add(dl, DIAG_ERROR, fname, row.line, "alias %s <-> %s: %s", row.f[0],
-				 row.f[1], why);
+			diag_add(dl, DIAG_ERROR, fname, row.line, "alias %s <-> %s: %s",
+			         row.f[0], row.f[1], why);
 			err = -EINVAL;
 			goto next;
 		}
@@ -638,8 +649,8 @@ int addr_map_load_users(struct addr_map *m, const char *text, size_t len, const 
 			dup = linear_alias(m, jid_key, false);
 		if (dup) {
 			diag_add(dl, DIAG_ERROR, fname, row.line,
-				 "alias %s <-> %s repeats an address of line %u", row.f[0],
-				 row.f[1], dup->line);
+			         "alias %s <-> %s repeats an address of line %u",
+			         row.f[0], row.f[1], dup->line);
 			free(sip_key);
 			free(jid_key);
 			err = -EINVAL;
@@ -679,7 +690,7 @@ int addr_map_load_users(struct addr_map *m, const char *text, size_t len, const 
 }
 
 int addr_sip_to_jid(const struct addr_map *m, const char *uri, char **jidp,
-		    enum addr_home *homep)
+                    enum addr_home *homep)
 {
 	struct sip_uri u;
 	enum addr_home home;
@@ -725,7 +736,7 @@ out:
 }
 
 int addr_jid_to_sip(const struct addr_map *m, const char *jid, char **urip,
-		    char **resourcep, enum addr_home *homep)
+                    char **resourcep, enum addr_home *homep)
 {
 	struct jid j;
 	enum addr_home home;

@@ -21,7 +21,7 @@ void diag_free(struct diag_list *dl)
 }
 
 void diag_add(struct diag_list *dl, enum diag_level level, const char *file,
-	      unsigned line, const char *fmt, ...)
+              unsigned line, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;

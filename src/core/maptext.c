@@ -33,7 +33,8 @@ int maptext_next(struct maptext *mt, struct maptext_row *row)
 		mt->buf[len] = '\0';
 		mt->p = nl ? nl + 1 : mt->end;
 
-		/* A comment starts at '#', or at ';' that follows white space or opens the line. */
+		/* A comment starts at '#', or at ';' that follows white space or opens
+		 * the line. */
 		for (size_t i = 0; i < len; i++) {
 			if (mt->buf[i] == '#' ||
 			    (mt->buf[i] == ';' && (i == 0 || is_space(mt->buf[i - 1])))) {

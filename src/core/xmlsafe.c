@@ -32,7 +32,8 @@ bool utf8_valid(const char *str, size_t len)
 			n = 3;
 			cp = c & 0x07;
 		} else {
-			return false; /* continuation byte, overlong lead, or > U+10FFFF */
+			return false; /* continuation byte, overlong lead, or > U+10FFFF
+			               */
 		}
 		if (len - i <= n)
 			return false;
@@ -55,7 +56,8 @@ bool utf8_valid(const char *str, size_t len)
  * an entity table that a billion-laughs document could blow up. */
 static bool has_declaration(const char *buf, size_t len)
 {
-	static const char *const bad[] = {"<!DOCTYPE", "<!ENTITY", "<!ELEMENT", "<!ATTLIST"};
+	static const char *const bad[] = {"<!DOCTYPE", "<!ENTITY", "<!ELEMENT",
+	                                  "<!ATTLIST"};
 	const char *p = buf;
 	const char *end = buf + len;
 
@@ -82,8 +84,8 @@ int xmls_parse(const char *buf, size_t len, size_t max, xmlDoc **docp)
 	xmlParserCtxt *ctxt = xmlNewParserCtxt();
 	if (!ctxt)
 		return -ENOMEM;
-	int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-		   XML_PARSE_NOCDATA;
+	int opts =
+	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA;
 	xmlDoc *doc = xmlCtxtReadMemory(ctxt, buf, (int)len, NULL, "UTF-8", opts);
 	int err = 0;
 	if (!doc || !ctxt->wellFormed)
@@ -129,7 +131,8 @@ bool xmls_is(const xmlNode *node, const char *ns, const char *name)
 		return false;
 	if (!ns)
 		return true;
-	return node->ns && node->ns->href && strcmp((const char *)node->ns->href, ns) == 0;
+	return node->ns && node->ns->href &&
+	       strcmp((const char *)node->ns->href, ns) == 0;
 }
 
 xmlNode *xmls_next(const xmlNode *after, const char *ns, const char *name)

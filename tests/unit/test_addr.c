@@ -11,13 +11,13 @@
 #include "presbridge/addr.h"
 
 static const char domains[] = "# home domain other\n"
-			      "sip   sip.test        sip.test   ; Lync users\n"
-			      "xmpp  xmpp.test       xmpp.test\n"
-			      "sip   lync.example.com  lync-xmpp.example.com\n"
-			      "xmpp  cisco.example.net  sip-cisco.example.com\n";
+                              "sip   sip.test        sip.test   ; Lync users\n"
+                              "xmpp  xmpp.test       xmpp.test\n"
+                              "sip   lync.example.com  lync-xmpp.example.com\n"
+                              "xmpp  cisco.example.net  sip-cisco.example.com\n";
 
 static const char users[] = "sip:john.doe@lync.example.com  jdoe@lync-xmpp.example.com\n"
-			    "sip:Marie%20Curie@sip.test      mcurie@sip.test\n";
+                            "sip:Marie%20Curie@sip.test      mcurie@sip.test\n";
 
 static int setup(void **state)
 {
@@ -25,8 +25,10 @@ static int setup(void **state)
 	struct addr_map *m = addr_map_new();
 
 	diag_init(&dl);
-	assert_int_equal(addr_map_load_domains(m, domains, strlen(domains), "domains.map", &dl), 0);
-	assert_int_equal(addr_map_load_users(m, users, strlen(users), "users.map", &dl), 0);
+	assert_int_equal(
+	    addr_map_load_domains(m, domains, strlen(domains), "domains.map", &dl), 0);
+	assert_int_equal(addr_map_load_users(m, users, strlen(users), "users.map", &dl),
+	                 0);
 	assert_int_equal(dl.n, 0);
 	diag_free(&dl);
 	*state = m;
@@ -48,50 +50,51 @@ struct s2j_case {
 };
 
 static const struct s2j_case s2j[] = {
-	{"plain sip-homed", "sip:alice@sip.test", 0, "alice@sip.test", ADDR_HOME_SIP},
-	{"sips scheme", "sips:alice@sip.test", 0, "alice@sip.test", ADDR_HOME_SIP},
-	{"scheme case", "SIP:alice@SIP.Test", 0, "alice@sip.test", ADDR_HOME_SIP},
-	{"xmpp-homed seen from SIP", "sip:bob@xmpp.test", 0, "bob@xmpp.test", ADDR_HOME_XMPP},
-	{"renamed sip domain", "sip:carol@lync.example.com", 0, "carol@lync-xmpp.example.com",
-	 ADDR_HOME_SIP},
-	{"renamed xmpp domain", "sip:dave@sip-cisco.example.com", 0, "dave@cisco.example.net",
-	 ADDR_HOME_XMPP},
-	{"port params headers dropped", "sip:alice@sip.test:5061;transport=tls?subject=x", 0,
-	 "alice@sip.test", ADDR_HOME_SIP},
-	{"password dropped", "sip:alice:secret@sip.test", 0, "alice@sip.test", ADDR_HOME_SIP},
-	{"user alias", "sip:john.doe@lync.example.com", 0, "jdoe@lync-xmpp.example.com",
-	 ADDR_HOME_SIP},
-	{"alias of encoded user", "sip:Marie%20Curie@sip.test", 0, "mcurie@sip.test",
-	 ADDR_HOME_SIP},
-	{"alias with other encoding", "sip:Marie%20Curi%65@sip.test", 0, "mcurie@sip.test",
-	 ADDR_HOME_SIP},
-	{"percent-decoded then XEP-0106", "sip:a%20b@sip.test", 0, "a\\20b@sip.test",
-	 ADDR_HOME_SIP},
-	{"slash and ampersand escaped", "sip:r&d/x@sip.test", 0, "r\\26d\\2fx@sip.test",
-	 ADDR_HOME_SIP},
-	{"quote escaped", "sip:o'neil@sip.test", 0, "o\\27neil@sip.test", ADDR_HOME_SIP},
-	{"encoded at and colon", "sip:a%40b%3Ac@sip.test", 0, "a\\40b\\3ac@sip.test",
-	 ADDR_HOME_SIP},
-	{"encoded angle brackets", "sip:%3Cx%3E@sip.test", 0, "\\3cx\\3e@sip.test",
-	 ADDR_HOME_SIP},
-	{"lone backslash kept", "sip:a%5Cb@sip.test", 0, "a\\b@sip.test", ADDR_HOME_SIP},
-	{"backslash that looks like escape", "sip:a%5C20b@sip.test", 0, "a\\5c20b@sip.test",
-	 ADDR_HOME_SIP},
-	{"utf-8 user", "sip:%C3%A9lodie@sip.test", 0, "\xc3\xa9lodie@sip.test", ADDR_HOME_SIP},
-	{"unmapped domain", "sip:eve@evil.example", -ENOENT, NULL, 0},
-	{"no user part", "sip:sip.test", -EINVAL, NULL, 0},
-	{"empty user", "sip:@sip.test", -EINVAL, NULL, 0},
-	{"tel scheme", "tel:+15551234", -EPROTONOSUPPORT, NULL, 0},
-	{"xmpp scheme", "xmpp:alice@sip.test", -EPROTONOSUPPORT, NULL, 0},
-	{"no scheme", "alice@sip.test", -EINVAL, NULL, 0},
-	{"bad percent", "sip:a%2@sip.test", -EINVAL, NULL, 0},
-	{"percent nul", "sip:a%00b@sip.test", -EINVAL, NULL, 0},
-	{"decoded control char", "sip:a%0Ab@sip.test", -EINVAL, NULL, 0},
-	{"decoded invalid utf-8", "sip:a%C3%28@sip.test", -EILSEQ, NULL, 0},
-	{"raw space", "sip:a b@sip.test", -EINVAL, NULL, 0},
-	{"bad domain", "sip:alice@sip..test", -EINVAL, NULL, 0},
-	{"bad port", "sip:alice@sip.test:50x", -EINVAL, NULL, 0},
-	{"leading space after decoding", "sip:%20alice@sip.test", -EINVAL, NULL, 0},
+    {"plain sip-homed", "sip:alice@sip.test", 0, "alice@sip.test", ADDR_HOME_SIP},
+    {"sips scheme", "sips:alice@sip.test", 0, "alice@sip.test", ADDR_HOME_SIP},
+    {"scheme case", "SIP:alice@SIP.Test", 0, "alice@sip.test", ADDR_HOME_SIP},
+    {"xmpp-homed seen from SIP", "sip:bob@xmpp.test", 0, "bob@xmpp.test", ADDR_HOME_XMPP},
+    {"renamed sip domain", "sip:carol@lync.example.com", 0, "carol@lync-xmpp.example.com",
+     ADDR_HOME_SIP},
+    {"renamed xmpp domain", "sip:dave@sip-cisco.example.com", 0, "dave@cisco.example.net",
+     ADDR_HOME_XMPP},
+    {"port params headers dropped", "sip:alice@sip.test:5061;transport=tls?subject=x", 0,
+     "alice@sip.test", ADDR_HOME_SIP},
+    {"password dropped", "sip:alice:secret@sip.test", 0, "alice@sip.test", ADDR_HOME_SIP},
+    {"user alias", "sip:john.doe@lync.example.com", 0, "jdoe@lync-xmpp.example.com",
+     ADDR_HOME_SIP},
+    {"alias of encoded user", "sip:Marie%20Curie@sip.test", 0, "mcurie@sip.test",
+     ADDR_HOME_SIP},
+    {"alias with other encoding", "sip:Marie%20Curi%65@sip.test", 0, "mcurie@sip.test",
+     ADDR_HOME_SIP},
+    {"percent-decoded then XEP-0106", "sip:a%20b@sip.test", 0, "a\\20b@sip.test",
+     ADDR_HOME_SIP},
+    {"slash and ampersand escaped", "sip:r&d/x@sip.test", 0, "r\\26d\\2fx@sip.test",
+     ADDR_HOME_SIP},
+    {"quote escaped", "sip:o'neil@sip.test", 0, "o\\27neil@sip.test", ADDR_HOME_SIP},
+    {"encoded at and colon", "sip:a%40b%3Ac@sip.test", 0, "a\\40b\\3ac@sip.test",
+     ADDR_HOME_SIP},
+    {"encoded angle brackets", "sip:%3Cx%3E@sip.test", 0, "\\3cx\\3e@sip.test",
+     ADDR_HOME_SIP},
+    {"lone backslash kept", "sip:a%5Cb@sip.test", 0, "a\\b@sip.test", ADDR_HOME_SIP},
+    {"backslash that looks like escape", "sip:a%5C20b@sip.test", 0, "a\\5c20b@sip.test",
+     ADDR_HOME_SIP},
+    {"utf-8 user", "sip:%C3%A9lodie@sip.test", 0, "\xc3\xa9lodie@sip.test",
+     ADDR_HOME_SIP},
+    {"unmapped domain", "sip:eve@evil.example", -ENOENT, NULL, 0},
+    {"no user part", "sip:sip.test", -EINVAL, NULL, 0},
+    {"empty user", "sip:@sip.test", -EINVAL, NULL, 0},
+    {"tel scheme", "tel:+15551234", -EPROTONOSUPPORT, NULL, 0},
+    {"xmpp scheme", "xmpp:alice@sip.test", -EPROTONOSUPPORT, NULL, 0},
+    {"no scheme", "alice@sip.test", -EINVAL, NULL, 0},
+    {"bad percent", "sip:a%2@sip.test", -EINVAL, NULL, 0},
+    {"percent nul", "sip:a%00b@sip.test", -EINVAL, NULL, 0},
+    {"decoded control char", "sip:a%0Ab@sip.test", -EINVAL, NULL, 0},
+    {"decoded invalid utf-8", "sip:a%C3%28@sip.test", -EILSEQ, NULL, 0},
+    {"raw space", "sip:a b@sip.test", -EINVAL, NULL, 0},
+    {"bad domain", "sip:alice@sip..test", -EINVAL, NULL, 0},
+    {"bad port", "sip:alice@sip.test:50x", -EINVAL, NULL, 0},
+    {"leading space after decoding", "sip:%20alice@sip.test", -EINVAL, NULL, 0},
 };
 
 static void test_sip_to_jid(void **state)
@@ -101,14 +104,14 @@ static void test_sip_to_jid(void **state)
 	for (size_t i = 0; i < sizeof(s2j) / sizeof(s2j[0]); i++) {
 		const struct s2j_case *c = &s2j[i];
 		char *jid = NULL;
-		enum addr_home home = (enum addr_home)-1;
+		enum addr_home home = (enum addr_home) - 1;
 		int err = addr_sip_to_jid(m, c->uri, &jid, &home);
 		if (err != c->err)
 			fail_msg("case '%s': err %d (%s), want %d", c->name, err,
-				 addr_strerror(err), c->err);
+			         addr_strerror(err), c->err);
 		if (c->jid && (!jid || strcmp(jid, c->jid) != 0))
-			fail_msg("case '%s': jid '%s', want '%s'", c->name, jid ? jid : "(null)",
-				 c->jid);
+			fail_msg("case '%s': jid '%s', want '%s'", c->name,
+			         jid ? jid : "(null)", c->jid);
 		if (c->jid && home != c->home)
 			fail_msg("case '%s': home %d, want %d", c->name, home, c->home);
 		if (!c->jid && jid)
@@ -127,45 +130,46 @@ struct j2s_case {
 };
 
 static const struct j2s_case j2s[] = {
-	{"plain xmpp-homed", "bob@xmpp.test", 0, "sip:bob@xmpp.test", NULL, ADDR_HOME_XMPP},
-	{"resource returned", "bob@xmpp.test/laptop", 0, "sip:bob@xmpp.test", "laptop",
-	 ADDR_HOME_XMPP},
-	{"resource with slash", "bob@xmpp.test/a/b", 0, "sip:bob@xmpp.test", "a/b",
-	 ADDR_HOME_XMPP},
-	{"sip-homed at component", "alice@sip.test", 0, "sip:alice@sip.test", NULL,
-	 ADDR_HOME_SIP},
-	{"domain case", "bob@XMPP.test", 0, "sip:bob@xmpp.test", NULL, ADDR_HOME_XMPP},
-	{"renamed xmpp domain", "dave@cisco.example.net", 0, "sip:dave@sip-cisco.example.com",
-	 NULL, ADDR_HOME_XMPP},
-	{"renamed sip domain", "carol@lync-xmpp.example.com", 0,
-	 "sip:carol@lync.example.com", NULL, ADDR_HOME_SIP},
-	{"alias", "jdoe@lync-xmpp.example.com", 0, "sip:john.doe@lync.example.com", NULL,
-	 ADDR_HOME_SIP},
-	{"alias case-insensitive localpart", "JDoe@lync-xmpp.example.com/pc", 0,
-	 "sip:john.doe@lync.example.com", "pc", ADDR_HOME_SIP},
-	{"alias to encoded user", "mcurie@sip.test", 0, "sip:Marie%20Curie@sip.test", NULL,
-	 ADDR_HOME_SIP},
-	{"XEP-0106 space", "a\\20b@xmpp.test", 0, "sip:a%20b@xmpp.test", NULL, ADDR_HOME_XMPP},
-	{"XEP-0106 at sign", "a\\40b@xmpp.test", 0, "sip:a%40b@xmpp.test", NULL,
-	 ADDR_HOME_XMPP},
-	{"XEP-0106 colon and lt", "a\\3ab\\3c@xmpp.test", 0, "sip:a%3Ab%3C@xmpp.test", NULL,
-	 ADDR_HOME_XMPP},
-	{"user-unreserved kept", "r\\26d\\2fx@xmpp.test", 0, "sip:r&d/x@xmpp.test", NULL,
-	 ADDR_HOME_XMPP},
-	{"non-ascii encoded", "\xc3\xa9lodie@xmpp.test", 0, "sip:%C3%A9lodie@xmpp.test", NULL,
-	 ADDR_HOME_XMPP},
-	{"unknown escape kept", "a\\zzb@xmpp.test", 0, "sip:a%5Czzb@xmpp.test", NULL,
-	 ADDR_HOME_XMPP},
-	{"unmapped domain", "mallory@evil.example", -ENOENT, NULL, NULL, 0},
-	{"domain only", "xmpp.test", -EINVAL, NULL, NULL, 0},
-	{"empty local", "@xmpp.test", -EINVAL, NULL, NULL, 0},
-	{"empty domain", "bob@", -EINVAL, NULL, NULL, 0},
-	{"empty resource", "bob@xmpp.test/", -EINVAL, NULL, NULL, 0},
-	{"raw space in local", "a b@xmpp.test", -EINVAL, NULL, NULL, 0},
-	{"raw quote in local", "a\"b@xmpp.test", -EINVAL, NULL, NULL, 0},
-	{"two at signs", "a@b@xmpp.test", -EINVAL, NULL, NULL, 0},
-	{"invalid utf-8", "a\xff@xmpp.test", -EILSEQ, NULL, NULL, 0},
-	{"control char", "a\x01@xmpp.test", -EINVAL, NULL, NULL, 0},
+    {"plain xmpp-homed", "bob@xmpp.test", 0, "sip:bob@xmpp.test", NULL, ADDR_HOME_XMPP},
+    {"resource returned", "bob@xmpp.test/laptop", 0, "sip:bob@xmpp.test", "laptop",
+     ADDR_HOME_XMPP},
+    {"resource with slash", "bob@xmpp.test/a/b", 0, "sip:bob@xmpp.test", "a/b",
+     ADDR_HOME_XMPP},
+    {"sip-homed at component", "alice@sip.test", 0, "sip:alice@sip.test", NULL,
+     ADDR_HOME_SIP},
+    {"domain case", "bob@XMPP.test", 0, "sip:bob@xmpp.test", NULL, ADDR_HOME_XMPP},
+    {"renamed xmpp domain", "dave@cisco.example.net", 0, "sip:dave@sip-cisco.example.com",
+     NULL, ADDR_HOME_XMPP},
+    {"renamed sip domain", "carol@lync-xmpp.example.com", 0, "sip:carol@lync.example.com",
+     NULL, ADDR_HOME_SIP},
+    {"alias", "jdoe@lync-xmpp.example.com", 0, "sip:john.doe@lync.example.com", NULL,
+     ADDR_HOME_SIP},
+    {"alias case-insensitive localpart", "JDoe@lync-xmpp.example.com/pc", 0,
+     "sip:john.doe@lync.example.com", "pc", ADDR_HOME_SIP},
+    {"alias to encoded user", "mcurie@sip.test", 0, "sip:Marie%20Curie@sip.test", NULL,
+     ADDR_HOME_SIP},
+    {"XEP-0106 space", "a\\20b@xmpp.test", 0, "sip:a%20b@xmpp.test", NULL,
+     ADDR_HOME_XMPP},
+    {"XEP-0106 at sign", "a\\40b@xmpp.test", 0, "sip:a%40b@xmpp.test", NULL,
+     ADDR_HOME_XMPP},
+    {"XEP-0106 colon and lt", "a\\3ab\\3c@xmpp.test", 0, "sip:a%3Ab%3C@xmpp.test", NULL,
+     ADDR_HOME_XMPP},
+    {"user-unreserved kept", "r\\26d\\2fx@xmpp.test", 0, "sip:r&d/x@xmpp.test", NULL,
+     ADDR_HOME_XMPP},
+    {"non-ascii encoded", "\xc3\xa9lodie@xmpp.test", 0, "sip:%C3%A9lodie@xmpp.test", NULL,
+     ADDR_HOME_XMPP},
+    {"unknown escape kept", "a\\zzb@xmpp.test", 0, "sip:a%5Czzb@xmpp.test", NULL,
+     ADDR_HOME_XMPP},
+    {"unmapped domain", "mallory@evil.example", -ENOENT, NULL, NULL, 0},
+    {"domain only", "xmpp.test", -EINVAL, NULL, NULL, 0},
+    {"empty local", "@xmpp.test", -EINVAL, NULL, NULL, 0},
+    {"empty domain", "bob@", -EINVAL, NULL, NULL, 0},
+    {"empty resource", "bob@xmpp.test/", -EINVAL, NULL, NULL, 0},
+    {"raw space in local", "a b@xmpp.test", -EINVAL, NULL, NULL, 0},
+    {"raw quote in local", "a\"b@xmpp.test", -EINVAL, NULL, NULL, 0},
+    {"two at signs", "a@b@xmpp.test", -EINVAL, NULL, NULL, 0},
+    {"invalid utf-8", "a\xff@xmpp.test", -EILSEQ, NULL, NULL, 0},
+    {"control char", "a\x01@xmpp.test", -EINVAL, NULL, NULL, 0},
 };
 
 static void test_jid_to_sip(void **state)
@@ -175,18 +179,19 @@ static void test_jid_to_sip(void **state)
 	for (size_t i = 0; i < sizeof(j2s) / sizeof(j2s[0]); i++) {
 		const struct j2s_case *c = &j2s[i];
 		char *uri = NULL, *res = NULL;
-		enum addr_home home = (enum addr_home)-1;
+		enum addr_home home = (enum addr_home) - 1;
 		int err = addr_jid_to_sip(m, c->jid, &uri, &res, &home);
 		if (err != c->err)
 			fail_msg("case '%s': err %d (%s), want %d", c->name, err,
-				 addr_strerror(err), c->err);
+			         addr_strerror(err), c->err);
 		if (c->uri && (!uri || strcmp(uri, c->uri) != 0))
-			fail_msg("case '%s': uri '%s', want '%s'", c->name, uri ? uri : "(null)",
-				 c->uri);
+			fail_msg("case '%s': uri '%s', want '%s'", c->name,
+			         uri ? uri : "(null)", c->uri);
 		if (c->uri && ((c->resource == NULL) != (res == NULL) ||
-			       (res && strcmp(res, c->resource) != 0)))
+		               (res && strcmp(res, c->resource) != 0)))
 			fail_msg("case '%s': resource '%s', want '%s'", c->name,
-				 res ? res : "(null)", c->resource ? c->resource : "(null)");
+			         res ? res : "(null)",
+			         c->resource ? c->resource : "(null)");
 		if (c->uri && home != c->home)
 			fail_msg("case '%s': home %d, want %d", c->name, home, c->home);
 		free(uri);
@@ -199,9 +204,9 @@ static void test_round_trip(void **state)
 {
 	const struct addr_map *m = *state;
 	static const char *const uris[] = {
-		"sip:alice@sip.test",	      "sip:a%20b@sip.test",    "sip:r&d/x@xmpp.test",
-		"sip:%C3%A9lodie@xmpp.test",  "sip:a%40b@xmpp.test",   "sip:x%5C20y@sip.test",
-		"sip:carol@lync.example.com", "sip:a%5Cb@xmpp.test",
+	    "sip:alice@sip.test",         "sip:a%20b@sip.test",  "sip:r&d/x@xmpp.test",
+	    "sip:%C3%A9lodie@xmpp.test",  "sip:a%40b@xmpp.test", "sip:x%5C20y@sip.test",
+	    "sip:carol@lync.example.com", "sip:a%5Cb@xmpp.test",
 	};
 	for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++) {
 		char *jid = NULL, *back = NULL;
@@ -217,7 +222,7 @@ static void test_round_trip(void **state)
 static void test_too_long(void **state)
 {
 	const struct addr_map *m = *state;
-	char uri[ADDR_MAX_PART + 64], jid[ADDR_MAX_PART + 64];
+	char uri[4096], jid[ADDR_MAX_PART + 64];
 	char *out = NULL;
 
 	/* 1023 octets is the RFC 7622 limit: accepted; 1024 refused. */
@@ -252,22 +257,22 @@ struct esc_case {
 
 /* XEP-0106 section 5 examples, and the exceptions of section 4.3. */
 static const struct esc_case escs[] = {
-	{"space", "space cadet", 0, "space\\20cadet"},
-	{"quote", "call me \"ishmael\"", 0, "call\\20me\\20\\22ishmael\\22"},
-	{"at", "at&t guy", 0, "at\\26t\\20guy"},
-	{"apos", "d'artagnan", 0, "d\\27artagnan"},
-	{"slash", "/.fanboy", 0, "\\2f.fanboy"},
-	{"colons", "::foo::", 0, "\\3a\\3afoo\\3a\\3a"},
-	{"angles", "<foo>", 0, "\\3cfoo\\3e"},
-	{"at sign", "user@host", 0, "user\\40host"},
-	{"backslash alone", "c:\\net", 0, "c\\3a\\net"},
-	{"backslash sequence", "c:\\\\net", 0, "c\\3a\\\\net"},
-	{"backslash before escape", "c:\\cool stuff", 0, "c\\3a\\cool\\20stuff"},
-	{"backslash 5c", "c:\\5commas", 0, "c\\3a\\5c5commas"},
-	{"leading space", " x", -EINVAL, NULL},
-	{"trailing space", "x ", -EINVAL, NULL},
-	{"empty", "", -EINVAL, NULL},
-	{"control", "a\tb", -EINVAL, NULL},
+    {"space", "space cadet", 0, "space\\20cadet"},
+    {"quote", "call me \"ishmael\"", 0, "call\\20me\\20\\22ishmael\\22"},
+    {"at", "at&t guy", 0, "at\\26t\\20guy"},
+    {"apos", "d'artagnan", 0, "d\\27artagnan"},
+    {"slash", "/.fanboy", 0, "\\2f.fanboy"},
+    {"colons", "::foo::", 0, "\\3a\\3afoo\\3a\\3a"},
+    {"angles", "<foo>", 0, "\\3cfoo\\3e"},
+    {"at sign", "user@host", 0, "user\\40host"},
+    {"backslash alone", "c:\\net", 0, "c\\3a\\net"},
+    {"backslash sequence", "c:\\\\net", 0, "c\\3a\\\\net"},
+    {"backslash before escape", "c:\\cool stuff", 0, "c\\3a\\cool\\20stuff"},
+    {"backslash 5c", "c:\\5commas", 0, "c\\3a\\5c5commas"},
+    {"leading space", " x", -EINVAL, NULL},
+    {"trailing space", "x ", -EINVAL, NULL},
+    {"empty", "", -EINVAL, NULL},
+    {"control", "a\tb", -EINVAL, NULL},
 };
 
 static void test_escape(void **state)
@@ -301,29 +306,30 @@ struct map_case {
 };
 
 static const struct map_case map_cases[] = {
-	{"good", "sip a.test a.test\nxmpp b.test b.test\n", "", NULL, 0},
-	{"comments and blanks", "# c\n\n  ; c\nsip a.test a.test # c\n", "", NULL, 0},
-	{"unknown home", "sip a.test a.test\nh323 b.test b.test\n", "", "neither 'sip' nor 'xmpp'",
-	 2},
-	{"two fields", "sip a.test\n", "", "expected 3 fields", 1},
-	{"four fields", "sip a.test a.test extra\n", "", "expected 3 fields", 1},
-	{"bad domain", "sip a_b.test a.test\n", "", "not a valid domain name", 1},
-	{"ip literal", "sip 10.0.0.300 a.test\n", "", NULL, 0},
-	{"duplicate sip name", "sip a.test a.test\nxmpp c.test a.test\n", "",
-	 "already mapped at line 1", 2},
-	{"duplicate xmpp name", "sip a.test x.test\nsip b.test x.test\n", "",
-	 "already mapped at line 1", 2},
-	{"alias good", "sip a.test a.test\n", "sip:u@a.test v@a.test\n", NULL, 0},
-	{"alias unmapped", "sip a.test a.test\n", "sip:u@z.test v@a.test\n",
-	 "not in domains.map", 1},
-	{"alias wrong domain", "sip a.test a.test\nxmpp b.test b.test\n",
-	 "sip:u@a.test v@b.test\n", "maps the SIP domain to another", 1},
-	{"alias resource", "sip a.test a.test\n", "sip:u@a.test v@a.test/r\n", "not a bare JID",
-	 1},
-	{"alias not sip", "sip a.test a.test\n", "tel:123 v@a.test\n", "not a usable SIP URI", 1},
-	{"alias duplicate", "sip a.test a.test\n", "sip:u@a.test v@a.test\nsip:w@a.test V@a.test\n",
-	 "repeats an address of line 1", 2},
-	{"alias one field", "sip a.test a.test\n", "sip:u@a.test\n", "expected 2 fields", 1},
+    {"good", "sip a.test a.test\nxmpp b.test b.test\n", "", NULL, 0},
+    {"comments and blanks", "# c\n\n  ; c\nsip a.test a.test # c\n", "", NULL, 0},
+    {"unknown home", "sip a.test a.test\nh323 b.test b.test\n", "",
+     "neither 'sip' nor 'xmpp'", 2},
+    {"two fields", "sip a.test\n", "", "expected 3 fields", 1},
+    {"four fields", "sip a.test a.test extra\n", "", "expected 3 fields", 1},
+    {"bad domain", "sip a_b.test a.test\n", "", "not a valid domain name", 1},
+    {"ip literal", "sip 10.0.0.300 a.test\n", "", NULL, 0},
+    {"duplicate sip name", "sip a.test a.test\nxmpp c.test a.test\n", "",
+     "already mapped at line 1", 2},
+    {"duplicate xmpp name", "sip a.test x.test\nsip b.test x.test\n", "",
+     "already mapped at line 1", 2},
+    {"alias good", "sip a.test a.test\n", "sip:u@a.test v@a.test\n", NULL, 0},
+    {"alias unmapped", "sip a.test a.test\n", "sip:u@z.test v@a.test\n",
+     "not in domains.map", 1},
+    {"alias wrong domain", "sip a.test a.test\nxmpp b.test b.test\n",
+     "sip:u@a.test v@b.test\n", "maps the SIP domain to another", 1},
+    {"alias resource", "sip a.test a.test\n", "sip:u@a.test v@a.test/r\n",
+     "not a bare JID", 1},
+    {"alias not sip", "sip a.test a.test\n", "tel:123 v@a.test\n", "not a usable SIP URI",
+     1},
+    {"alias duplicate", "sip a.test a.test\n",
+     "sip:u@a.test v@a.test\nsip:w@a.test V@a.test\n", "repeats an address of line 1", 2},
+    {"alias one field", "sip a.test a.test\n", "sip:u@a.test\n", "expected 2 fields", 1},
 };
 
 static void test_map_files(void **state)
@@ -334,17 +340,19 @@ static void test_map_files(void **state)
 		struct addr_map *m = addr_map_new();
 		struct diag_list dl;
 		diag_init(&dl);
-		int e1 = addr_map_load_domains(m, c->domains, strlen(c->domains), "d.map", &dl);
+		int e1 = addr_map_load_domains(m, c->domains, strlen(c->domains), "d.map",
+		                               &dl);
 		int e2 = addr_map_load_users(m, c->users, strlen(c->users), "u.map", &dl);
 		if (!c->want && (e1 || e2 || dl.n))
 			fail_msg("case '%s': unexpected problem '%s'", c->name,
-				 dl.n ? dl.v[0].msg : "?");
+			         dl.n ? dl.v[0].msg : "?");
 		if (c->want) {
 			if (dl.n == 0 || (e1 == 0 && e2 == 0))
 				fail_msg("case '%s': no problem reported", c->name);
 			if (!strstr(dl.v[0].msg, c->want) || dl.v[0].line != c->line)
-				fail_msg("case '%s': got line %u '%s', want line %u '%s'", c->name,
-					 dl.v[0].line, dl.v[0].msg, c->line, c->want);
+				fail_msg("case '%s': got line %u '%s', want line %u '%s'",
+				         c->name, dl.v[0].line, dl.v[0].msg, c->line,
+				         c->want);
 		}
 		diag_free(&dl);
 		addr_map_free(m);
@@ -391,14 +399,14 @@ static void test_shipped_domains_map(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_sip_to_jid, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_jid_to_sip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_too_long, setup, teardown),
-		cmocka_unit_test(test_escape),
-		cmocka_unit_test(test_map_files),
-		cmocka_unit_test(test_empty_map_refuses),
-		cmocka_unit_test(test_shipped_domains_map),
+	    cmocka_unit_test_setup_teardown(test_sip_to_jid, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_jid_to_sip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_too_long, setup, teardown),
+	    cmocka_unit_test(test_escape),
+	    cmocka_unit_test(test_map_files),
+	    cmocka_unit_test(test_empty_map_refuses),
+	    cmocka_unit_test(test_shipped_domains_map),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,31 +16,32 @@ struct parse_case {
 };
 
 static const struct parse_case parse_cases[] = {
-	{"plain", "<a xmlns='urn:x'><b>t</b></a>", 0},
-	{"prolog", "<?xml version='1.0' encoding='UTF-8'?><a/>", 0},
-	{"cdata", "<a><![CDATA[<b>]]></a>", 0},
-	{"comment", "<a><!-- c --></a>", 0},
-	{"not well-formed", "<a><b></a>", -EBADMSG},
-	{"empty", "", -EBADMSG},
-	{"text only", "hello", -EBADMSG},
-	{"undefined entity", "<a>&foo;</a>", -EBADMSG},
-	{"builtin entities", "<a>&lt;&amp;&#233;</a>", 0},
-	{"doctype", "<!DOCTYPE a><a/>", -EPERM},
-	{"billion laughs",
-	 "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>"
-	 "<!ENTITY lol2 '&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;'>"
-	 "<!ENTITY lol3 '&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;'>]>"
-	 "<lolz>&lol3;</lolz>",
-	 -EPERM},
-	{"external entity",
-	 "<?xml version='1.0'?><!DOCTYPE a [<!ENTITY x SYSTEM 'http://127.0.0.1:1/x'>]><a>&x;</a>",
-	 -EPERM},
-	{"external dtd", "<!DOCTYPE a SYSTEM 'file:///etc/passwd'><a/>", -EPERM},
-	{"entity without doctype", "<a><!ENTITY x 'y'></a>", -EPERM},
-	{"invalid utf8", "<a>\xc3\x28</a>", -EILSEQ},
-	{"overlong utf8", "<a>\xc0\xaf</a>", -EILSEQ},
-	{"surrogate utf8", "<a>\xed\xa0\x80</a>", -EILSEQ},
-	{"valid utf8", "<a>\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80</a>", 0},
+    {"plain", "<a xmlns='urn:x'><b>t</b></a>", 0},
+    {"prolog", "<?xml version='1.0' encoding='UTF-8'?><a/>", 0},
+    {"cdata", "<a><![CDATA[<b>]]></a>", 0},
+    {"comment", "<a><!-- c --></a>", 0},
+    {"not well-formed", "<a><b></a>", -EBADMSG},
+    {"empty", "", -EBADMSG},
+    {"text only", "hello", -EBADMSG},
+    {"undefined entity", "<a>&foo;</a>", -EBADMSG},
+    {"builtin entities", "<a>&lt;&amp;&#233;</a>", 0},
+    {"doctype", "<!DOCTYPE a><a/>", -EPERM},
+    {"billion laughs",
+     "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>"
+     "<!ENTITY lol2 '&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;'>"
+     "<!ENTITY lol3 '&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;'>]>"
+     "<lolz>&lol3;</lolz>",
+     -EPERM},
+    {"external entity",
+     "<?xml version='1.0'?><!DOCTYPE a [<!ENTITY x SYSTEM "
+     "'http://127.0.0.1:1/x'>]><a>&x;</a>",
+     -EPERM},
+    {"external dtd", "<!DOCTYPE a SYSTEM 'file:///etc/passwd'><a/>", -EPERM},
+    {"entity without doctype", "<a><!ENTITY x 'y'></a>", -EPERM},
+    {"invalid utf8", "<a>\xc3\x28</a>", -EILSEQ},
+    {"overlong utf8", "<a>\xc0\xaf</a>", -EILSEQ},
+    {"surrogate utf8", "<a>\xed\xa0\x80</a>", -EILSEQ},
+    {"valid utf8", "<a>\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80</a>", 0},
 };
 
 static void test_parse_table(void **state)
@@ -52,7 +53,7 @@ static void test_parse_table(void **state)
 		int err = xmls_parse(c->doc, strlen(c->doc), XMLS_MAX_DEFAULT, &doc);
 		if (err != c->want)
 			fail_msg("case '%s': got %d (%s), want %d", c->name, err,
-				 xmls_strerror(err), c->want);
+			         xmls_strerror(err), c->want);
 		if (err == 0)
 			assert_non_null(doc);
 		else
@@ -83,7 +84,8 @@ static void test_embedded_nul(void **state)
 static void test_navigation(void **state)
 {
 	(void)state;
-	const char *doc = "<r xmlns='urn:a' xmlns:b='urn:b'><x>1</x><b:x> two </b:x><x>3</x></r>";
+	const char *doc =
+	    "<r xmlns='urn:a' xmlns:b='urn:b'><x>1</x><b:x> two </b:x><x>3</x></r>";
 	xmlDoc *d = NULL;
 	assert_int_equal(xmls_parse(doc, strlen(doc), 1000, &d), 0);
 	xmlNode *root = xmlDocGetRootElement(d);
@@ -103,10 +105,10 @@ static void test_navigation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_table),
-		cmocka_unit_test(test_oversize),
-		cmocka_unit_test(test_embedded_nul),
-		cmocka_unit_test(test_navigation),
+	    cmocka_unit_test(test_parse_table),
+	    cmocka_unit_test(test_oversize),
+	    cmocka_unit_test(test_embedded_nul),
+	    cmocka_unit_test(test_navigation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
