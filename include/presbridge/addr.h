@@ -103,6 +103,10 @@ int addr_jid_unescape(const char *local, char **outp);
  */
 int addr_pct_decode(const char *s, size_t len, char **outp);
 
+/* A DNS name as RFC 1123 allows it (letters, digits, hyphens; labels of 1-63, 253 in
+ * all; no leading or trailing hyphen). Bridged domains and peer hosts are names. */
+bool addr_domain_valid(const char *name);
+
 /* Plain words for a refusal code, for logs and error texts. */
 const char *addr_strerror(int err);
 

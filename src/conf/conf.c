@@ -121,31 +121,23 @@ struct loader {
 	int oom;
 };
 
-static void err_at(struct loader *ld, unsigned line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Record a problem of the configuration file itself at line (0: the whole file). */
+static void report(struct loader *ld, enum diag_level level, unsigned line,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static void err_at(struct loader *ld, unsigned line, const char *fmt, ...)
+static void report(struct loader *ld, enum diag_level level, unsigned line,
+                   const char *fmt, ...)
 {
 	char msg[768];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	diag_add(ld->dl, DIAG_ERROR, ld->fname, line, "%s", msg);
+	diag_add(ld->dl, level, ld->fname, line, "%s", msg);
 }
 
-static void warn_at(struct loader *ld, unsigned line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void warn_at(struct loader *ld, unsigned line, const char *fmt, ...)
-{
-	char msg[768];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	diag_add(ld->dl, DIAG_WARN, ld->fname, line, "%s", msg);
-}
+#define err_at(ld, ...)  report(ld, DIAG_ERROR, __VA_ARGS__)
+#define warn_at(ld, ...) report(ld, DIAG_WARN, __VA_ARGS__)
 
 static char *resolve(struct loader *ld, const char *path)
 {
@@ -167,29 +159,6 @@ static bool ip_literal(const char *s)
 {
 	unsigned char buf[16];
 	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
-}
-
-/* A host name as RFC 1123 allows it (names only; IP literals are checked apart). */
-static bool hostname_valid(const char *s)
-{
-	size_t len = strlen(s), label = 0;
-	if (len == 0 || len > 253)
-		return false;
-	for (size_t i = 0; i <= len; i++) {
-		char c = s[i];
-		if (c == '.' || c == '\0') {
-			if (label == 0 || label > 63 || s[i - 1] == '-')
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-') ||
-		    (label == 0 && c == '-'))
-			return false;
-		label++;
-	}
-	return true;
 }
 
 /* "host:port", "[v6]:port", or "host" when default_port is non-zero. */
@@ -237,7 +206,7 @@ static int parse_hostport(const char *v, uint16_t default_port, bool port_option
 		}
 		memcpy(host, v, hlen);
 		host[hlen] = '\0';
-		if (!ip_literal(host) && !hostname_valid(host)) {
+		if (!ip_literal(host) && !addr_domain_valid(host)) {
 			*why = "the host is neither an IP address nor a host name";
 			return -EINVAL;
 		}
@@ -358,7 +327,7 @@ static void parse_domains(struct loader *ld, struct conf_peer *p, const char *v,
 	}
 	for (char *tok = strtok_r(copy, ", \t", &save); tok;
 	     tok = strtok_r(NULL, ", \t", &save)) {
-		if (!hostname_valid(tok)) {
+		if (!addr_domain_valid(tok)) {
 			err_at(ld, line, "domains: '%s' is not a domain name", tok);
 			continue;
 		}
@@ -647,7 +616,7 @@ static void check_consistency(struct loader *ld)
 		p->transport_line = seen[key_index(SECT_PEER, "transport")];
 		p->domains_line = seen[key_index(SECT_PEER, "domains")];
 		p->has_address = p->address.host != NULL;
-		if (p->host && !hostname_valid(p->host))
+		if (p->host && !addr_domain_valid(p->host))
 			err_at(
 			    ld, p->host_line,
 			    "[peer %s] host '%s' must be the peer's FQDN, the name its "

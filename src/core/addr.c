@@ -93,7 +93,7 @@ static void lower(char *s)
 /* A DNS name as RFC 1123 allows it: letters, digits, hyphens, dots; no empty label,
  * no label over 63, no leading or trailing hyphen. IP literals are not bridged
  * domains: federation is by name. */
-static bool domain_valid(const char *d)
+bool addr_domain_valid(const char *d)
 {
 	size_t len = strlen(d), label = 0;
 
@@ -192,7 +192,7 @@ int addr_map_load_domains(struct addr_map *m, const char *text, size_t len,
 		}
 		bool bad = false;
 		for (int k = 1; k <= 2; k++) {
-			if (!domain_valid(row.f[k])) {
+			if (!addr_domain_valid(row.f[k])) {
 				diag_add(dl, DIAG_ERROR, fname, row.line,
 				         "'%s' is not a valid domain name", row.f[k]);
 				bad = true;
@@ -456,7 +456,7 @@ static int parse_sip_uri(const char *uri, struct sip_uri *u)
 		err = -ENOMEM;
 		goto out;
 	}
-	if (!domain_valid(u->domain)) {
+	if (!addr_domain_valid(u->domain)) {
 		err = -EINVAL;
 		goto out;
 	}
@@ -515,7 +515,7 @@ static int parse_jid(const char *s, struct jid *j)
 		err = -ENOMEM;
 		goto out;
 	}
-	if (!domain_valid(j->domain))
+	if (!addr_domain_valid(j->domain))
 		goto out;
 	lower(j->domain);
 	return 0;
