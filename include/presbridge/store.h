@@ -1,0 +1,106 @@
+/*
+ * store - the bridge's state, persisted in SQLite at [bridge] state.
+ *
+ * Three tables: bridged subscriptions (both directions, with the SIP dialog that
+ * carries them), the last known presence of every bridged entity per resource,
+ * and IM sessions. The bridge writes a row before it acknowledges anything to
+ * either side, so an acknowledged subscription survives kill -9: the database
+ * runs in WAL mode with synchronous=NORMAL, which makes every committed
+ * transaction durable against a crash of the process (not of the machine; for
+ * that, set [bridge] state_sync = full).
+ *
+ * Records passed in are borrowed for the call. Records passed to an _each
+ * callback are valid only during the callback.
+ */
+#ifndef PRESBRIDGE_STORE_H
+#define PRESBRIDGE_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct store;
+
+enum store_sync {
+	STORE_SYNC_NORMAL, /* durable against a process crash */
+	STORE_SYNC_FULL,   /* durable against power loss; an fsync per write */
+};
+
+struct store_sub {
+	int dir;             /* enum sub_dir */
+	const char *watcher; /* how the bridge keys it: bare JID or sip: URI */
+	const char *presentity;
+	const char *phase; /* sub_phase_name(): stored by name, so a reordered enum
+	                    * can never reinterpret saved state */
+	uint32_t retries;
+	const char *peer;    /* [peer NAME] that carries the SIP side, or NULL */
+	const char *call_id; /* SIP dialog, or NULL while there is none */
+	const char *local_tag;
+	const char *remote_tag;
+	uint32_t local_cseq;
+	uint32_t remote_cseq;
+	const char *remote_target; /* Contact of the other side */
+	const char *route_set; /* Record-Route values, comma-separated, in use order */
+	int64_t expires_at;    /* unix ms; 0 when not running */
+	int64_t refresh_at;
+};
+
+struct store_pres {
+	const char *entity;   /* bare address the cache is for */
+	const char *resource; /* XMPP resource, tuple or endpoint id; "" for one */
+	bool open;
+	const char *activity; /* pres_activity_name() */
+	const char *note;
+	int priority;
+	int64_t updated; /* unix ms */
+};
+
+struct store_im {
+	const char *call_id; /* the SIP dialog of the session */
+	const char *local_tag;
+	const char *remote_tag;
+	const char *sip_uri; /* the SIP party */
+	const char *jid;     /* the XMPP party (bare) */
+	const char *thread;  /* the XMPP <thread/> */
+	bool sip_initiated;
+	uint32_t local_cseq;
+	const char *remote_target;
+	const char *route_set;
+	int64_t last_activity; /* unix ms */
+};
+
+/*
+ * Open (creating if needed) the store at path, or an in-memory one for
+ * ":memory:". The folder must exist. *sp: caller-owns (store_close).
+ * Returns 0, -EIO with the reason in *whyp (static string) if SQLite refuses
+ * the file, -EPROTO if the file holds a newer schema than this build knows.
+ */
+int store_open(struct store **sp, const char *path, enum store_sync sync,
+               const char **whyp);
+void store_close(struct store *st);
+
+/* Group many writes into one transaction (restore, shutdown). Nesting is an error. */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+
+/* Insert or replace the subscription keyed by (dir, watcher, presentity). */
+int store_sub_put(struct store *st, const struct store_sub *s);
+/* Delete it; -ENOENT if there was none. */
+int store_sub_del(struct store *st, int dir, const char *watcher, const char *presentity);
+typedef int(store_sub_h)(const struct store_sub *s, void *arg);
+/* Call h for every subscription; a non-zero return from h stops and is returned. */
+int store_sub_each(struct store *st, store_sub_h *h, void *arg);
+
+int store_pres_put(struct store *st, const struct store_pres *p);
+int store_pres_del(struct store *st, const char *entity, const char *resource);
+typedef int(store_pres_h)(const struct store_pres *p, void *arg);
+int store_pres_each(struct store *st, store_pres_h *h, void *arg);
+
+int store_im_put(struct store *st, const struct store_im *im);
+int store_im_del(struct store *st, const char *call_id);
+typedef int(store_im_h)(const struct store_im *im, void *arg);
+int store_im_each(struct store *st, store_im_h *h, void *arg);
+
+/* SQLite's words for the last failure, for logs. */
+const char *store_errmsg(const struct store *st);
+
+#endif

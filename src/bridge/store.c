@@ -1,0 +1,383 @@
+#include "presbridge/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+/*
+ * Schema versions, applied in order inside one transaction each; PRAGMA
+ * user_version records how far a file has come. A file from a newer build is
+ * refused rather than guessed at.
+ */
+static const char *const migrations[] = {
+    /* 1 */
+    "CREATE TABLE sub ("
+    " dir INTEGER NOT NULL, watcher TEXT NOT NULL, presentity TEXT NOT NULL,"
+    " phase TEXT NOT NULL, retries INTEGER NOT NULL DEFAULT 0, peer TEXT,"
+    " call_id TEXT, local_tag TEXT, remote_tag TEXT,"
+    " local_cseq INTEGER NOT NULL DEFAULT 0, remote_cseq INTEGER NOT NULL DEFAULT 0,"
+    " remote_target TEXT, route_set TEXT,"
+    " expires_at INTEGER NOT NULL DEFAULT 0, refresh_at INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (dir, watcher, presentity)) WITHOUT ROWID;"
+    "CREATE TABLE pres ("
+    " entity TEXT NOT NULL, resource TEXT NOT NULL, open INTEGER NOT NULL,"
+    " activity TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', priority INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL, PRIMARY KEY (entity, resource)) WITHOUT ROWID;"
+    "CREATE TABLE im ("
+    " call_id TEXT PRIMARY KEY, local_tag TEXT, remote_tag TEXT, sip_uri TEXT NOT NULL,"
+    " jid TEXT NOT NULL, thread TEXT NOT NULL, sip_initiated INTEGER NOT NULL,"
+    " local_cseq INTEGER NOT NULL DEFAULT 0, remote_target TEXT, route_set TEXT,"
+    " last_activity INTEGER NOT NULL) WITHOUT ROWID;",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+enum stmt {
+	ST_SUB_PUT,
+	ST_SUB_DEL,
+	ST_SUB_ALL,
+	ST_PRES_PUT,
+	ST_PRES_DEL,
+	ST_PRES_ALL,
+	ST_IM_PUT,
+	ST_IM_DEL,
+	ST_IM_ALL,
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_COUNT
+};
+
+static const char *const sql[ST_COUNT] = {
+    [ST_SUB_PUT] = "INSERT OR REPLACE INTO sub VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [ST_SUB_DEL] = "DELETE FROM sub WHERE dir = ? AND watcher = ? AND presentity = ?",
+    [ST_SUB_ALL] = "SELECT dir, watcher, presentity, phase, retries, peer, call_id,"
+                   " local_tag, remote_tag, local_cseq, remote_cseq, remote_target,"
+                   " route_set, expires_at, refresh_at FROM sub",
+    [ST_PRES_PUT] = "INSERT OR REPLACE INTO pres VALUES (?,?,?,?,?,?,?)",
+    [ST_PRES_DEL] = "DELETE FROM pres WHERE entity = ? AND resource = ?",
+    [ST_PRES_ALL] = "SELECT entity, resource, open, activity, note, priority, updated"
+                    " FROM pres",
+    [ST_IM_PUT] = "INSERT OR REPLACE INTO im VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+    [ST_IM_DEL] = "DELETE FROM im WHERE call_id = ?",
+    [ST_IM_ALL] = "SELECT call_id, local_tag, remote_tag, sip_uri, jid, thread,"
+                  " sip_initiated, local_cseq, remote_target, route_set, last_activity"
+                  " FROM im",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+	bool in_tx;
+};
+
+static int exec(struct store *st, const char *s)
+{
+	return sqlite3_exec(st->db, s, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+static int migrate(struct store *st, const char **whyp)
+{
+	sqlite3_stmt *q;
+	int version = 0;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
+		return -EIO;
+	if (sqlite3_step(q) == SQLITE_ROW)
+		version = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	if (version > SCHEMA_VERSION) {
+		*whyp = "the state file was written by a newer presbridge";
+		return -EPROTO;
+	}
+	for (int v = version; v < SCHEMA_VERSION; v++) {
+		char pragma[48];
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+		if (exec(st, "BEGIN IMMEDIATE") || exec(st, migrations[v]) ||
+		    exec(st, pragma) || exec(st, "COMMIT")) {
+			*whyp = sqlite3_errmsg(st->db);
+			exec(st, "ROLLBACK");
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+int store_open(struct store **sp, const char *path, enum store_sync sync,
+               const char **whyp)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	int err = -EIO;
+	const char *why = "out of memory";
+
+	if (!st)
+		return -ENOMEM;
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+	                    NULL) != SQLITE_OK) {
+		why = st->db ? sqlite3_errmsg(st->db) : "cannot open";
+		goto out;
+	}
+	/* Another process holding the file (a second bridge on the same state) gets a
+	 * clear error within a second rather than a hang. */
+	sqlite3_busy_timeout(st->db, 1000);
+	if (exec(st, "PRAGMA journal_mode = WAL") ||
+	    exec(st, sync == STORE_SYNC_FULL ? "PRAGMA synchronous = FULL"
+	                                     : "PRAGMA synchronous = NORMAL") ||
+	    exec(st, "PRAGMA foreign_keys = OFF")) {
+		why = sqlite3_errmsg(st->db);
+		goto out;
+	}
+	err = migrate(st, &why);
+	if (err)
+		goto out;
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		                       &st->st[i], NULL) != SQLITE_OK) {
+			why = sqlite3_errmsg(st->db);
+			err = -EIO;
+			goto out;
+		}
+	}
+	*sp = st;
+	return 0;
+out:
+	if (whyp)
+		*whyp = why;
+	store_close(st);
+	return err;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(st->st[i]);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+const char *store_errmsg(const struct store *st)
+{
+	return sqlite3_errmsg(st->db);
+}
+
+/* Bind helpers: NULL text binds SQL NULL, so "no dialog" survives a round trip. */
+static void bind_text(sqlite3_stmt *q, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(q, i, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, i);
+}
+
+static const char *col_text(sqlite3_stmt *q, int i)
+{
+	return (const char *)sqlite3_column_text(q, i);
+}
+
+static int run(sqlite3_stmt *q)
+{
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_begin(struct store *st)
+{
+	if (st->in_tx)
+		return -EBUSY;
+	int e = run(st->st[ST_BEGIN]);
+	if (!e)
+		st->in_tx = true;
+	return e;
+}
+
+int store_commit(struct store *st)
+{
+	if (!st->in_tx)
+		return -EINVAL;
+	int e = run(st->st[ST_COMMIT]);
+	if (!e)
+		st->in_tx = false;
+	return e;
+}
+
+int store_sub_put(struct store *st, const struct store_sub *s)
+{
+	sqlite3_stmt *q = st->st[ST_SUB_PUT];
+
+	if (!s->watcher || !s->presentity || !s->phase)
+		return -EINVAL;
+	sqlite3_bind_int(q, 1, s->dir);
+	bind_text(q, 2, s->watcher);
+	bind_text(q, 3, s->presentity);
+	bind_text(q, 4, s->phase);
+	sqlite3_bind_int64(q, 5, s->retries);
+	bind_text(q, 6, s->peer);
+	bind_text(q, 7, s->call_id);
+	bind_text(q, 8, s->local_tag);
+	bind_text(q, 9, s->remote_tag);
+	sqlite3_bind_int64(q, 10, s->local_cseq);
+	sqlite3_bind_int64(q, 11, s->remote_cseq);
+	bind_text(q, 12, s->remote_target);
+	bind_text(q, 13, s->route_set);
+	sqlite3_bind_int64(q, 14, s->expires_at);
+	sqlite3_bind_int64(q, 15, s->refresh_at);
+	return run(q);
+}
+
+int store_sub_del(struct store *st, int dir, const char *watcher, const char *presentity)
+{
+	sqlite3_stmt *q = st->st[ST_SUB_DEL];
+	sqlite3_bind_int(q, 1, dir);
+	bind_text(q, 2, watcher);
+	bind_text(q, 3, presentity);
+	int e = run(q);
+	return e ? e : sqlite3_changes(st->db) ? 0 : -ENOENT;
+}
+
+int store_sub_each(struct store *st, store_sub_h *h, void *arg)
+{
+	sqlite3_stmt *q = st->st[ST_SUB_ALL];
+	int rc, e = 0;
+
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct store_sub s = {
+		    .dir = sqlite3_column_int(q, 0),
+		    .watcher = col_text(q, 1),
+		    .presentity = col_text(q, 2),
+		    .phase = col_text(q, 3),
+		    .retries = (uint32_t)sqlite3_column_int64(q, 4),
+		    .peer = col_text(q, 5),
+		    .call_id = col_text(q, 6),
+		    .local_tag = col_text(q, 7),
+		    .remote_tag = col_text(q, 8),
+		    .local_cseq = (uint32_t)sqlite3_column_int64(q, 9),
+		    .remote_cseq = (uint32_t)sqlite3_column_int64(q, 10),
+		    .remote_target = col_text(q, 11),
+		    .route_set = col_text(q, 12),
+		    .expires_at = sqlite3_column_int64(q, 13),
+		    .refresh_at = sqlite3_column_int64(q, 14),
+		};
+		e = h(&s, arg);
+		if (e)
+			break;
+	}
+	if (!e && rc != SQLITE_DONE)
+		e = -EIO;
+	sqlite3_reset(q);
+	return e;
+}
+
+int store_pres_put(struct store *st, const struct store_pres *p)
+{
+	sqlite3_stmt *q = st->st[ST_PRES_PUT];
+
+	if (!p->entity || !p->resource || !p->activity)
+		return -EINVAL;
+	bind_text(q, 1, p->entity);
+	bind_text(q, 2, p->resource);
+	sqlite3_bind_int(q, 3, p->open);
+	bind_text(q, 4, p->activity);
+	bind_text(q, 5, p->note ? p->note : "");
+	sqlite3_bind_int(q, 6, p->priority);
+	sqlite3_bind_int64(q, 7, p->updated);
+	return run(q);
+}
+
+int store_pres_del(struct store *st, const char *entity, const char *resource)
+{
+	sqlite3_stmt *q = st->st[ST_PRES_DEL];
+	bind_text(q, 1, entity);
+	bind_text(q, 2, resource);
+	int e = run(q);
+	return e ? e : sqlite3_changes(st->db) ? 0 : -ENOENT;
+}
+
+int store_pres_each(struct store *st, store_pres_h *h, void *arg)
+{
+	sqlite3_stmt *q = st->st[ST_PRES_ALL];
+	int rc, e = 0;
+
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct store_pres p = {
+		    .entity = col_text(q, 0),
+		    .resource = col_text(q, 1),
+		    .open = sqlite3_column_int(q, 2) != 0,
+		    .activity = col_text(q, 3),
+		    .note = col_text(q, 4),
+		    .priority = sqlite3_column_int(q, 5),
+		    .updated = sqlite3_column_int64(q, 6),
+		};
+		e = h(&p, arg);
+		if (e)
+			break;
+	}
+	if (!e && rc != SQLITE_DONE)
+		e = -EIO;
+	sqlite3_reset(q);
+	return e;
+}
+
+int store_im_put(struct store *st, const struct store_im *im)
+{
+	sqlite3_stmt *q = st->st[ST_IM_PUT];
+
+	if (!im->call_id || !im->sip_uri || !im->jid || !im->thread)
+		return -EINVAL;
+	bind_text(q, 1, im->call_id);
+	bind_text(q, 2, im->local_tag);
+	bind_text(q, 3, im->remote_tag);
+	bind_text(q, 4, im->sip_uri);
+	bind_text(q, 5, im->jid);
+	bind_text(q, 6, im->thread);
+	sqlite3_bind_int(q, 7, im->sip_initiated);
+	sqlite3_bind_int64(q, 8, im->local_cseq);
+	bind_text(q, 9, im->remote_target);
+	bind_text(q, 10, im->route_set);
+	sqlite3_bind_int64(q, 11, im->last_activity);
+	return run(q);
+}
+
+int store_im_del(struct store *st, const char *call_id)
+{
+	sqlite3_stmt *q = st->st[ST_IM_DEL];
+	bind_text(q, 1, call_id);
+	int e = run(q);
+	return e ? e : sqlite3_changes(st->db) ? 0 : -ENOENT;
+}
+
+int store_im_each(struct store *st, store_im_h *h, void *arg)
+{
+	sqlite3_stmt *q = st->st[ST_IM_ALL];
+	int rc, e = 0;
+
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct store_im im = {
+		    .call_id = col_text(q, 0),
+		    .local_tag = col_text(q, 1),
+		    .remote_tag = col_text(q, 2),
+		    .sip_uri = col_text(q, 3),
+		    .jid = col_text(q, 4),
+		    .thread = col_text(q, 5),
+		    .sip_initiated = sqlite3_column_int(q, 6) != 0,
+		    .local_cseq = (uint32_t)sqlite3_column_int64(q, 7),
+		    .remote_target = col_text(q, 8),
+		    .route_set = col_text(q, 9),
+		    .last_activity = sqlite3_column_int64(q, 10),
+		};
+		e = h(&im, arg);
+		if (e)
+			break;
+	}
+	if (!e && rc != SQLITE_DONE)
+		e = -EIO;
+	sqlite3_reset(q);
+	return e;
+}
