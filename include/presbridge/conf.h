@@ -33,6 +33,11 @@ enum conf_log {
 	CONF_LOG_TRACE,
 };
 
+enum conf_sync {
+	CONF_SYNC_NORMAL, /* state durable against a crash of the process */
+	CONF_SYNC_FULL,   /* ... and of the machine (an fsync per write) */
+};
+
 enum conf_xmpp_tls {
 	CONF_XMPP_TLS_DIRECT, /* TLS from the first byte */
 	CONF_XMPP_TLS_OFF,
@@ -79,6 +84,7 @@ struct conf {
 	char *state;    /* resolved path, or ":memory:" */
 	char *mappings; /* resolved folder */
 	enum conf_log log_level;
+	enum conf_sync state_sync;
 
 	/* [sip] */
 	struct conf_listen *listen;

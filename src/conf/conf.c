@@ -48,6 +48,8 @@ static const struct enum_row log_levels[] = {
     {"error", CONF_LOG_ERROR}, {"warn", CONF_LOG_WARN},   {"info", CONF_LOG_INFO},
     {"debug", CONF_LOG_DEBUG}, {"trace", CONF_LOG_TRACE}, {NULL, 0},
 };
+static const struct enum_row state_syncs[] = {
+    {"normal", CONF_SYNC_NORMAL}, {"full", CONF_SYNC_FULL}, {NULL, 0}};
 static const struct enum_row transports[] = {
     {"udp", CONF_TP_UDP}, {"tcp", CONF_TP_TCP}, {"tls", CONF_TP_TLS}, {NULL, 0}};
 static const struct enum_row xmpp_tls_modes[] = {
@@ -80,6 +82,7 @@ static const struct key_def keys[] = {
     {SECT_BRIDGE, "state", KT_STATE, C(state), NULL, 0, false, false},
     {SECT_BRIDGE, "mappings", KT_DIR, C(mappings), NULL, 0, false, false},
     {SECT_BRIDGE, "log_level", KT_ENUM, C(log_level), log_levels, 0, false, false},
+    {SECT_BRIDGE, "state_sync", KT_ENUM, C(state_sync), state_syncs, 0, false, false},
     {SECT_SIP, "listen", KT_LISTEN, 0, NULL, 0, false, true},
     {SECT_SIP, "cert", KT_FILE, C(cert), NULL, 0, false, false},
     {SECT_SIP, "key", KT_FILE, C(key), NULL, 0, false, false},
