@@ -56,7 +56,13 @@ bool loop_timer_running(const struct loop_timer *t);
 /* Deliver signo through the loop (it is blocked for normal delivery). */
 int loop_signal(struct loop *l, int signo, loop_signal_h *h, void *arg);
 
-int loop_idle(struct loop *l, loop_idle_h *h, void *arg);
+/* At most this many idle hooks (one per library that buffers work). */
+#define LOOP_IDLE_MAX 4
+
+/* Add an idle hook; -ENOSPC past LOOP_IDLE_MAX. */
+int loop_idle_add(struct loop *l, loop_idle_h *h, void *arg);
+/* Remove the hook added with the same h and arg; safe from inside a hook. */
+void loop_idle_del(struct loop *l, loop_idle_h *h, void *arg);
 
 /* Run until loop_stop(). Returns 0, or -errno if epoll fails. */
 int loop_run(struct loop *l);

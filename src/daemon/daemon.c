@@ -9,6 +9,7 @@
 #include "presbridge/log.h"
 #include "presbridge/loop.h"
 #include "presbridge/version.h"
+#include "presbridge/xlink.h"
 
 _Static_assert((int)CONF_LOG_TRACE == (int)LOG_LVL_TRACE &&
                    (int)CONF_LOG_ERROR == (int)LOG_LVL_ERROR,
@@ -18,6 +19,8 @@ struct daemon {
 	const char *path;
 	struct conf *cf; /* owned; replaced on a successful reload */
 	struct loop *loop;
+	struct xlink_set *xmpp; /* owned: the XMPP leg */
+	bool stopping;
 	int status;
 };
 
@@ -33,11 +36,53 @@ static void log_diags(const struct diag_list *dl)
 	}
 }
 
+/* The XMPP leg's link came up or went down. The bridge module (a later issue)
+ * re-announces presence here; until it exists the event is only logged. */
+static void on_xmpp_state(const char *domain, bool up, void *arg)
+{
+	(void)arg;
+	log_debug("daemon", "component %s is %s", domain, up ? "up" : "down");
+}
+
+/*
+ * A presence or message for a SIP user, from the XMPP leg. There is no bridge
+ * module yet: presence is logged and taken, and a message is refused so its
+ * sender learns it was not delivered rather than losing it silently.
+ */
+static int on_xmpp_stanza(const char *domain, xmpp_stanza_t *st, struct xlink_refusal *r,
+                          void *arg)
+{
+	const char *name = xmpp_stanza_get_name(st), *type = xmpp_stanza_get_type(st);
+	const char *from = xmpp_stanza_get_from(st), *to = xmpp_stanza_get_to(st);
+	(void)arg;
+
+	log_debug("daemon", "%s: %s from %s to %s (type %s) reached the bridge", domain,
+	          name, from ? from : "?", to ? to : domain, type ? type : "none");
+	if (strcmp(name, "message") != 0)
+		return XLINK_TAKEN;
+	r->cond = ERR_COND_SERVICE_UNAVAILABLE;
+	r->text = "presbridge does not relay instant messages yet";
+	return XLINK_REFUSE;
+}
+
+static void on_xmpp_closed(void *arg)
+{
+	struct daemon *d = arg;
+	loop_stop(d->loop);
+}
+
+/* Close the XMPP streams cleanly (the leg calls on_xmpp_closed when done, at
+ * most XLINK_CLOSE_MS later), then leave the loop. A second signal stops at once. */
 static void on_stop(int signo, void *arg)
 {
 	struct daemon *d = arg;
 	log_info("daemon", "%s: stopping", strsignal(signo));
-	loop_stop(d->loop);
+	if (d->stopping || !d->xmpp) {
+		loop_stop(d->loop);
+		return;
+	}
+	d->stopping = true;
+	xlink_set_stop(d->xmpp, on_xmpp_closed, d);
 }
 
 /* A reload is all or nothing: a file with any error leaves the running
@@ -64,6 +109,10 @@ static void on_reload(int signo, void *arg)
 	d->cf = cf;
 	log_set_level((enum log_level)cf->log_level);
 	log_info("daemon", "reloaded %s", d->path);
+	/* A changed [xmpp] section or component domain list reconnects the XMPP leg;
+	 * an unchanged one leaves the streams alone. */
+	if (d->xmpp)
+		xlink_set_apply(d->xmpp, cf);
 }
 
 int daemon_run(const char *config_path)
@@ -99,6 +148,14 @@ int daemon_run(const char *config_path)
 	signal(SIGPIPE,
 	       SIG_IGN); /* a peer closing mid-write is an error return, not death */
 
+	struct xlink_handlers h = {on_xmpp_state, on_xmpp_stanza, &d};
+	err = xlink_set_new(&d.xmpp, d.loop, d.cf, &h);
+	if (err) {
+		log_error("daemon", "cannot start the XMPP leg: %s", strerror(-err));
+		d.status = EXIT_FAILURE;
+		goto out;
+	}
+
 	log_info("daemon", "presbridge %s running with %s", PB_VERSION, config_path);
 	err = loop_run(d.loop);
 	if (err) {
@@ -107,6 +164,7 @@ int daemon_run(const char *config_path)
 	}
 	log_info("daemon", "stopped");
 out:
+	xlink_set_free(d.xmpp);
 	loop_free(d.loop);
 	conf_free(d.cf);
 	return d.status;

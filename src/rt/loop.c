@@ -35,8 +35,11 @@ struct loop {
 	sigset_t sigs;
 	struct sig_slot sig[16];
 	size_t nsig;
-	loop_idle_h *idle;
-	void *idle_arg;
+	struct {
+		loop_idle_h *h;
+		void *arg;
+	} idle[LOOP_IDLE_MAX];
+	size_t nidle;
 };
 
 uint64_t loop_clock_ms(void)
@@ -235,11 +238,23 @@ int loop_signal(struct loop *l, int signo, loop_signal_h *h, void *arg)
 	return 0;
 }
 
-int loop_idle(struct loop *l, loop_idle_h *h, void *arg)
+int loop_idle_add(struct loop *l, loop_idle_h *h, void *arg)
 {
-	l->idle = h;
-	l->idle_arg = arg;
+	if (l->nidle == LOOP_IDLE_MAX)
+		return -ENOSPC;
+	l->idle[l->nidle].h = h;
+	l->idle[l->nidle].arg = arg;
+	l->nidle++;
 	return 0;
+}
+
+void loop_idle_del(struct loop *l, loop_idle_h *h, void *arg)
+{
+	for (size_t i = 0; i < l->nidle; i++)
+		if (l->idle[i].h == h && l->idle[i].arg == arg) {
+			l->idle[i] = l->idle[--l->nidle];
+			return;
+		}
 }
 
 static void run_timers(struct loop *l)
@@ -258,8 +273,10 @@ int loop_run_once(struct loop *l, int max_ms)
 
 	l->now = loop_clock_ms();
 	run_timers(l);
-	if (l->idle) {
-		int w = l->idle(l->idle_arg);
+	/* A hook may remove itself: walk backwards so a removal moves only hooks
+	 * that already ran. */
+	for (size_t i = l->nidle; i-- > 0;) {
+		int w = l->idle[i].h(l->idle[i].arg);
 		if (w >= 0 && (wait < 0 || w < wait))
 			wait = w;
 	}

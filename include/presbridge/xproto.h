@@ -1,0 +1,104 @@
+/*
+ * xproto - the pure parts of the XEP-0114 component link: the handshake digest,
+ * reading the stream id, masking the secret in trace logs, the reconnect
+ * schedule and the plain words for TLS and stream failures.
+ *
+ * Nothing here does I/O or keeps state, so every rule is unit-tested on values.
+ */
+#ifndef PRESBRIDGE_XPROTO_H
+#define PRESBRIDGE_XPROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Hex characters of a SHA-1 digest. */
+#define XPROTO_DIGEST_LEN 40
+
+/* Longest stream id accepted from a server (ejabberd sends about 20 digits). */
+#define XPROTO_STREAM_ID_MAX 255
+
+/* Reconnect schedule: the first wait, doubled per failed attempt up to the cap. */
+#define XPROTO_BACKOFF_FIRST_MS 1000u
+#define XPROTO_BACKOFF_MAX_MS   30000u
+
+/* While failures repeat with the same cause, log one line in this many attempts. */
+#define XPROTO_LOG_EVERY 10u
+
+/*
+ * XEP-0114 section 3: the handshake is the lower-case hex SHA-1 of the stream id
+ * followed by the secret. out receives XPROTO_DIGEST_LEN characters and a NUL.
+ * Returns 0, -EINVAL (NULL argument) or -ENOMEM. Callers clear out after use.
+ */
+int xproto_handshake_digest(const char *stream_id, const char *secret,
+                            char out[XPROTO_DIGEST_LEN + 1]);
+
+/*
+ * Read the id attribute of a server's stream header from a libstrophe debug log
+ * message ("RECV: <stream:stream id=\"...\" ...>"): libstrophe 0.12 keeps the id
+ * in a private field and logs the header it received, nothing else shows it.
+ * Returns 0 and writes the id to buf, or -ENOENT (not a stream header),
+ * -EBADMSG (a header without a usable id), -E2BIG (id longer than size - 1 or
+ * than XPROTO_STREAM_ID_MAX).
+ */
+int xproto_stream_id(const char *logmsg, char *buf, size_t size);
+
+/*
+ * Read the operating system's error from a libstrophe debug log message. Its
+ * connection events carry no errno (a refused connect reports 0, a TLS connection
+ * an SSL_ERROR_* code), while its log says "connection failed, error 111",
+ * "error=SSL_ERROR_SYSCALL(5) errno=104 ..." or "Socket closed by remote host.".
+ * Returns true and sets *errnop (0 for a clean close by the server) for such a
+ * message; false for any other, and for errno 0, EAGAIN or EINTR, which
+ * describe no failure.
+ */
+bool xproto_log_errno(const char *logmsg, int *errnop);
+
+/*
+ * A copy of xml[0..len) for a trace log with the content of every <handshake>
+ * element replaced by "****", so the digest (a function of the secret) never
+ * reaches a log. Caller-owns (free()); NULL on ENOMEM.
+ */
+char *xproto_mask(const char *xml, size_t len);
+
+/*
+ * Milliseconds to wait before reconnect attempt number `attempt` (1 = after the
+ * first failure): 1 s doubled per attempt up to 30 s, less a jitter of up to a
+ * tenth taken from rnd, so bridges restarted together do not retry in step.
+ * attempt 0 is treated as 1.
+ */
+uint32_t xproto_backoff_ms(unsigned attempt, uint32_t rnd);
+
+/*
+ * Whether failed attempt number `attempt` deserves a log line at warning level:
+ * the first one, any whose cause differs from the previous one's, and every
+ * XPROTO_LOG_EVERY-th while the same cause repeats. The rest go to debug.
+ */
+bool xproto_log_failure(unsigned attempt, bool cause_changed);
+
+/* Plain words for an OpenSSL certificate verification failure. */
+struct xproto_certerr {
+	int code;          /* X509_V_ERR_*; 0 for the catch-all row */
+	const char *words; /* what is wrong, e.g. "certificate signed by an unknown CA" */
+	const char *fix;   /* what to do, e.g. "add the XMPP server's CA to [xmpp] ca" */
+};
+
+/* The row for an X509_V_ERR_* code; the catch-all row for codes not listed. Static. */
+const struct xproto_certerr *xproto_cert_error(int code);
+
+/* The row whose OpenSSL text (X509_verify_cert_error_string) is msg, as
+ * libstrophe's certificate failure callback passes only the text. Static. */
+const struct xproto_certerr *xproto_cert_error_text(const char *msg);
+
+/* Plain words for a stream error condition (RFC 6120 section 4.9.3) sent by the
+ * server, with the fix when the bridge's configuration is the likely cause. */
+struct xproto_streamerr {
+	const char *cond;  /* element name, e.g. "not-authorized"; NULL: catch-all */
+	const char *words; /* what happened; "%s" stands for the component domain */
+	const char *fix;   /* "" when there is nothing to configure */
+};
+
+/* The row for cond (NULL or unknown: the catch-all row). Static. */
+const struct xproto_streamerr *xproto_stream_error(const char *cond);
+
+#endif
