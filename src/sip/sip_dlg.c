@@ -1,0 +1,215 @@
+/*
+ * Dialogs (RFC 3261 section 12): subscriptions and IM sessions. A dialog is
+ * named by Call-ID, local tag and remote tag; it keeps the remote target, the
+ * route set and both CSeq counters. The dialog of an INVITE answered by the
+ * bridge retransmits its 2xx over UDP until the ACK (section 13.3.1.4).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "presbridge/log.h"
+
+#include "sip_int.h"
+
+struct sipd *sip_dlg_new(struct sipleg *sl, const char *call_id, const char *local_tag,
+                         const char *remote_tag, const char *local_uri,
+                         const char *remote_uri, const char *remote_target,
+                         const char *peer, bool invite)
+{
+	struct sipd *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->sl = sl;
+	d->id = ++sl->next_id;
+	d->call_id = strdup(call_id);
+	d->local_tag = strdup(local_tag);
+	d->remote_tag = strdup(remote_tag);
+	d->local_uri = strdup(local_uri);
+	d->remote_uri = strdup(remote_uri);
+	d->remote_target = strdup(remote_target);
+	d->invite = invite;
+	snprintf(d->peer, sizeof(d->peer), "%s", peer ? peer : "");
+	d->next = sl->dlgs;
+	if (sl->dlgs)
+		sl->dlgs->prev = d;
+	sl->dlgs = d;
+	sl->ndlgs++;
+	if (!d->call_id || !d->local_tag || !d->remote_tag || !d->local_uri ||
+	    !d->remote_uri || !d->remote_target) {
+		sipd_terminate(d);
+		return NULL;
+	}
+	log_debug("sip", "dialog %s (local tag %s, remote tag %s) with peer %s created",
+	          call_id, local_tag, remote_tag, d->peer);
+	return d;
+}
+
+int sip_dlg_set_routes(struct sipd *d, const char *const *rr, size_t n, bool reverse)
+{
+	if (!n)
+		return 0;
+	char **v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		v[i] = strdup(rr[reverse ? n - 1 - i : i]);
+		if (!v[i]) {
+			for (size_t j = 0; j < i; j++)
+				free(v[j]);
+			free(v);
+			return -ENOMEM;
+		}
+	}
+	d->routes = v;
+	d->nroutes = n;
+	return 0;
+}
+
+struct sipd *sip_dlg_by_id(struct sipleg *sl, uint64_t id)
+{
+	for (struct sipd *d = sl->dlgs; d; d = d->next)
+		if (d->id == id)
+			return d;
+	return NULL;
+}
+
+struct sipd *sipd_find(struct sipleg *sl, const char *call_id, const char *local_tag,
+                       const char *remote_tag)
+{
+	for (struct sipd *d = sl->dlgs; d; d = d->next)
+		if (strcmp(d->call_id, call_id) == 0 &&
+		    strcmp(d->local_tag, local_tag) == 0 &&
+		    strcmp(d->remote_tag, remote_tag) == 0)
+			return d;
+	return NULL;
+}
+
+static void ok_retx(void *arg)
+{
+	struct sipd *d = arg;
+	struct sipleg *sl = d->sl;
+	d->ok_elapsed += d->ok_iv;
+	if (d->ok_elapsed >= SIP_TXN_TIMEOUT) {
+		log_warn("sip",
+		         "peer %s: no ACK for the 200 to INVITE (dialog %s) within %u s",
+		         d->peer, d->call_id, SIP_TXN_TIMEOUT / 1000);
+		return;
+	}
+	sip_send(sl, &d->ok_dest, d->ok, d->ok_len);
+	d->ok_iv = d->ok_iv * 2 > SIP_T2 ? SIP_T2 : d->ok_iv * 2;
+	loop_timer_start(sl->loop, &d->ok_t, d->ok_iv, ok_retx, d);
+}
+
+void sip_dlg_ok_start(struct sipd *d, const char *msg, size_t len, uint32_t cseq,
+                      const struct sip_dest *dest)
+{
+	if (dest->tp != CONF_TP_UDP)
+		return; /* streams are reliable: no 2xx retransmission */
+	char *copy = malloc(len);
+	if (!copy)
+		return;
+	memcpy(copy, msg, len);
+	free(d->ok);
+	d->ok = copy;
+	d->ok_len = len;
+	d->ok_cseq = cseq;
+	d->ok_dest = *dest;
+	d->ok_iv = SIP_T1;
+	d->ok_elapsed = 0;
+	loop_timer_start(d->sl->loop, &d->ok_t, d->ok_iv, ok_retx, d);
+}
+
+void sip_dlg_ack_received(struct sipd *d, uint32_t cseq)
+{
+	if (d->ok && cseq == d->ok_cseq) {
+		loop_timer_cancel(d->sl->loop, &d->ok_t);
+		free(d->ok);
+		d->ok = NULL;
+	}
+}
+
+void sipd_terminate(struct sipd *d)
+{
+	if (!d)
+		return;
+	struct sipleg *sl = d->sl;
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		sl->dlgs = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	sl->ndlgs--;
+	/* A request of d may still await its answer: it loses the dialog, not
+	 * its memory. */
+	for (unsigned h = 0; h < SIP_HASH; h++)
+		for (struct sipleg_srv *st = sl->srv[h]; st; st = st->hnext)
+			if (st->dlg == d)
+				st->dlg = NULL;
+	loop_timer_cancel(sl->loop, &d->ok_t);
+	free(d->call_id);
+	free(d->local_tag);
+	free(d->remote_tag);
+	free(d->local_uri);
+	free(d->remote_uri);
+	free(d->remote_target);
+	for (size_t i = 0; i < d->nroutes; i++)
+		free(d->routes[i]);
+	free(d->routes);
+	free(d->ok);
+	free(d->ack);
+	free(d);
+}
+
+void sip_dlg_stop(struct sipleg *sl)
+{
+	while (sl->dlgs)
+		sipd_terminate(sl->dlgs);
+}
+
+void sipd_set_arg(struct sipd *d, void *arg)
+{
+	d->arg = arg;
+}
+
+void *sipd_arg(const struct sipd *d)
+{
+	return d->arg;
+}
+
+const char *sipd_call_id(const struct sipd *d)
+{
+	return d->call_id;
+}
+
+const char *sipd_local_tag(const struct sipd *d)
+{
+	return d->local_tag;
+}
+
+const char *sipd_remote_tag(const struct sipd *d)
+{
+	return d->remote_tag;
+}
+
+const char *sipd_local_uri(const struct sipd *d)
+{
+	return d->local_uri;
+}
+
+const char *sipd_remote_uri(const struct sipd *d)
+{
+	return d->remote_uri;
+}
+
+const char *sipd_peer(const struct sipd *d)
+{
+	return d->peer;
+}
+
+size_t sipleg_dialog_count(const struct sipleg *sl)
+{
+	return sl->ndlgs;
+}

@@ -1,0 +1,668 @@
+/*
+ * The SIP leg in process, over UDP on loopback: golden messages of Lync,
+ * Kamailio and SIPp get the answers a peer would see; retransmissions are
+ * absorbed; trust and routing refuse what they must; requests the bridge sends
+ * are retransmitted, matched, and build dialogs with the right route sets.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "presbridge/conf.h"
+#include "presbridge/log.h"
+#include "presbridge/loop.h"
+#include "presbridge/msg.h"
+#include "presbridge/sip.h"
+
+#include "test_sip_golden.h"
+
+struct env {
+	char dir[64];
+	struct loop *loop;
+	struct conf *cf;
+	struct sipleg *sip;
+	int peer; /* our UDP socket, the [peer lync] */
+	unsigned peer_port, bridge_port;
+	/* what the bridge saw */
+	int requests, benotifies, in_dialog;
+	char last_method[32];
+	char mstf[64];
+	/* what the bridge's requests got */
+	int status;
+	struct sipd *dlg;
+	int answered;
+};
+
+static unsigned bound_port(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t l = sizeof(a);
+	getsockname(fd, (struct sockaddr *)&a, &l);
+	return ntohs(a.sin_port);
+}
+
+static int udp_socket(const char *ip)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	inet_pton(AF_INET, ip, &a.sin_addr);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+		fail_msg("cannot bind a UDP socket on %s", ip);
+	return fd;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void write_conf(struct env *e, const char *trusted)
+{
+	char conf[1024];
+	snprintf(conf, sizeof(conf),
+	         "[bridge]\nstate = :memory:\nmappings = maps\nlog_level = error\n"
+	         "[sip]\nlisten = udp:127.0.0.1:%u\n"
+	         "[xmpp]\nserver = 127.0.0.1:5275\nsecret = not-used-here\ntls = off\n"
+	         "[peer lync]\nhost = lync01.sip.test\naddress = 127.0.0.1:%u\n"
+	         "transport = udp\ndomains = sip.test\ntrusted = %s\n",
+	         e->bridge_port, e->peer_port, trusted);
+	write_file(e->dir, "presbridge.conf", conf);
+}
+
+static struct conf *load(struct env *e)
+{
+	char path[128];
+	struct diag_list dl;
+	struct conf *cf = NULL;
+	snprintf(path, sizeof(path), "%s/presbridge.conf", e->dir);
+	diag_init(&dl);
+	int err = conf_load(&cf, path, &dl);
+	for (size_t i = 0; err && i < dl.n; i++) {
+		char line[1400];
+		diag_format(&dl.v[i], line, sizeof(line));
+		print_error("%s\n", line);
+	}
+	diag_free(&dl);
+	assert_int_equal(err, 0);
+	return cf;
+}
+
+/* ---- the bridge's side: table of answers by method ----------------------- */
+
+static void on_request(struct sipleg_srv *srv, struct sipm *req, void *arg)
+{
+	struct env *e = arg;
+	const char *m = sipm_method(req);
+	snprintf(e->last_method, sizeof(e->last_method), "%s", m);
+	if (!srv) {
+		e->benotifies++;
+		return;
+	}
+	e->requests++;
+	if (sipleg_srv_dialog(srv))
+		e->in_dialog++;
+	const char *mstf = sipm_header(req, "Ms-Text-Format", 0);
+	if (mstf) {
+		char *text = NULL;
+		if (msg_mstf_parse(mstf, NULL, &text, NULL) == 0)
+			snprintf(e->mstf, sizeof(e->mstf), "%s", text);
+		free(text);
+	}
+	if (strcmp(m, "SUBSCRIBE") == 0) {
+		static const char pidf[] =
+		    "<presence xmlns='urn:ietf:params:xml:ns:pidf' "
+		    "entity='sip:bob@xmpp.test'/>";
+		struct sipm_hdr h[] = {{"Expires", "3600"}, {"Event", "presence"}};
+		struct sipleg_reply r = {.code = 200, .hdrs = h, .nhdrs = 2};
+		if (sipleg_srv_piggyback(srv)) {
+			r.content_type = "application/pidf+xml";
+			r.body = pidf;
+			r.body_len = sizeof(pidf) - 1;
+		}
+		assert_int_equal(sipleg_reply(srv, &r, NULL), 0);
+		assert_int_equal(sipleg_reply(srv, &r, NULL), -EALREADY);
+	} else if (strcmp(m, "BYE") == 0) {
+		/* the dialog may end before the answer goes out */
+		sipd_terminate(sipleg_srv_dialog(srv));
+		assert_null(sipleg_srv_dialog(srv));
+		assert_int_equal(sipleg_reply_code(srv, 200, NULL), 0);
+	} else if (strcmp(m, "INVITE") == 0 || strcmp(m, "MESSAGE") == 0) {
+		assert_int_equal(sipleg_reply_code(srv, 200, NULL), 0);
+	} else {
+		assert_int_equal(sipleg_reply_code(srv, 404, "no such user"), 0);
+	}
+}
+
+/* Send text from fd to the bridge; collect what comes back within ms, stopping
+ * at the first final response. Returns the concatenation (caller frees). */
+static char *exchange(struct env *e, int fd, const char *text, size_t len, unsigned ms)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET,
+	                         .sin_port = htons(e->bridge_port)};
+	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+	if (text)
+		assert_true(sendto(fd, text, len, 0, (struct sockaddr *)&to,
+		                   sizeof(to)) == (ssize_t)len);
+	char *all = calloc(1, 1);
+	size_t alen = 0;
+	uint64_t end = loop_clock_ms() + ms;
+	while (loop_clock_ms() < end) {
+		loop_run_once(e->loop, 10);
+		char buf[70000];
+		ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		all = realloc(all, alen + (size_t)n + 1);
+		memcpy(all + alen, buf, (size_t)n + 1);
+		alen += (size_t)n;
+		if (strncmp(buf, "SIP/2.0 ", 8) == 0 && buf[8] != '1')
+			break;
+	}
+	return all;
+}
+
+static char *send_golden(struct env *e, const char *file, const char *tag, unsigned ms)
+{
+	size_t len;
+	char *text = golden_load(file, tag, &len);
+	assert_non_null(text);
+	char *out = exchange(e, e->peer, text, len, ms);
+	free(text);
+	return out;
+}
+
+/* The To tag of the last final response in out. */
+static void to_tag(const char *out, char *tag, size_t len)
+{
+	const char *t = NULL, *p = out;
+	while ((p = strstr(p, "\r\nTo: ")) != NULL) {
+		t = p;
+		p++;
+	}
+	assert_non_null(t);
+	t = strstr(t, ";tag=");
+	assert_non_null(t);
+	t += 5;
+	size_t n = strcspn(t, ";\r");
+	snprintf(tag, len, "%.*s", (int)n, t);
+}
+
+static int setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	snprintf(e->dir, sizeof(e->dir), "/tmp/test_sip_leg.XXXXXX");
+	assert_non_null(mkdtemp(e->dir));
+	char maps[128], pres[256], cmd[600];
+	snprintf(maps, sizeof(maps), "%s/maps", e->dir);
+	mkdir(maps, 0700);
+	write_file(maps, "domains.map",
+	           "sip sip.test sip.test\nxmpp xmpp.test xmpp.test\n");
+	snprintf(pres, sizeof(pres), "%s/mappings/presence.map", PB_SOURCE_DIR);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s/'", pres, maps);
+	assert_int_equal(system(cmd), 0);
+	e->peer = udp_socket("127.0.0.1");
+	e->peer_port = bound_port(e->peer);
+	int probe = udp_socket("127.0.0.1");
+	e->bridge_port = bound_port(probe);
+	close(probe);
+	write_conf(e, "yes");
+	e->cf = load(e);
+	log_set_level(LOG_LVL_ERROR);
+	assert_int_equal(loop_new(&e->loop), 0);
+	struct sipleg_handlers h = {.request = on_request};
+	assert_int_equal(sipleg_start(&e->sip, e->loop, e->cf, &h, e), 0);
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+	char cmd[128];
+	sipleg_stop(e->sip);
+	loop_free(e->loop);
+	conf_free(e->cf);
+	close(e->peer);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+	if (system(cmd) != 0)
+		print_error("could not remove %s\n", e->dir);
+	free(e);
+	return 0;
+}
+
+enum dlg_ref { NONE, SUB, INV };
+
+static const struct golden_row {
+	const char *file;
+	enum dlg_ref tag;   /* ${TAG}: the bridge's tag of that dialog */
+	int status;         /* final status; 0: no response at all */
+	const char *has[4]; /* substrings of the response */
+	int requests;       /* handler calls this row causes */
+	enum dlg_ref save;  /* remember the response's To tag as this dialog */
+} golden_rows[] = {
+    {"lync-options.sip",
+     NONE,
+     200,
+     {"\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, SUBSCRIBE, NOTIFY, "
+      "BENOTIFY",
+      "\r\nAccept: application/sdp, application/pidf+xml, text/xml+msrtc.pidf",
+      "\r\nSupported: ms-piggyback-first-notify, ms-benotify",
+      "\r\nms-keep-alive: UAS; tcp=no; hop-hop=yes; end=no; timeout=300"},
+     0,
+     NONE},
+    {"sipp-options.sip", NONE, 200, {"\r\nCSeq: 1 OPTIONS\r\n"}, 0, NONE},
+    {"kamailio-options.sip", NONE, 200, {"\r\nCSeq: 10 OPTIONS\r\n"}, 0, NONE},
+    {"lync-subscribe-piggyback.sip",
+     NONE,
+     200,
+     {"\r\nSupported: ms-piggyback-first-notify\r\n",
+      "\r\nContent-Type: application/pidf+xml\r\n", "\r\nExpires: 3600\r\n",
+      "\r\nContact: <sip:127.0.0.1:"},
+     1,
+     SUB},
+    {"lync-benotify.sip", SUB, 0, {NULL}, 0, NONE},
+    {"lync-invite-im.sip",
+     NONE,
+     200,
+     {"\r\nContent-Type: application/sdp;call-type=im\r\n",
+      "\r\nm=message 5060 sip null\r\n",
+      "\r\nRecord-Route: "
+      "<sip:lync01.sip.test:5061;transport=tls;opaque=state:T;lr>;tag="
+      "0AF6D9E2C7B81A34\r\n",
+      "\r\nms-keep-alive: UAS"},
+     1,
+     INV},
+    {"lync-message-in-session.sip", INV, 200, {"\r\nCSeq: 2 MESSAGE\r\n"}, 1, NONE},
+    {"lync-bye.sip", INV, 200, {"\r\nCSeq: 3 BYE\r\n"}, 1, NONE},
+    /* the same BYE again: a retransmission, absorbed, the 200 resent */
+    {"lync-bye.sip", INV, 200, {"\r\nCSeq: 3 BYE\r\n"}, 0, NONE},
+    {"kamailio-message-relayed.sip",
+     NONE,
+     200,
+     {"\r\nVia: SIP/2.0/TLS "
+      "127.0.0.1:5061;branch=z9hG4bK4a3c.1b5e0f7d7a2c6b1e9f3d8a4c2b6e1f0a.0\r\n",
+      "\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;rport=5070;branch=z9hG4bK-2417-1-0\r\n"},
+     1,
+     NONE},
+    {"kamailio-message-relayed.sip", NONE, 200, {NULL}, 0, NONE},
+    {"compact-message.sip", NONE, 200, {"\r\nCall-ID: compact-1@127.0.0.1\r\n"}, 1, NONE},
+    {"bad-no-cseq.sip", NONE, 0, {NULL}, 0, NONE},
+    {"bad-garbage.sip", NONE, 0, {NULL}, 0, NONE},
+    {"bad-cseq-method.sip",
+     NONE,
+     400,
+     {"SIP/2.0 400 Bad Request (the CSeq method differs from the request method)",
+      "\r\nms-diagnostics: 1000;reason=\"the CSeq method differs"},
+     0,
+     NONE},
+    {"bad-unknown-method.sip",
+     NONE,
+     501,
+     {"SIP/2.0 501 Not Implemented (unknown method)", "\r\nAllow: INVITE"},
+     0,
+     NONE},
+    {"bad-register.sip",
+     NONE,
+     405,
+     {"SIP/2.0 405 Method Not Allowed", "\r\nAllow: INVITE"},
+     0,
+     NONE},
+    {"bad-unmapped-domain.sip",
+     NONE,
+     404,
+     {"SIP/2.0 404 Not Found (domain not bridged)",
+      "\r\nms-diagnostics: 1000;reason=\"domain not bridged: elsewhere.test is not in "
+      "domains.map\""},
+     0,
+     NONE},
+    {"bad-unknown-dialog.sip", NONE, 481, {"SIP/2.0 481 "}, 0, NONE},
+};
+
+static void test_golden_answers(void **state)
+{
+	struct env *e = *state;
+	char tags[3][64] = {"", "", ""};
+	char *prev = NULL;
+	const char *prev_file = NULL;
+	for (size_t i = 0; i < sizeof(golden_rows) / sizeof(golden_rows[0]); i++) {
+		const struct golden_row *r = &golden_rows[i];
+		int before = e->requests;
+		char *out = send_golden(e, r->file, tags[r->tag], r->status ? 1500 : 300);
+		char want[16];
+		snprintf(want, sizeof(want), "SIP/2.0 %d ", r->status);
+		if (!r->status && *out)
+			fail_msg("%s: expected no answer, got:\n%s", r->file, out);
+		if (r->status && !strstr(out, want))
+			fail_msg("%s: no %d in:\n%s", r->file, r->status, out);
+		for (size_t k = 0; k < 4 && r->has[k]; k++)
+			if (!strstr(out, r->has[k]))
+				fail_msg("%s: no '%s' in:\n%s", r->file, r->has[k], out);
+		if (e->requests - before != r->requests)
+			fail_msg("%s: the bridge saw %d requests, want %d", r->file,
+			         e->requests - before, r->requests);
+		if (strstr(out, "\r\nWWW-Authenticate") || strstr(out, "SIP/2.0 401") ||
+		    strstr(out, "SIP/2.0 407"))
+			fail_msg("%s: the bridge challenged", r->file);
+		/* a retransmission gets the very same final response */
+		if (prev_file && strcmp(prev_file, r->file) == 0 && r->status) {
+			const char *a = strstr(prev, want), *b = strstr(out, want);
+			if (!a || !b || strcmp(a, b) != 0)
+				fail_msg("%s: retransmission answered differently",
+				         r->file);
+		}
+		if (r->save != NONE)
+			to_tag(out, tags[r->save], sizeof(tags[0]));
+		if (r->save == INV) {
+			/* acknowledge the 2xx, or the leg keeps retransmitting it */
+			char ack[1024];
+			int n = snprintf(
+			    ack, sizeof(ack),
+			    "ACK sip:bridge.xmpp.test SIP/2.0\r\n"
+			    "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKack1\r\n"
+			    "From: <sip:alice@sip.test>;tag=3a4b5c6d7e\r\n"
+			    "To: <sip:bob@xmpp.test>;tag=%s\r\n"
+			    "Call-ID: 9a8b7c6d5e4f30211203948576abcdef\r\n"
+			    "CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: "
+			    "0\r\n\r\n",
+			    tags[INV]);
+			free(exchange(e, e->peer, ack, (size_t)n, 700));
+		}
+		free(prev);
+		prev = out;
+		prev_file = r->file;
+	}
+	free(prev);
+	assert_int_equal(e->benotifies, 1);
+	assert_string_equal(e->mstf, "Hello Bob");
+	assert_int_equal(e->in_dialog, 2); /* the MESSAGE and the BYE of the session */
+	/* the SUBSCRIBE's dialog stays; the IM session ended with its BYE */
+	assert_int_equal(sipleg_dialog_count(e->sip), 1);
+	/* the INVITE's 2xx was acknowledged: no stray retransmission arrives */
+	char *late = exchange(e, e->peer, NULL, 0, 1200);
+	if (*late)
+		fail_msg("unexpected traffic after the ACK:\n%s", late);
+	free(late);
+}
+
+/* Over UDP an error to an INVITE is retransmitted (Timer G) until its ACK, which
+ * belongs to the INVITE's transaction (same branch), and then stops. */
+static void test_invite_error_until_ack(void **state)
+{
+	struct env *e = *state;
+	char *out = send_golden(e, "bad-invite-audio.sip", NULL, 1500);
+	const char *first = strstr(out, "SIP/2.0 488 ");
+	assert_non_null(first);
+	char *again = exchange(e, e->peer, NULL, 0, 900);
+	assert_non_null(strstr(again, "SIP/2.0 488 "));
+	assert_string_equal(strstr(again, "SIP/2.0 488 "), first);
+	char tag[64], ack[1024];
+	to_tag(out, tag, sizeof(tag));
+	int n = snprintf(
+	    ack, sizeof(ack),
+	    "ACK sip:bob@xmpp.test SIP/2.0\r\n"
+	    "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-bad-7;rport\r\n"
+	    "From: <sip:alice@sip.test>;tag=bad7\r\nTo: <sip:bob@xmpp.test>;tag=%s\r\n"
+	    "Call-ID: bad-7@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n"
+	    "Content-Length: 0\r\n\r\n",
+	    tag);
+	char *late = exchange(e, e->peer, ack, (size_t)n, 2500);
+	if (*late)
+		fail_msg("the 488 went on after its ACK:\n%s", late);
+	assert_int_equal(e->requests, 0);
+	free(out);
+	free(again);
+	free(late);
+}
+
+static void test_trust(void **state)
+{
+	struct env *e = *state;
+	/* from an address that is no [peer] */
+	int other = udp_socket("127.0.0.2");
+	size_t len;
+	char *req = golden_load("kamailio-message-relayed.sip", NULL, &len);
+	req = realloc(req, len + 1);
+	char *out = exchange(e, other, req, len, 1500);
+	assert_non_null(strstr(out, "SIP/2.0 403 Forbidden (not a configured peer)"));
+	assert_non_null(
+	    strstr(out, "\r\nms-diagnostics: 1000;reason=\"not a configured peer"));
+	free(out);
+	close(other);
+	/* a configured peer that is not trusted: refused, never challenged */
+	write_conf(e, "no");
+	struct conf *cf = load(e);
+	assert_int_equal(sipleg_reload(e->sip, cf), 0);
+	conf_free(e->cf);
+	e->cf = cf;
+	char *text = golden_load("compact-message.sip", NULL, &len);
+	out = exchange(e, e->peer, text, len, 1500);
+	assert_non_null(strstr(out, "SIP/2.0 403 Forbidden (peer not trusted)"));
+	assert_null(strstr(out, "Authenticate"));
+	assert_int_equal(e->requests, 0);
+	free(out);
+	free(text);
+	free(req);
+}
+
+/* ---- requests the bridge sends ------------------------------------------- */
+
+static void on_response(int status, struct sipm *resp, struct sipd *dlg, void *arg)
+{
+	struct env *e = arg;
+	(void)resp;
+	e->status = status;
+	e->dlg = dlg;
+	e->answered++;
+}
+
+/* Wait for a request from the bridge on our peer socket. */
+static char *peer_recv(struct env *e, unsigned ms, struct sockaddr_in *from)
+{
+	uint64_t end = loop_clock_ms() + ms;
+	while (loop_clock_ms() < end) {
+		loop_run_once(e->loop, 10);
+		char buf[8192];
+		socklen_t fl = sizeof(*from);
+		ssize_t n = recvfrom(e->peer, buf, sizeof(buf) - 1, MSG_DONTWAIT,
+		                     (struct sockaddr *)from, &fl);
+		if (n > 0) {
+			buf[n] = '\0';
+			return strdup(buf);
+		}
+	}
+	return NULL;
+}
+
+static char *hdr_line(const char *msg, const char *name)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "\r\n%s: ", name);
+	const char *p = strstr(msg, key);
+	if (!p)
+		return NULL;
+	p += strlen(key);
+	return strndup(p, strcspn(p, "\r"));
+}
+
+/* Answer req with code, echoing its Via/From/To/Call-ID/CSeq. */
+static void peer_answer(struct env *e, const char *req, int code, const char *extra,
+                        const struct sockaddr_in *to)
+{
+	char *via = hdr_line(req, "Via"), *from = hdr_line(req, "From"),
+	     *t = hdr_line(req, "To"), *cid = hdr_line(req, "Call-ID"),
+	     *cseq = hdr_line(req, "CSeq");
+	char resp[4096];
+	int n = snprintf(
+	    resp, sizeof(resp),
+	    "SIP/2.0 %d Whatever\r\nVia: %s\r\nFrom: %s\r\nTo: %s;tag=peertag\r\n"
+	    "Call-ID: %s\r\nCSeq: %s\r\n%sContent-Length: 0\r\n\r\n",
+	    code, via, from, t, cid, cseq, extra ? extra : "");
+	sendto(e->peer, resp, (size_t)n, 0, (const struct sockaddr *)to, sizeof(*to));
+	free(via);
+	free(from);
+	free(t);
+	free(cid);
+	free(cseq);
+}
+
+static void wait_answer(struct env *e, int n)
+{
+	uint64_t end = loop_clock_ms() + 2000;
+	while (e->answered < n && loop_clock_ms() < end)
+		loop_run_once(e->loop, 10);
+	assert_int_equal(e->answered, n);
+}
+
+static void test_client_transactions(void **state)
+{
+	struct env *e = *state;
+	struct sockaddr_in from;
+
+	/* OPTIONS ping over UDP: retransmitted at T1 until answered */
+	struct sipleg_req ping = {.method = "OPTIONS",
+	                          .ruri = "sip:lync01.sip.test",
+	                          .from = "<sip:presbridge@xmpp.test>",
+	                          .peer = "lync"};
+	assert_int_equal(sipleg_request(e->sip, &ping, on_response, e, NULL), 0);
+	char *first = peer_recv(e, 1000, &from);
+	assert_non_null(first);
+	assert_non_null(strstr(first, "OPTIONS sip:lync01.sip.test SIP/2.0\r\n"));
+	assert_non_null(strstr(first, ";branch=z9hG4bK"));
+	assert_non_null(strstr(first, ";rport\r\n"));
+	assert_non_null(strstr(first, "\r\nMax-Forwards: 70\r\n"));
+	assert_non_null(strstr(first, "\r\nCSeq: 1 OPTIONS\r\n"));
+	uint64_t t0 = loop_clock_ms();
+	char *again = peer_recv(e, 1500, &from);
+	uint64_t dt = loop_clock_ms() - t0;
+	assert_non_null(again);
+	assert_string_equal(first, again); /* Timer E: the same request, ~T1 later */
+	if (dt < 350 || dt > 900)
+		fail_msg("retransmitted after %llu ms, want about 500",
+		         (unsigned long long)dt);
+	peer_answer(e, first, 200, NULL, &from);
+	wait_answer(e, 1);
+	assert_int_equal(e->status, 200);
+	free(first);
+	free(again);
+
+	/* routed by the R-URI's domain; a challenge is reported as such */
+	struct sipleg_req msg = {.method = "MESSAGE",
+	                         .ruri = "sip:alice@sip.test",
+	                         .from = "<sip:bob@xmpp.test>",
+	                         .content_type = "text/plain",
+	                         .body = "hi",
+	                         .body_len = 2};
+	assert_int_equal(sipleg_request(e->sip, &msg, on_response, e, NULL), 0);
+	char *m = peer_recv(e, 1000, &from);
+	assert_non_null(m);
+	assert_non_null(strstr(m, "\r\nContent-Length: 2\r\n\r\nhi"));
+	peer_answer(e, m, 401, "WWW-Authenticate: Digest realm=\"x\", nonce=\"y\"\r\n",
+	            &from);
+	wait_answer(e, 2);
+	assert_int_equal(e->status, 401);
+	free(m);
+
+	/* no [peer] routes the domain */
+	msg.ruri = "sip:alice@nowhere.test";
+	assert_int_equal(sipleg_request(e->sip, &msg, on_response, e, NULL), -ENOENT);
+	msg.ruri = "sip:alice@sip.test";
+	msg.method = "BAD METHOD";
+	assert_int_equal(sipleg_request(e->sip, &msg, on_response, e, NULL), -EINVAL);
+
+	/* SUBSCRIBE creates a dialog; an in-dialog NOTIFY follows its route set */
+	struct sipleg_req sub = {.method = "SUBSCRIBE",
+	                         .ruri = "sip:alice@sip.test",
+	                         .from = "<sip:bob@xmpp.test>",
+	                         .create_dialog = true};
+	assert_int_equal(sipleg_request(e->sip, &sub, on_response, e, NULL), 0);
+	char *s = peer_recv(e, 1000, &from);
+	assert_non_null(s);
+	assert_non_null(strstr(s, "\r\nContact: <sip:127.0.0.1:"));
+	char extra[300];
+	snprintf(
+	    extra, sizeof(extra),
+	    "Contact: <sip:alice@127.0.0.1:%u>\r\nRecord-Route: <sip:rr1.sip.test;lr>\r\n"
+	    "Record-Route: <sip:rr2.sip.test;lr>\r\nExpires: 600\r\n",
+	    e->peer_port);
+	peer_answer(e, s, 200, extra, &from);
+	wait_answer(e, 3);
+	assert_int_equal(e->status, 200);
+	assert_non_null(e->dlg);
+	assert_string_equal(sipd_remote_tag(e->dlg), "peertag");
+	assert_string_equal(sipd_remote_uri(e->dlg), "sip:alice@sip.test");
+	assert_ptr_equal(
+	    sipd_find(e->sip, sipd_call_id(e->dlg), sipd_local_tag(e->dlg), "peertag"),
+	    e->dlg);
+	struct sipleg_req notify = {.method = "NOTIFY", .dialog = e->dlg};
+	assert_int_equal(sipleg_request(e->sip, &notify, on_response, e, NULL), 0);
+	char *n = peer_recv(e, 1000, &from);
+	assert_non_null(n);
+	char want[128];
+	snprintf(want, sizeof(want), "NOTIFY sip:alice@127.0.0.1:%u SIP/2.0\r\n",
+	         e->peer_port);
+	assert_non_null(strstr(n, want));
+	/* RFC 3261 12.1.2: the UAC's route set is the Record-Route reversed */
+	const char *r2 = strstr(n, "\r\nRoute: <sip:rr2.sip.test;lr>\r\n");
+	const char *r1 = strstr(n, "\r\nRoute: <sip:rr1.sip.test;lr>\r\n");
+	assert_true(r2 && r1 && r2 < r1);
+	assert_non_null(strstr(n, "\r\nCSeq: 2 NOTIFY\r\n"));
+	assert_non_null(strstr(n, ";tag=peertag\r\n"));
+	peer_answer(e, n, 200, NULL, &from);
+	wait_answer(e, 4);
+	free(s);
+	free(n);
+
+	/* INVITE: the leg acknowledges the 2xx inside the new dialog */
+	struct sipleg_req inv = {.method = "INVITE",
+	                         .ruri = "sip:alice@sip.test",
+	                         .from = "<sip:bob@xmpp.test>",
+	                         .create_dialog = true,
+	                         .content_type = "application/sdp;call-type=im",
+	                         .body = "v=0\r\nm=message 5060 sip null\r\n",
+	                         .body_len = 30};
+	assert_int_equal(sipleg_request(e->sip, &inv, on_response, e, NULL), 0);
+	char *iv = peer_recv(e, 1000, &from);
+	assert_non_null(iv);
+	snprintf(extra, sizeof(extra),
+	         "Contact: <sip:alice@127.0.0.1:%u;transport=udp>\r\n", e->peer_port);
+	peer_answer(e, iv, 200, extra, &from);
+	wait_answer(e, 5);
+	char *ack = peer_recv(e, 1000, &from);
+	assert_non_null(ack);
+	snprintf(want, sizeof(want),
+	         "ACK sip:alice@127.0.0.1:%u;transport=udp SIP/2.0\r\n", e->peer_port);
+	assert_non_null(strstr(ack, want));
+	assert_non_null(strstr(ack, "\r\nCSeq: 1 ACK\r\n"));
+	free(iv);
+	free(ack);
+	sipd_terminate(e->dlg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_golden_answers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_invite_error_until_ack, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_trust, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_transactions, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
