@@ -194,6 +194,37 @@ const char *sipd_local_uri(const struct sipd *d);  /* the bridge's side */
 const char *sipd_remote_uri(const struct sipd *d); /* the peer's user */
 const char *sipd_peer(const struct sipd *d);       /* [peer] section name */
 
+/* The CSeq of the last request the bridge sent in d. */
+uint32_t sipd_local_cseq(const struct sipd *d);
+/* The peer's Contact: where in-dialog requests go (borrowed). */
+const char *sipd_remote_target(const struct sipd *d);
+/* The route set in use order, one value a line; "" if none. Caller-owns. */
+char *sipd_route_set(const struct sipd *d);
+
+/* A restored dialog's first request uses the saved CSeq plus this. */
+#define SIPD_CSEQ_RESUME_GAP 1000u
+
+/* What the bridge saves of a dialog to resume it after a restart. */
+struct sipd_saved {
+	const char *call_id;
+	const char *local_tag;
+	const char *remote_tag;
+	const char *local_uri;     /* the bridge's side, "sip:bob@xmpp.test" */
+	const char *remote_uri;    /* the peer's user */
+	const char *remote_target; /* the peer's Contact */
+	const char *route_set;     /* as sipd_route_set() wrote it; NULL or "" for none */
+	uint32_t local_cseq;
+	const char *peer; /* [peer] section name */
+	bool invite;
+};
+
+/*
+ * Recreate a dialog saved before a restart (s borrowed). Returns it (leg-owned),
+ * or NULL if a field is missing, the dialog already exists, or memory ran out.
+ * Nothing is sent: the bridge decides what the dialog's next request is.
+ */
+struct sipd *sipd_restore(struct sipleg *sl, const struct sipd_saved *s);
+
 /* Number of open dialogs and connections (for tests and status). */
 size_t sipleg_dialog_count(const struct sipleg *sl);
 size_t sipleg_conn_count(const struct sipleg *sl);

@@ -213,3 +213,68 @@ size_t sipleg_dialog_count(const struct sipleg *sl)
 {
 	return sl->ndlgs;
 }
+
+uint32_t sipd_local_cseq(const struct sipd *d)
+{
+	return d->local_cseq;
+}
+
+const char *sipd_remote_target(const struct sipd *d)
+{
+	return d->remote_target;
+}
+
+char *sipd_route_set(const struct sipd *d)
+{
+	size_t len = 1;
+	for (size_t i = 0; i < d->nroutes; i++)
+		len += strlen(d->routes[i]) + 1;
+	char *out = malloc(len);
+	if (!out)
+		return NULL;
+	out[0] = '\0';
+	for (size_t i = 0; i < d->nroutes; i++) {
+		if (i)
+			strcat(out, "\n");
+		strcat(out, d->routes[i]);
+	}
+	return out;
+}
+
+struct sipd *sipd_restore(struct sipleg *sl, const struct sipd_saved *s)
+{
+	if (!s->call_id || !s->local_tag || !s->remote_tag || !s->local_uri ||
+	    !s->remote_uri || !s->remote_target || !s->peer)
+		return NULL;
+	if (sipd_find(sl, s->call_id, s->local_tag, s->remote_tag))
+		return NULL;
+	struct sipd *d =
+	    sip_dlg_new(sl, s->call_id, s->local_tag, s->remote_tag, s->local_uri,
+	                s->remote_uri, s->remote_target, s->peer, s->invite);
+	if (!d)
+		return NULL;
+	/* CSeq numbers sent since the last save are unknown; receivers refuse only
+	 * lower numbers (RFC 3261 section 12.2.2), so resume well above the saved one.
+	 * The peer's own counter restarts unknown: its next request sets it. */
+	d->local_cseq = s->local_cseq + SIPD_CSEQ_RESUME_GAP;
+	if (s->route_set && *s->route_set) {
+		const char *rr[32];
+		size_t n = 0;
+		char *copy = strdup(s->route_set), *save = NULL;
+		if (!copy) {
+			sipd_terminate(d);
+			return NULL;
+		}
+		for (char *t = strtok_r(copy, "\n", &save); t && n < 32;
+		     t = strtok_r(NULL, "\n", &save))
+			rr[n++] = t;
+		int e = sip_dlg_set_routes(d, rr, n, false);
+		free(copy);
+		if (e) {
+			sipd_terminate(d);
+			return NULL;
+		}
+	}
+	log_debug("sip", "dialog %s with peer %s restored", s->call_id, s->peer);
+	return d;
+}
