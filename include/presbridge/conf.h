@@ -19,6 +19,12 @@ struct presmap;
 
 #define CONF_MAX_KEYS 32
 
+/* Defaults of the [bridge] limits: room for a large enterprise, a bound on what a
+ * misbehaving peer can make the bridge hold. */
+#define CONF_MAX_SUBSCRIPTIONS_DEFAULT          200000u
+#define CONF_MAX_SUBSCRIPTIONS_PER_USER_DEFAULT 2000u
+#define CONF_IM_IDLE_TIMEOUT_DEFAULT            600u
+
 enum conf_tp {
 	CONF_TP_UDP,
 	CONF_TP_TCP,
@@ -85,6 +91,9 @@ struct conf {
 	char *mappings; /* resolved folder */
 	enum conf_log log_level;
 	enum conf_sync state_sync;
+	uint32_t max_subscriptions;          /* in all; 0: no limit */
+	uint32_t max_subscriptions_per_user; /* per watcher; 0: no limit */
+	uint32_t im_idle_timeout;            /* seconds before an idle IM session ends */
 
 	/* [sip] */
 	struct conf_listen *listen;

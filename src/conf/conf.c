@@ -37,6 +37,7 @@ enum ktype {
 	KT_LISTEN, /* repeatable: scheme:host:port */
 	KT_BOOL,
 	KT_DOMAINS,
+	KT_UINT, /* a whole number from 0 to 4294967295 */
 };
 
 struct enum_row {
@@ -83,6 +84,11 @@ static const struct key_def keys[] = {
     {SECT_BRIDGE, "mappings", KT_DIR, C(mappings), NULL, 0, false, false},
     {SECT_BRIDGE, "log_level", KT_ENUM, C(log_level), log_levels, 0, false, false},
     {SECT_BRIDGE, "state_sync", KT_ENUM, C(state_sync), state_syncs, 0, false, false},
+    {SECT_BRIDGE, "max_subscriptions", KT_UINT, C(max_subscriptions), NULL, 0, false,
+     false},
+    {SECT_BRIDGE, "max_subscriptions_per_user", KT_UINT, C(max_subscriptions_per_user),
+     NULL, 0, false, false},
+    {SECT_BRIDGE, "im_idle_timeout", KT_UINT, C(im_idle_timeout), NULL, 0, false, false},
     {SECT_SIP, "listen", KT_LISTEN, 0, NULL, 0, false, true},
     {SECT_SIP, "cert", KT_FILE, C(cert), NULL, 0, false, false},
     {SECT_SIP, "key", KT_FILE, C(key), NULL, 0, false, false},
@@ -436,6 +442,19 @@ static void apply(struct loader *ld, const struct key_def *k, void *base, const 
 	case KT_LISTEN:
 		parse_listen(ld, v, line);
 		break;
+	case KT_UINT: {
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(v, &end, 10);
+		if (*end || errno || v[0] == '-' || v[0] == '+' || n > UINT32_MAX) {
+			err_at(ld, line,
+			       "%s: '%s' is not a whole number from 0 to 4294967295",
+			       k->name, v);
+			return;
+		}
+		*(uint32_t *)((char *)base + k->off) = (uint32_t)n;
+		break;
+	}
 	case KT_DOMAINS:
 		parse_domains(ld, base, v, line);
 		break;
@@ -698,6 +717,11 @@ static void check_consistency(struct loader *ld)
 		    ld, ld->global_seen[key_index(SECT_XMPP, "tls")],
 		    "[xmpp] tls = off: the component secret and every stanza cross the "
 		    "network in clear text");
+	/* A week is already longer than any IM window stays open; the bound keeps the
+	 * timer arithmetic far from overflow. */
+	if (cf->im_idle_timeout > 7u * 24u * 3600u)
+		err_at(ld, ld->global_seen[key_index(SECT_BRIDGE, "im_idle_timeout")],
+		       "im_idle_timeout: at most 604800 seconds (a week); 0 means never");
 	if (!cf->xmpp_name && cf->xmpp_server.host) {
 		cf->xmpp_name = strdup(cf->xmpp_server.host);
 		if (!cf->xmpp_name)
@@ -796,6 +820,9 @@ int conf_load(struct conf **cfp, const char *path, struct diag_list *dl)
 	ld.dl = dl;
 	ld.fname = path;
 	cf->log_level = CONF_LOG_INFO;
+	cf->max_subscriptions = CONF_MAX_SUBSCRIPTIONS_DEFAULT;
+	cf->max_subscriptions_per_user = CONF_MAX_SUBSCRIPTIONS_PER_USER_DEFAULT;
+	cf->im_idle_timeout = CONF_IM_IDLE_TIMEOUT_DEFAULT;
 	cf->xmpp_tls = CONF_XMPP_TLS_DIRECT;
 	cf->file = strdup(path);
 	cf->dir = conf_file_dir(path);
