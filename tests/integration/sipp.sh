@@ -22,6 +22,9 @@
 #       Both use socat; set LAST_PID and PROXY_PORT.  The proxy log
 #       ($T_DIR/NAME.log) records TLS failures (socat -d -d).
 #
+# SIPP_LOCAL_PORT (env, optional): the port SIPp listens on, instead of a free one
+# chosen here (a peer address the bridge must find again after a restart).
+#
 # TLS settings (env, optional):
 #   SIPP_TLS_CERT SIPP_TLS_KEY  our certificate (default $CA_DIR/sipp.crt/.key, issued if
 #                               missing: DNS sipp.sip.test, serverAuth+clientAuth);
@@ -129,7 +132,7 @@ _sipp_cmd() {
 	scen=$(_sipp_scenario "$scen")
 	local mp
 	mp=$(_sipp_media_port)
-	SIPP_PORT=$(free_port)
+	SIPP_PORT=${SIPP_LOCAL_PORT:-$(free_port)}
 	_SIPP_ARGV=(sipp -sf "$scen" -nd -nostdin -i 127.0.0.1 -mi 127.0.0.1 -p "$SIPP_PORT"
 		-cp "$(free_port)" -mp "$mp" -t "$t"
 		-trace_msg -message_file "$T_DIR/sipp-$name.msg"

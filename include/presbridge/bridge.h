@@ -1,0 +1,37 @@
+/*
+ * bridge - joins the SIP leg and the XMPP leg: subscriptions, presence and
+ * instant messages crossing in both directions, over the persisted state table.
+ *
+ * Every rule a user might question is in src/core (address, presence, message
+ * and error translation, the subscription state machine) or in mappings/; this
+ * module only moves values between the legs, the core and the state table.
+ */
+#ifndef PRESBRIDGE_BRIDGE_H
+#define PRESBRIDGE_BRIDGE_H
+
+struct bridge;
+struct conf;
+struct loop;
+
+/*
+ * Open the state store at cf->state, load the state table, start both legs and
+ * restore what the table holds. cf and l are borrowed (cf until the next
+ * bridge_reload). *bp: caller-owns (bridge_free). Returns 0, or -errno with the
+ * cause logged.
+ */
+int bridge_new(struct bridge **bp, struct loop *l, const struct conf *cf);
+
+/* Apply a reloaded configuration (SIGHUP) without dropping sessions. On error
+ * the old one stays in use and the caller keeps it. */
+int bridge_reload(struct bridge *b, const struct conf *cf);
+
+/*
+ * Stop gracefully: NOTIFY terminated to SIP watchers, unavailable presence to
+ * XMPP subscribers, XMPP streams closed, state saved; then done(arg) from the
+ * loop. A second call stops at once.
+ */
+void bridge_stop(struct bridge *b, void (*done)(void *arg), void *arg);
+
+void bridge_free(struct bridge *b);
+
+#endif

@@ -1,0 +1,1716 @@
+/*
+ * bridge_im - instant messages across the bridge (RFC 7572), in both directions:
+ *
+ *   page mode     SIP MESSAGE outside a dialog (RFC 3428) <-> <message/>;
+ *   session mode  as Lync does it: INVITE with "m=message 5060 sip null", the first
+ *                 message in Ms-Text-Format, MESSAGE inside the dialog, BYE. One
+ *                 session is one XMPP conversation (one <thread/>, XEP-0201);
+ *   typing        RFC 3994 isComposing and Lync's KeyboardActivity INFO <->
+ *                 XEP-0085 chat states.
+ *
+ * Which mode leaves toward SIP is the [peer] `im` setting of the recipient's domain;
+ * what arrives from SIP is taken in either mode. Failures travel back to the sender
+ * as the other side's error (RFC 7247 section 7 through err.h), never dropped.
+ *
+ * Sessions live in the state table (one record per dialog, with what a restart
+ * needs to resume the dialog) and their run-time part (struct bi_sess) in im->rt.
+ * An INVITE we send has no Call-ID the bridge knows until its 2xx creates the
+ * dialog, so a session being invited exists only here, in the IM table, until
+ * then. Sessions end with BYE after [bridge] im_idle_timeout without traffic.
+ */
+#include "bridge_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "presbridge/hmap.h"
+#include "presbridge/log.h"
+#include "presbridge/sbuf.h"
+
+/* Messages an XMPP user writes while the INVITE of a new session is pending wait
+ * for its 2xx. A person types a handful in the second a server takes to answer;
+ * the bound keeps a peer that never answers from holding memory. */
+#define BI_QUEUE_MAX 16
+
+/* Separates the parts of a (jid, sip_uri) key: neither a JID nor a URI holds it. */
+#define BI_SEP "\x1f"
+
+/* A session's record is saved again once this many requests went out in its
+ * dialog since the last save: a restored dialog resumes SIPD_CSEQ_RESUME_GAP
+ * above the saved CSeq, which must stay above every number already used. */
+#define BI_SAVE_CSEQ_EVERY (SIPD_CSEQ_RESUME_GAP / 2)
+/* ... and once its last activity is this much newer than the saved one, so that
+ * a restart measures the idle time from (nearly) the right moment. */
+#define BI_SAVE_ACTIVITY_MS 60000
+
+/* A client's <thread/> longer than this is replaced by one of ours: it is kept in
+ * the state table and echoed in every message of the session. */
+#define BI_THREAD_MAX 256
+
+enum bi_phase {
+	BI_INVITING, /* our INVITE is out; messages queue */
+	BI_OPEN,     /* the dialog is up */
+};
+
+/* A message waiting for the session's 2xx. */
+struct bi_queued {
+	char *body; /* SIP form (msg_text_to_sip) */
+	size_t len;
+	char *xfrom;    /* the sender's full JID: where an error goes */
+	char *xto;      /* the SIP user's JID as addressed: the error's from */
+	char *id;       /* the stanza's id, NULL if none */
+	bool in_invite; /* carried by the INVITE's Ms-Text-Format */
+};
+
+struct bi_tab;
+
+/* The run-time part of an IM session (state_im.rt). */
+struct bi_sess {
+	struct bi_tab *t;
+	enum bi_phase phase;
+	struct state_im *im; /* NULL while inviting */
+	struct sipd *dlg;    /* NULL while inviting */
+	char *jid;           /* the XMPP party, bare */
+	char *sip_uri;       /* the SIP party */
+	char *sip_jid;       /* the SIP party's JID */
+	char *thread;
+	char *pair;  /* jid BI_SEP sip_uri: its key in t->pairs */
+	bool paired; /* the session XMPP messages without a known thread go to */
+	bool sip_initiated;
+	struct bi_queued q[BI_QUEUE_MAX];
+	size_t nq;
+	enum msg_typing typing_out; /* last typing state told the SIP side */
+	int chat_in;                /* last chat state told XMPP, -1: none */
+	uint32_t saved_cseq;        /* local CSeq in the store */
+	int64_t saved_activity;     /* last_activity in the store */
+	struct loop_timer idle_t;
+	struct bi_sess *prev, *next;
+};
+
+enum bi_req_kind {
+	BI_REQ_PAGE,    /* page-mode MESSAGE: an error goes back to its sender */
+	BI_REQ_INVITE,  /* the INVITE of a session */
+	BI_REQ_SESSION, /* MESSAGE in a session: as page, and may end the session */
+	BI_REQ_TYPING,  /* isComposing or KeyboardActivity: failures are only logged */
+	BI_REQ_COUNT
+};
+
+/* A request the bridge sent and whose outcome matters. */
+struct bi_req {
+	struct bi_tab *t;
+	enum bi_req_kind kind;
+	struct sipleg_clt *clt;
+	struct bi_sess *s; /* NULL when none, or once the session has ended */
+	char *xfrom;       /* the XMPP sender (full JID) */
+	char *xto;         /* as addressed by it */
+	char *id;
+	char *sip_uri; /* the SIP recipient */
+	struct bi_req *prev, *next;
+};
+
+/* The IM half's run-time data for one bridge. */
+struct bi_tab {
+	struct bridge *b;
+	struct bi_sess *sess;
+	size_t nsess;
+	struct bi_req *reqs;
+	struct hmap pairs; /* jid BI_SEP sip_uri -> the pair's current session */
+	uint64_t k0, k1;   /* thread names: SipHash key */
+	unsigned long serial;
+};
+
+static struct bi_tab *tab_of(const struct bridge *b)
+{
+	return b->im;
+}
+
+/* ---- small helpers ---- */
+
+static char *join(const char *a, const char *b)
+{
+	struct sbuf sb;
+	sbuf_init(&sb);
+	sbuf_puts(&sb, a);
+	sbuf_puts(&sb, BI_SEP);
+	sbuf_puts(&sb, b);
+	return sbuf_take(&sb, NULL);
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+	if (!s)
+		return NULL;
+	char *d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+static char *bare_jid(const char *jid)
+{
+	return strndup(jid, strcspn(jid, "/"));
+}
+
+/* The domain of a "sip:user@domain" the address map wrote. */
+static const char *uri_domain(const char *uri)
+{
+	const char *at = strrchr(uri, '@');
+	return at ? at + 1 : uri;
+}
+
+/* Thread names are SipHash values under a per-process key: stable for a given
+ * seed (a Call-ID), unguessable from outside, and free of any character XML or
+ * a client could mind. */
+static void make_thread(struct bi_tab *t, const char *seed, char *out, size_t len)
+{
+	uint64_t h = hmap_siphash(t->k0, t->k1, seed, strlen(seed));
+	snprintf(out, len, "pb-%016llx", (unsigned long long)h);
+}
+
+/* ---- refusals ---- */
+
+/* What the errors of the msg_* conversions and of xlink_send mean to the sender
+ * (err_bridge rows); anything else is the bridge's own failure. */
+static const struct {
+	int err;
+	enum err_bridge why;
+} msg_errors[] = {
+    {-E2BIG, ERR_BRIDGE_TOO_LARGE},   {-ENOTSUP, ERR_BRIDGE_UNSUPPORTED_MEDIA},
+    {-EILSEQ, ERR_BRIDGE_BAD_BODY},   {-EBADMSG, ERR_BRIDGE_BAD_BODY},
+    {-EINVAL, ERR_BRIDGE_BAD_BODY},   {-ENOENT, ERR_BRIDGE_DOMAIN_UNMAPPED},
+    {-ENOBUFS, ERR_BRIDGE_XMPP_DOWN}, {-ESHUTDOWN, ERR_BRIDGE_SHUTTING_DOWN},
+    {-ENOSPC, ERR_BRIDGE_LIMIT},
+};
+
+static enum err_bridge refusal_of(int err)
+{
+	for (size_t i = 0; i < sizeof(msg_errors) / sizeof(msg_errors[0]); i++)
+		if (msg_errors[i].err == err)
+			return msg_errors[i].why;
+	return ERR_BRIDGE_INTERNAL;
+}
+
+static int xrefuse(struct xlink_refusal *r, enum err_bridge why)
+{
+	const struct err_refusal *row = err_bridge(why);
+	r->cond = row->cond;
+	r->text = row->explanation;
+	return XLINK_REFUSE;
+}
+
+/* ---- stanzas toward XMPP ---- */
+
+static void add_empty(struct bridge *b, xmpp_stanza_t *st, const char *name,
+                      const char *ns)
+{
+	xmpp_stanza_t *el = xmpp_stanza_new(xlink_stanza_ctx(b->xmpp));
+	if (!el)
+		return;
+	xmpp_stanza_set_name(el, name);
+	xmpp_stanza_set_ns(el, ns);
+	xmpp_stanza_add_child(st, el);
+	xmpp_stanza_release(el);
+}
+
+/*
+ * A chat message: body (may be NULL), the session's thread (may be NULL) and a
+ * chat state. XEP-0085: a message with a body carries <active/>, which
+ * also tells the XMPP client that this contact takes chat states.
+ */
+static int send_chat(struct bi_tab *t, const char *from, const char *to,
+                     const char *thread, const char *body, enum msg_chatstate cs)
+{
+	struct bridge *b = t->b;
+	char id[32];
+	xmpp_stanza_t *st = br_stanza(b, "message", "chat", from, to);
+	if (!st)
+		return -ENOMEM;
+	snprintf(id, sizeof(id), "pbim-%lu", ++t->serial);
+	xmpp_stanza_set_id(st, id);
+	if (body)
+		br_stanza_text(b, st, "body", NULL, body);
+	if (thread)
+		br_stanza_text(b, st, "thread", NULL, thread);
+	add_empty(b, st, msg_chatstate_name(cs), MSG_NS_CHATSTATES);
+	int e = br_xmpp_send(b, st);
+	xmpp_stanza_release(st);
+	return e;
+}
+
+/* ---- requests the bridge sends ---- */
+
+/* Take r out of the table's list (again is a no-op). */
+static void req_unlink(struct bi_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (r->t->reqs == r)
+		r->t->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+static void req_free(struct bi_req *r)
+{
+	req_unlink(r);
+	free(r->xfrom);
+	free(r->xto);
+	free(r->id);
+	free(r->sip_uri);
+	free(r);
+}
+
+static struct bi_req *req_new(struct bi_tab *t, enum bi_req_kind kind, struct bi_sess *s,
+                              const char *xfrom, const char *xto, const char *id,
+                              const char *sip_uri)
+{
+	struct bi_req *r = calloc(1, sizeof(*r));
+	bool oom = false;
+	if (!r)
+		return NULL;
+	r->t = t;
+	r->kind = kind;
+	r->s = s;
+	r->xfrom = dup_or_null(xfrom, &oom);
+	r->xto = dup_or_null(xto, &oom);
+	r->id = dup_or_null(id, &oom);
+	r->sip_uri = dup_or_null(sip_uri, &oom);
+	r->next = t->reqs;
+	if (t->reqs)
+		t->reqs->prev = r;
+	t->reqs = r;
+	if (oom) {
+		req_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static sipleg_resp_h on_resp;
+
+/* Send rq for r (which the outcome is given to); r is freed on failure. */
+static int req_send(struct bi_req *r, const struct sipleg_req *rq)
+{
+	int e = sipleg_request(r->t->b->sip, rq, on_resp, r, &r->clt);
+	if (e)
+		req_free(r);
+	return e;
+}
+
+static void send_bye(struct bridge *b, struct sipd *d)
+{
+	struct sipleg_req rq = {.method = "BYE", .dialog = d};
+	int e = sipleg_request(b->sip, &rq, NULL, NULL, NULL);
+	if (e)
+		log_warn(BR_MOD, "IM: BYE to %s (Call-ID %s) not sent: %s",
+		         sipd_remote_uri(d), sipd_call_id(d), strerror(-e));
+}
+
+/* ---- sessions ---- */
+
+static void queued_free(struct bi_queued *q)
+{
+	free(q->body);
+	free(q->xfrom);
+	free(q->xto);
+	free(q->id);
+	memset(q, 0, sizeof(*q));
+}
+
+static void sess_unpair(struct bi_sess *s)
+{
+	if (s->paired)
+		hmap_del(&s->t->pairs, s->pair, strlen(s->pair));
+	s->paired = false;
+}
+
+/* Make s the session that XMPP messages between its two parties go to. */
+static int sess_pair(struct bi_sess *s)
+{
+	struct bi_sess *old = hmap_del(&s->t->pairs, s->pair, strlen(s->pair));
+	if (old)
+		old->paired = false;
+	int e = hmap_put(&s->t->pairs, s->pair, strlen(s->pair), s);
+	s->paired = e == 0;
+	return e;
+}
+
+static void sess_free(struct bi_sess *s)
+{
+	struct bi_tab *t = s->t;
+	for (size_t i = 0; i < s->nq; i++)
+		queued_free(&s->q[i]);
+	loop_timer_cancel(t->b->loop, &s->idle_t);
+	sess_unpair(s);
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (t->sess == s)
+		t->sess = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	t->nsess--;
+	free(s->jid);
+	free(s->sip_uri);
+	free(s->sip_jid);
+	free(s->thread);
+	free(s->pair);
+	free(s);
+}
+
+static struct bi_sess *sess_new(struct bi_tab *t, const char *jid, const char *sip_uri,
+                                const char *sip_jid, const char *thread,
+                                bool sip_initiated)
+{
+	struct bi_sess *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->t = t;
+	s->sip_initiated = sip_initiated;
+	s->chat_in = -1;
+	s->typing_out = MSG_TYPING_IDLE;
+	s->jid = strdup(jid);
+	s->sip_uri = strdup(sip_uri);
+	s->sip_jid = strdup(sip_jid);
+	s->thread = strdup(thread);
+	s->pair = join(jid, sip_uri);
+	s->next = t->sess;
+	if (t->sess)
+		t->sess->prev = s;
+	t->sess = s;
+	t->nsess++;
+	if (!s->jid || !s->sip_uri || !s->sip_jid || !s->thread || !s->pair ||
+	    sess_pair(s) != 0) {
+		sess_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/*
+ * End s: BYE first when asked (the bridge's own decision; not when the peer ended
+ * it or the dialog is known dead), then forget the dialog, the state record and
+ * the run-time part. Requests still out for s lose it: a 2xx to its INVITE is
+ * then answered with BYE.
+ */
+static void sess_end(struct bi_sess *s, bool bye)
+{
+	struct bridge *b = s->t->b;
+	if (s->dlg) {
+		if (bye)
+			send_bye(b, s->dlg);
+		sipd_terminate(s->dlg);
+		s->dlg = NULL;
+	}
+	for (struct bi_req *r = s->t->reqs; r; r = r->next)
+		if (r->s == s)
+			r->s = NULL;
+	if (s->im) {
+		s->im->rt = NULL;
+		int e = state_im_drop(b->state, s->im);
+		if (e)
+			log_warn(
+			    BR_MOD,
+			    "state: the IM session between %s and %s was not removed "
+			    "from the store: %s",
+			    s->sip_uri, s->jid, strerror(-e));
+		s->im = NULL;
+	}
+	sess_free(s);
+}
+
+static void on_idle(void *arg)
+{
+	struct bi_sess *s = arg;
+	log_info(BR_MOD,
+	         "IM session between %s and %s ended (BYE) after %u s without messages",
+	         s->sip_uri, s->jid, s->t->b->im_idle_ms / 1000);
+	sess_end(s, true);
+}
+
+/* Write what a restart needs to resume s: the dialog as the leg has it now. */
+static void sess_save(struct bi_sess *s)
+{
+	struct bridge *b = s->t->b;
+	struct state_im *im = s->im;
+	if (!im || !s->dlg)
+		return;
+	char *routes = sipd_route_set(s->dlg);
+	im->local_cseq = sipd_local_cseq(s->dlg);
+	if (state_set_str(&im->remote_target, sipd_remote_target(s->dlg)) || !routes ||
+	    state_set_str(&im->route_set, *routes ? routes : NULL) ||
+	    state_im_save(b->state, im) != 0) {
+		log_warn(BR_MOD,
+		         "state: the IM session between %s and %s is not saved (%s); it "
+		         "works, but not across a restart",
+		         s->sip_uri, s->jid,
+		         routes ? store_errmsg(b->store) : "out of memory");
+	} else {
+		s->saved_cseq = im->local_cseq;
+		s->saved_activity = im->last_activity;
+	}
+	free(routes);
+}
+
+/* Traffic in s: the idle clock starts again (im_idle_timeout = 0: no limit). */
+static void sess_touch(struct bi_sess *s)
+{
+	struct bridge *b = s->t->b;
+	if (s->phase != BI_OPEN)
+		return;
+	if (b->im_idle_ms)
+		loop_timer_start(b->loop, &s->idle_t, b->im_idle_ms, on_idle, s);
+	if (!s->im)
+		return;
+	s->im->last_activity = br_now();
+	if (sipd_local_cseq(s->dlg) - s->saved_cseq >= BI_SAVE_CSEQ_EVERY ||
+	    s->im->last_activity - s->saved_activity >= BI_SAVE_ACTIVITY_MS)
+		sess_save(s);
+}
+
+/*
+ * Record an open dialog d for s in the state table and the store. A thread the
+ * XMPP client chose may already name another of its sessions there: then s gets
+ * a thread of ours.
+ */
+static int sess_record(struct bi_sess *s, struct sipd *d)
+{
+	struct bridge *b = s->t->b;
+	struct state_im *im = NULL;
+	int e = state_im_add(b->state, sipd_call_id(d), s->sip_uri, s->jid, s->thread,
+	                     s->sip_initiated, &im);
+	if (e == -EEXIST && !state_im_by_dialog(b->state, sipd_call_id(d))) {
+		char thread[24];
+		char *seed = join(s->pair, sipd_call_id(d));
+		if (!seed)
+			return -ENOMEM;
+		make_thread(s->t, seed, thread, sizeof(thread));
+		free(seed);
+		char *nt = strdup(thread);
+		if (!nt)
+			return -ENOMEM;
+		free(s->thread);
+		s->thread = nt;
+		e = state_im_add(b->state, sipd_call_id(d), s->sip_uri, s->jid, s->thread,
+		                 s->sip_initiated, &im);
+	}
+	if (e)
+		return e;
+	im->rt = s;
+	im->last_activity = br_now();
+	if (state_set_str(&im->local_tag, sipd_local_tag(d)) ||
+	    state_set_str(&im->remote_tag, sipd_remote_tag(d))) {
+		im->rt = NULL;
+		state_im_drop(b->state, im);
+		return -ENOMEM;
+	}
+	s->im = im;
+	s->dlg = d;
+	s->phase = BI_OPEN;
+	sess_save(s);
+	return 0;
+}
+
+/* The session a request of dialog d belongs to. */
+static struct bi_sess *sess_of_dialog(struct bi_tab *t, struct sipd *d)
+{
+	if (!d)
+		return NULL;
+	struct state_im *im = state_im_by_dialog(t->b->state, sipd_call_id(d));
+	struct bi_sess *s = im ? im->rt : NULL;
+	return s && s->dlg == d ? s : NULL;
+}
+
+/* ---- SIP -> XMPP ---- */
+
+/* Where the content of a SIP request goes. */
+struct bi_sin {
+	const char *sip_uri; /* the SIP sender */
+	const char *from;    /* its JID */
+	const char *to;      /* the XMPP recipient */
+	const char *thread;  /* sessions: its thread; page mode: NULL */
+	struct bi_sess *s;   /* NULL in page mode */
+	const char *ct;      /* Content-Type */
+	const char *body;
+	size_t len;
+};
+
+typedef void(bi_sin_h)(struct bi_tab *t, struct sipleg_srv *srv, const struct bi_sin *in);
+
+static void sin_refuse(struct bi_tab *t, struct sipleg_srv *srv, const struct bi_sin *in,
+                       enum err_bridge why)
+{
+	log_info(BR_MOD, "IM from %s to %s refused with %d: %s", in->sip_uri, in->to,
+	         err_bridge(why)->sip_code, err_bridge(why)->explanation);
+	br_sip_refuse(t->b, srv, why, NULL);
+}
+
+static void sin_unsupported(struct bi_tab *t, struct sipleg_srv *srv,
+                            const struct bi_sin *in)
+{
+	sin_refuse(t, srv, in, ERR_BRIDGE_UNSUPPORTED_MEDIA);
+}
+
+static void sin_text(struct bi_tab *t, struct sipleg_srv *srv, const struct bi_sin *in)
+{
+	char *text = NULL;
+	size_t tlen = 0;
+	int e = msg_sip_to_text(in->ct, in->body, in->len, &t->b->msglim, &text, &tlen);
+	if (e) {
+		sin_refuse(t, srv, in, refusal_of(e));
+		return;
+	}
+	/* Markup without text (an empty <div>) shows nothing: there is no message to
+	 * relay, and the sender did nothing wrong. */
+	if (tlen > 0) {
+		e = send_chat(t, in->from, in->to, in->thread, text, MSG_CHAT_ACTIVE);
+		if (e) {
+			sin_refuse(t, srv, in, refusal_of(e));
+			goto out;
+		}
+		log_debug(BR_MOD, "IM from %s to %s relayed (%zu bytes%s)", in->sip_uri,
+		          in->to, tlen, in->s ? ", in a session" : "");
+	}
+	sipleg_reply_code(srv, 200, NULL);
+	if (in->s) {
+		in->s->chat_in = MSG_CHAT_ACTIVE;
+		sess_touch(in->s);
+	}
+out:
+	free(text);
+}
+
+static void sin_typing(struct bi_tab *t, struct sipleg_srv *srv, const struct bi_sin *in)
+{
+	enum msg_typing typ;
+	int e = msg_kind_of(in->ct) == MSG_KIND_ISCOMPOSING
+	            ? msg_iscomposing_parse(in->body, in->len, &typ, NULL)
+	            : msg_kbactivity_parse(in->body, in->len, &typ);
+	if (e) {
+		sin_refuse(t, srv, in, refusal_of(e));
+		return;
+	}
+	enum msg_chatstate cs = msg_typing_to_chatstate(typ);
+	/* RFC 3994 refreshes an active state and Lync repeats "type" while the
+	 * user types: XMPP hears of changes only, as XEP-0085 clients send them. */
+	if (!in->s || in->s->chat_in != (int)cs) {
+		e = send_chat(t, in->from, in->to, in->thread, NULL, cs);
+		if (e) {
+			sin_refuse(t, srv, in, refusal_of(e));
+			return;
+		}
+		if (in->s)
+			in->s->chat_in = (int)cs;
+	}
+	sipleg_reply_code(srv, 200, NULL);
+	/* Someone typing a long message is still in the conversation. */
+	if (in->s)
+		sess_touch(in->s);
+}
+
+/* What each kind of body becomes: in a MESSAGE, and in an INFO (Lync sends only
+ * its typing notifications that way, RFC 6086 leaves the rest to the package). */
+static const struct {
+	bi_sin_h *message;
+	bi_sin_h *info;
+} sin_table[] = {
+    [MSG_KIND_UNSUPPORTED] = {sin_unsupported, sin_unsupported},
+    [MSG_KIND_TEXT] = {sin_text, sin_unsupported},
+    [MSG_KIND_ISCOMPOSING] = {sin_typing, sin_typing},
+    [MSG_KIND_KBACTIVITY] = {sin_typing, sin_typing},
+};
+
+static void sin_dispatch(struct bi_tab *t, struct sipleg_srv *srv, struct sipm *req,
+                         struct bi_sin *in, bool info)
+{
+	in->ct = sipm_header(req, "Content-Type", 0);
+	in->body = sipm_body(req, &in->len);
+	/* An INFO without a body is a keep-alive of the session (RFC 6086
+	 * allows it); Lync sends none, other UAs do. */
+	if (info && !in->len) {
+		sipleg_reply_code(srv, 200, NULL);
+		if (in->s)
+			sess_touch(in->s);
+		return;
+	}
+	if (!br_xmpp_ready(t->b, srv, in->sip_uri))
+		return;
+	enum msg_kind k = msg_kind_of(in->ct);
+	if ((size_t)k >= sizeof(sin_table) / sizeof(sin_table[0]))
+		k = MSG_KIND_UNSUPPORTED;
+	(info ? sin_table[k].info : sin_table[k].message)(t, srv, in);
+}
+
+/* A request inside a session: the dialog must be one of ours. */
+static void sin_session(struct bridge *b, struct sipleg_srv *srv, struct sipm *req,
+                        bool info)
+{
+	struct bi_tab *t = tab_of(b);
+	struct bi_sess *s = t ? sess_of_dialog(t, sipleg_srv_dialog(srv)) : NULL;
+	if (!s) {
+		br_sip_refuse(b, srv, ERR_BRIDGE_NO_SESSION, NULL);
+		return;
+	}
+	struct bi_sin in = {.sip_uri = s->sip_uri,
+	                    .from = s->sip_jid,
+	                    .to = s->jid,
+	                    .thread = s->thread,
+	                    .s = s};
+	sin_dispatch(t, srv, req, &in, info);
+}
+
+/*
+ * The two parties of a SIP request outside a dialog: the sender (From) must be a
+ * user of a SIP-homed domain, the recipient (the Request-URI, RFC 3428) one
+ * of an XMPP-homed domain (the leg already refused any other). Answers srv and
+ * returns false when they are not.
+ */
+static bool sin_parties(struct bridge *b, struct sipleg_srv *srv, struct sipm *req,
+                        char **fromp, char **top)
+{
+	enum addr_home home;
+	char *from = NULL, *to = NULL;
+	int e = br_uri_to_jid(b, sipm_from_uri(req), &from, &home);
+	if (e || home != ADDR_HOME_SIP) {
+		log_info(BR_MOD, "%s from %s to %s refused: the sender %s",
+		         sipm_method(req), sipm_from_uri(req), sipm_ruri(req),
+		         e ? addr_strerror(e) : "is not a user of a SIP-homed domain");
+		br_sip_refuse(b, srv, e ? br_addr_refusal(e) : ERR_BRIDGE_PEER_FORBIDDEN,
+		              e ? "the sender's address is not bridged"
+		                : "the sender is not a user of a SIP-homed domain");
+		goto fail;
+	}
+	e = br_uri_to_jid(b, sipm_ruri(req), &to, &home);
+	if (e || home != ADDR_HOME_XMPP) {
+		br_sip_refuse(b, srv, e ? br_addr_refusal(e) : ERR_BRIDGE_DOMAIN_UNMAPPED,
+		              NULL);
+		goto fail;
+	}
+	*fromp = from;
+	*top = to;
+	return true;
+fail:
+	free(from);
+	free(to);
+	return false;
+}
+
+void bi_sip_message(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
+{
+	char *from = NULL, *to = NULL;
+	if (!srv)
+		return;
+	if (sipleg_srv_dialog(srv)) {
+		sin_session(b, srv, req, false);
+		return;
+	}
+	struct bi_tab *t = tab_of(b);
+	if (!t) {
+		br_sip_refuse(b, srv, ERR_BRIDGE_INTERNAL, NULL);
+		return;
+	}
+	if (!sin_parties(b, srv, req, &from, &to))
+		return;
+	struct bi_sin in = {.sip_uri = sipm_from_uri(req), .from = from, .to = to};
+	sin_dispatch(t, srv, req, &in, false);
+	free(from);
+	free(to);
+}
+
+void bi_sip_info(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
+{
+	if (srv)
+		sin_session(b, srv, req, true);
+}
+
+/* A re-INVITE refreshes the session (Lync's session timer, route-set updates);
+ * the leg answers it with the same SDP. */
+static void sip_reinvite(struct bi_tab *t, struct sipleg_srv *srv)
+{
+	struct bi_sess *s = sess_of_dialog(t, sipleg_srv_dialog(srv));
+	if (!s) {
+		br_sip_refuse(t->b, srv, ERR_BRIDGE_NO_SESSION, NULL);
+		return;
+	}
+	sipleg_reply_code(srv, 200, NULL);
+	/* RFC 3261 section 12.2.2: a re-INVITE may change the remote target. */
+	sess_save(s);
+	sess_touch(s);
+}
+
+void bi_sip_invite(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
+{
+	struct bi_tab *t = tab_of(b);
+	char *from = NULL, *to = NULL, *text = NULL, *sip_uri = NULL;
+	size_t tlen = 0;
+	char thread[24];
+	struct sipd *d = NULL;
+
+	if (!srv)
+		return;
+	if (!t) {
+		br_sip_refuse(b, srv, ERR_BRIDGE_INTERNAL, NULL);
+		return;
+	}
+	if (sipleg_srv_dialog(srv)) {
+		sip_reinvite(t, srv);
+		return;
+	}
+	const char *call_id = sipm_call_id(req);
+	if (!sin_parties(b, srv, req, &from, &to))
+		return;
+	/* The SIP party as the address map writes it, so that XMPP messages to it find
+	 * this session (sessions are keyed by that form). */
+	if (br_jid_to_uri(b, from, &sip_uri, NULL, NULL) != 0) {
+		br_sip_refuse(b, srv, ERR_BRIDGE_ADDRESS_MALFORMED, NULL);
+		goto out;
+	}
+	if (!br_xmpp_ready(b, srv, sip_uri))
+		goto out;
+	/* RFC 3261 section 8.2.2.2: a second INVITE of a known Call-ID outside its
+	 * dialog is a merged request. */
+	if (state_im_by_dialog(b->state, call_id)) {
+		sipleg_reply_code(srv, 482, "an IM session with this Call-ID exists");
+		goto out;
+	}
+	const char *mstf = sipm_header(req, "Ms-Text-Format", 0);
+	int e = mstf ? msg_mstf_parse(mstf, &b->msglim, &text, &tlen) : -ENOENT;
+	if (e && e != -ENOENT) {
+		log_info(BR_MOD,
+		         "IM session from %s to %s refused: its first message cannot be "
+		         "read (%s)",
+		         sip_uri, to, err_bridge(refusal_of(e))->explanation);
+		br_sip_refuse(b, srv, refusal_of(e),
+		              "the first message (Ms-Text-Format)");
+		goto out;
+	}
+	make_thread(t, call_id, thread, sizeof(thread));
+	struct bi_sess *s = sess_new(t, to, sip_uri, from, thread, true);
+	if (!s) {
+		br_sip_refuse(b, srv, ERR_BRIDGE_INTERNAL, NULL);
+		goto out;
+	}
+	/* The first message goes out before the 200, so that an XMPP link that cannot
+	 * take it refuses the session instead of losing the message. */
+	if (tlen > 0 &&
+	    (e = send_chat(t, from, to, thread, text, MSG_CHAT_ACTIVE)) != 0) {
+		sess_free(s);
+		br_sip_refuse(b, srv, refusal_of(e), NULL);
+		goto out;
+	}
+	struct sipleg_reply ok = {.code = 200};
+	e = sipleg_reply(srv, &ok, &d);
+	if (e || !d) {
+		log_warn(BR_MOD, "IM session from %s to %s: the 200 was not sent: %s",
+		         sip_uri, to, strerror(e ? -e : ENOMEM));
+		sess_free(s);
+		br_sip_refuse(b, srv, ERR_BRIDGE_INTERNAL, NULL);
+		goto out;
+	}
+	e = sess_record(s, d);
+	if (e) {
+		log_warn(BR_MOD, "IM session from %s to %s ended at once: %s", sip_uri,
+		         to, strerror(-e));
+		s->dlg = d;
+		sess_end(s, true);
+		goto out;
+	}
+	if (tlen > 0)
+		s->chat_in = MSG_CHAT_ACTIVE;
+	sess_touch(s);
+	log_info(BR_MOD, "IM session from %s to %s opened (Call-ID %s, thread %s%s)",
+	         sip_uri, to, call_id, s->thread, tlen ? ", first message relayed" : "");
+out:
+	free(text);
+	free(sip_uri);
+	free(from);
+	free(to);
+}
+
+void bi_sip_bye(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
+{
+	struct bi_tab *t = tab_of(b);
+	struct bi_sess *s = t && srv ? sess_of_dialog(t, sipleg_srv_dialog(srv)) : NULL;
+	(void)req;
+	if (!srv)
+		return;
+	if (!s) {
+		br_sip_refuse(b, srv, ERR_BRIDGE_NO_SESSION, NULL);
+		return;
+	}
+	sipleg_reply_code(srv, 200, NULL);
+	log_info(BR_MOD, "IM session between %s and %s ended by the SIP side (BYE)",
+	         s->sip_uri, s->jid);
+	/* XEP-0085: <gone/> is the other party ending the conversation,
+	 * which is what a BYE says. Best effort: the session ends either way. */
+	send_chat(t, s->sip_jid, s->jid, s->thread, NULL, MSG_CHAT_GONE);
+	sess_end(s, false);
+}
+
+/* ---- outcomes of what the bridge sent ---- */
+
+/*
+ * RFC 5057: responses to a request inside a dialog that end the
+ * dialog (404, 410, 416, 482-485, 502, 604) or its only usage (408, 480, 481,
+ * 489), which for an IM session is the same thing.
+ */
+static const int dialog_enders[] = {404, 408, 410, 416, 480, 481, 482,
+                                    483, 484, 485, 489, 502, 604};
+
+static bool ends_dialog(int status, const struct sipm *resp)
+{
+	/* No response at all: the leg made the status up because the peer is gone. */
+	if (!resp)
+		return true;
+	for (size_t i = 0; i < sizeof(dialog_enders) / sizeof(dialog_enders[0]); i++)
+		if (dialog_enders[i] == status)
+			return true;
+	return false;
+}
+
+/* Plain words for a SIP failure, for the XMPP <text/>: the reason of the peer's
+ * ms-diagnostics when it gave one (cleaned: it is the peer's text, and XML takes
+ * only valid UTF-8). */
+static void failure_text(int status, struct sipm *resp, char *out, size_t len)
+{
+	const char *diag = resp ? sipm_header(resp, "ms-diagnostics", 0) : NULL;
+	const char *v = NULL;
+	size_t vlen = 0;
+	char *clean = NULL;
+	if (diag && msg_ctype_param(diag, strlen(diag), "reason", &v, &vlen) == 0)
+		msg_plain_to_text(v, vlen, NULL, &clean, NULL);
+	const char *reason = err_sip_reason(status);
+	if (!resp)
+		snprintf(out, len, "the SIP server %s (%d)",
+		         status == 408 ? "did not answer in time"
+		                       : "could not be reached",
+		         status);
+	else
+		snprintf(out, len, "the SIP side answered %d %s%s%s", status,
+		         reason ? reason : "", clean && *clean ? ": " : "",
+		         clean ? clean : "");
+	free(clean);
+}
+
+/* Tell the XMPP sender of r that its message did not arrive. */
+static void report_failure(struct bi_tab *t, const char *xfrom, const char *xto,
+                           const char *id, const char *sip_uri, int status,
+                           struct sipm *resp)
+{
+	struct err_xmpp ex = {ERR_COND_UNDEFINED_CONDITION, ERR_TYPE_CANCEL};
+	char text[400];
+	err_sip_to_xmpp(status, &ex);
+	failure_text(status, resp, text, sizeof(text));
+	log_info(BR_MOD, "IM from %s to %s not delivered: %s; %s gets %s", xfrom, sip_uri,
+	         text, xfrom, err_cond_name(ex.cond));
+	br_xmpp_error(t->b, "message", xto, xfrom, id, ex.cond, text);
+}
+
+static void queue_fail(struct bi_sess *s, int status, struct sipm *resp)
+{
+	for (size_t i = 0; i < s->nq; i++) {
+		struct bi_queued *q = &s->q[i];
+		report_failure(s->t, q->xfrom, q->xto, q->id, s->sip_uri, status, resp);
+		queued_free(q);
+	}
+	s->nq = 0;
+}
+
+static int sess_send_text(struct bi_sess *s, const char *body, size_t len,
+                          const char *xfrom, const char *xto, const char *id)
+{
+	struct bi_req *r = req_new(s->t, BI_REQ_SESSION, s, xfrom, xto, id, s->sip_uri);
+	if (!r)
+		return -ENOMEM;
+	struct sipleg_req rq = {.method = "MESSAGE",
+	                        .dialog = s->dlg,
+	                        .content_type = MSG_SIP_CONTENT_TYPE,
+	                        .body = body,
+	                        .body_len = len};
+	int e = req_send(r, &rq);
+	if (!e) {
+		/* A sent message clears the other side's typing indicator by itself
+		 * (RFC 3994). */
+		s->typing_out = MSG_TYPING_IDLE;
+		sess_touch(s);
+	}
+	return e;
+}
+
+/* The session is up: what waited for it goes out, in order. */
+static void queue_flush(struct bi_sess *s)
+{
+	for (size_t i = 0; i < s->nq; i++) {
+		struct bi_queued *q = &s->q[i];
+		if (!q->in_invite) {
+			int e =
+			    sess_send_text(s, q->body, q->len, q->xfrom, q->xto, q->id);
+			if (e) {
+				enum err_bridge why = e == -ENOENT
+				                          ? ERR_BRIDGE_DOMAIN_UNMAPPED
+				                          : ERR_BRIDGE_INTERNAL;
+				br_xmpp_error(s->t->b, "message", q->xto, q->xfrom, q->id,
+				              err_bridge(why)->cond,
+				              err_bridge(why)->explanation);
+			}
+		}
+		queued_free(q);
+	}
+	s->nq = 0;
+}
+
+static void resp_page(struct bi_req *r, int status, struct sipm *resp, struct sipd *dlg)
+{
+	(void)dlg;
+	if (status < 300)
+		log_debug(BR_MOD, "IM from %s to %s delivered (%d)", r->xfrom, r->sip_uri,
+		          status);
+	else
+		report_failure(r->t, r->xfrom, r->xto, r->id, r->sip_uri, status, resp);
+}
+
+static void resp_session(struct bi_req *r, int status, struct sipm *resp,
+                         struct sipd *dlg)
+{
+	resp_page(r, status, resp, dlg);
+	if (status >= 300 && r->s && ends_dialog(status, resp)) {
+		log_info(BR_MOD,
+		         "IM session between %s and %s ended: the SIP side answered %d "
+		         "in it; the next message opens a new one",
+		         r->s->sip_uri, r->s->jid, status);
+		sess_end(r->s, status == 408 || !resp);
+	}
+}
+
+static void resp_typing(struct bi_req *r, int status, struct sipm *resp, struct sipd *dlg)
+{
+	(void)dlg;
+	if (status < 300)
+		return;
+	log_debug(BR_MOD, "typing notification from %s to %s refused with %d", r->xfrom,
+	          r->sip_uri, status);
+	if (r->s && ends_dialog(status, resp)) {
+		log_info(BR_MOD,
+		         "IM session between %s and %s ended: the SIP side answered %d "
+		         "in it",
+		         r->s->sip_uri, r->s->jid, status);
+		sess_end(r->s, false);
+	}
+}
+
+static void resp_invite(struct bi_req *r, int status, struct sipm *resp, struct sipd *dlg)
+{
+	struct bi_sess *s = r->s;
+	bool ok = status >= 200 && status < 300;
+	if (ok && !dlg) {
+		log_warn(BR_MOD,
+		         "IM session from %s to %s: the leg kept no dialog for the 2xx",
+		         r->xfrom, r->sip_uri);
+		status = 500;
+		ok = false;
+	}
+	if (!s) {
+		/* The session ended (or the bridge is stopping) while it was invited: the
+		 * dialog the 2xx made is not wanted. */
+		if (ok) {
+			send_bye(r->t->b, dlg);
+			sipd_terminate(dlg);
+		}
+		return;
+	}
+	if (!ok) {
+		log_info(BR_MOD, "IM session from %s to %s refused by the SIP side (%d)",
+		         s->jid, s->sip_uri, status);
+		queue_fail(s, status, resp);
+		sess_end(s, false);
+		return;
+	}
+	int e = sess_record(s, dlg);
+	if (e) {
+		log_warn(BR_MOD, "IM session from %s to %s ended at once: %s", s->jid,
+		         s->sip_uri, strerror(-e));
+		s->dlg = dlg;
+		queue_fail(s, 500, NULL);
+		sess_end(s, true);
+		return;
+	}
+	log_info(BR_MOD, "IM session from %s to %s opened (Call-ID %s, thread %s)",
+	         s->jid, s->sip_uri, sipd_call_id(dlg), s->thread);
+	queue_flush(s);
+	sess_touch(s);
+}
+
+typedef void(bi_resp_h)(struct bi_req *r, int status, struct sipm *resp,
+                        struct sipd *dlg);
+
+static bi_resp_h *const resp_table[BI_REQ_COUNT] = {
+    [BI_REQ_PAGE] = resp_page,
+    [BI_REQ_INVITE] = resp_invite,
+    [BI_REQ_SESSION] = resp_session,
+    [BI_REQ_TYPING] = resp_typing,
+};
+
+static void on_resp(int status, struct sipm *resp, struct sipd *dlg, void *arg)
+{
+	struct bi_req *r = arg;
+	/* Out of the list first: the handler may end sessions, which walks it. */
+	req_unlink(r);
+	resp_table[r->kind](r, status, resp, dlg);
+	req_free(r);
+}
+
+/* ---- XMPP -> SIP ---- */
+
+/* What an XMPP message says, for the paths below. */
+struct bi_xmsg {
+	xmpp_ctx_t *ctx;
+	const char *from, *to, *id; /* borrowed from the stanza */
+	char *jid;                  /* the sender, bare */
+	char *from_uri;             /* the sender as SIP sees it */
+	char *to_uri;               /* the SIP recipient */
+	char *to_jid;               /* the recipient, bare JID */
+	char *body;                 /* xmpp_free; NULL when none or empty */
+	char *thread;               /* xmpp_free; NULL when none */
+	bool has_cs;
+	enum msg_chatstate cs;
+	const struct conf_peer *peer;
+};
+
+static void xmsg_free(struct bi_xmsg *x)
+{
+	free(x->jid);
+	free(x->from_uri);
+	free(x->to_uri);
+	free(x->to_jid);
+	if (x->body)
+		xmpp_free(x->ctx, x->body);
+	if (x->thread)
+		xmpp_free(x->ctx, x->thread);
+}
+
+/* Read st into x. Returns XLINK_TAKEN, or XLINK_REFUSE with r filled. */
+static int xmsg_read(struct bridge *b, xmpp_stanza_t *st, struct bi_xmsg *x,
+                     struct xlink_refusal *r)
+{
+	enum addr_home home;
+	x->ctx = xmpp_stanza_get_context(st);
+	x->from = xmpp_stanza_get_from(st);
+	x->to = xmpp_stanza_get_to(st);
+	x->id = xmpp_stanza_get_id(st);
+	if (!x->from || !x->to)
+		return xrefuse(r, ERR_BRIDGE_ADDRESS_MALFORMED);
+	int e = br_jid_to_uri(b, x->from, &x->from_uri, NULL, &home);
+	if (e)
+		return xrefuse(r, br_addr_refusal(e));
+	/* Only users of XMPP-homed domains are relayed toward SIP: anything else
+	 * would be a SIP user echoed back to SIP through the bridge. */
+	if (home != ADDR_HOME_XMPP) {
+		r->cond = ERR_COND_FORBIDDEN;
+		r->text = "the sender is not a user of an XMPP-homed domain";
+		return XLINK_REFUSE;
+	}
+	e = br_jid_to_uri(b, x->to, &x->to_uri, NULL, &home);
+	if (e)
+		return xrefuse(r, br_addr_refusal(e));
+	if (home != ADDR_HOME_SIP)
+		return xrefuse(r, ERR_BRIDGE_DOMAIN_UNMAPPED);
+	if (!(x->jid = bare_jid(x->from)) || !(x->to_jid = bare_jid(x->to)))
+		return xrefuse(r, ERR_BRIDGE_INTERNAL);
+	x->peer = conf_peer_for_domain(b->cf, uri_domain(x->to_uri));
+
+	xmpp_stanza_t *c = xmpp_stanza_get_child_by_name(st, "body");
+	if (c && (x->body = xmpp_stanza_get_text(c)) != NULL && !*x->body) {
+		xmpp_free(x->ctx, x->body);
+		x->body = NULL;
+	}
+	c = xmpp_stanza_get_child_by_name(st, "thread");
+	if (c)
+		x->thread = xmpp_stanza_get_text(c);
+	for (c = xmpp_stanza_get_children(st); c; c = xmpp_stanza_get_next(c)) {
+		const char *ns = xmpp_stanza_is_tag(c) ? xmpp_stanza_get_ns(c) : NULL;
+		if (ns && strcmp(ns, MSG_NS_CHATSTATES) == 0 &&
+		    msg_chatstate_from_name(xmpp_stanza_get_name(c), &x->cs) == 0) {
+			x->has_cs = true;
+			break;
+		}
+	}
+	return XLINK_TAKEN;
+}
+
+static int x_page_text(struct bi_tab *t, struct bi_xmsg *x, const char *body, size_t len,
+                       struct xlink_refusal *r)
+{
+	char *from = br_name_addr(x->from_uri);
+	struct bi_req *q =
+	    from ? req_new(t, BI_REQ_PAGE, NULL, x->from, x->to, x->id, x->to_uri) : NULL;
+	int e = -ENOMEM;
+	if (q) {
+		struct sipleg_req rq = {.method = "MESSAGE",
+		                        .ruri = x->to_uri,
+		                        .from = from,
+		                        .content_type = MSG_SIP_CONTENT_TYPE,
+		                        .body = body,
+		                        .body_len = len};
+		e = req_send(q, &rq);
+	}
+	free(from);
+	if (e)
+		return xrefuse(r, e == -ENOENT ? ERR_BRIDGE_DOMAIN_UNMAPPED
+		                               : ERR_BRIDGE_INTERNAL);
+	log_debug(BR_MOD, "IM from %s to %s sent as a MESSAGE (page mode)", x->from,
+	          x->to_uri);
+	return XLINK_TAKEN;
+}
+
+/* Typing outside a session: an RFC 3994 isComposing MESSAGE. */
+static void x_page_typing(struct bi_tab *t, struct bi_xmsg *x, enum msg_typing typ)
+{
+	char *doc = NULL, *from = br_name_addr(x->from_uri);
+	size_t len = 0;
+	int e =
+	    from ? msg_iscomposing_build(typ, MSG_ISCOMPOSING_REFRESH_DEFAULT, &doc, &len)
+	         : -ENOMEM;
+	struct bi_req *q =
+	    e ? NULL : req_new(t, BI_REQ_TYPING, NULL, x->from, x->to, NULL, x->to_uri);
+	if (q) {
+		struct sipleg_req rq = {.method = "MESSAGE",
+		                        .ruri = x->to_uri,
+		                        .from = from,
+		                        .content_type = MSG_ISCOMPOSING_CONTENT_TYPE,
+		                        .body = doc,
+		                        .body_len = len};
+		e = req_send(q, &rq);
+	} else if (!e) {
+		e = -ENOMEM;
+	}
+	if (e)
+		log_debug(BR_MOD, "typing notification from %s to %s not sent: %s",
+		          x->from, x->to_uri, strerror(-e));
+	free(doc);
+	free(from);
+}
+
+/* Typing inside a session: Lync's KeyboardActivity INFO, as Lync itself sends. */
+static void x_session_typing(struct bi_sess *s, struct bi_xmsg *x, enum msg_typing typ)
+{
+	char *doc = NULL;
+	size_t len = 0;
+	int e = msg_kbactivity_build(typ, &doc, &len);
+	struct bi_req *q =
+	    e ? NULL : req_new(s->t, BI_REQ_TYPING, s, x->from, x->to, NULL, s->sip_uri);
+	if (q) {
+		struct sipleg_req rq = {.method = "INFO",
+		                        .dialog = s->dlg,
+		                        .content_type = MSG_KBACTIVITY_CONTENT_TYPE,
+		                        .body = doc,
+		                        .body_len = len};
+		e = req_send(q, &rq);
+	} else if (!e) {
+		e = -ENOMEM;
+	}
+	if (e) {
+		log_debug(BR_MOD, "typing notification from %s to %s not sent: %s",
+		          x->from, s->sip_uri, strerror(-e));
+	} else {
+		s->typing_out = typ;
+		sess_touch(s);
+	}
+	free(doc);
+}
+
+/* The session an XMPP message belongs to: the one its thread names (with the same
+ * SIP party), else the pair's current one. */
+static struct bi_sess *x_session_of(struct bi_tab *t, const struct bi_xmsg *x)
+{
+	if (x->thread) {
+		struct state_im *im = state_im_by_thread(t->b->state, x->jid, x->thread);
+		struct bi_sess *s = im ? im->rt : NULL;
+		if (s && strcasecmp(s->sip_uri, x->to_uri) == 0)
+			return s;
+	}
+	char *key = join(x->jid, x->to_uri);
+	struct bi_sess *s = key ? hmap_get(&t->pairs, key, strlen(key)) : NULL;
+	free(key);
+	return s;
+}
+
+static bool queue_push(struct bi_sess *s, const struct bi_xmsg *x, const char *body,
+                       size_t len, bool in_invite)
+{
+	if (s->nq >= BI_QUEUE_MAX)
+		return false;
+	struct bi_queued *q = &s->q[s->nq];
+	bool oom = false;
+	q->body = malloc(len + 1);
+	if (q->body) {
+		memcpy(q->body, body, len);
+		q->body[len] = '\0';
+	}
+	q->len = len;
+	q->xfrom = dup_or_null(x->from, &oom);
+	q->xto = dup_or_null(x->to, &oom);
+	q->id = dup_or_null(x->id, &oom);
+	q->in_invite = in_invite;
+	if (oom || !q->body) {
+		queued_free(q);
+		return false;
+	}
+	s->nq++;
+	return true;
+}
+
+/* The offer of an IM session, written as Lync writes its own (which is also how it
+ * writes the answer). "m=message 5060 sip null" carries no media address, so o=
+ * and c= only need to be well formed: the first listen address that names a host. */
+static int sdp_offer(struct bridge *b, char **sdpp, size_t *lenp)
+{
+	const char *addr = "127.0.0.1";
+	for (size_t i = 0; i < b->cf->nlisten; i++) {
+		const char *h = b->cf->listen[i].addr.host;
+		if (h && strcmp(h, "0.0.0.0") != 0 && strcmp(h, "::") != 0) {
+			addr = h;
+			break;
+		}
+	}
+	return sipm_sdp_im_answer(addr, sdpp, lenp);
+}
+
+/*
+ * A new session for x: INVITE with the first message in Ms-Text-Format, unless it
+ * is longer than Lync takes there (MSG_MSTF_MAX_CHARS): then it waits and goes as
+ * the first MESSAGE of the dialog.
+ */
+static int x_invite(struct bi_tab *t, struct bi_xmsg *x, const char *body, size_t len,
+                    struct xlink_refusal *r)
+{
+	struct bridge *b = t->b;
+	char thread[24], *mstf = NULL, *sdp = NULL, *from = NULL;
+	size_t sdplen = 0;
+	enum err_bridge why = ERR_BRIDGE_INTERNAL;
+	int e;
+
+	/* The conversation keeps the XMPP client's own thread when it has one
+	 * (XEP-0201), so the replies land in the window it came from. */
+	const char *th = x->thread;
+	if (!th || !*th || strlen(th) > BI_THREAD_MAX) {
+		char seed[64];
+		snprintf(seed, sizeof(seed), "%lu|%lld", ++t->serial,
+		         (long long)br_now());
+		char *s2 = join(x->jid, seed);
+		if (!s2)
+			return xrefuse(r, ERR_BRIDGE_INTERNAL);
+		make_thread(t, s2, thread, sizeof(thread));
+		free(s2);
+		th = thread;
+	}
+	struct bi_sess *s = sess_new(t, x->jid, x->to_uri, x->to_jid, th, false);
+	if (!s)
+		return xrefuse(r, ERR_BRIDGE_INTERNAL);
+	e = msg_mstf_build(x->body, strlen(x->body), &mstf, NULL);
+	if (e && e != -E2BIG) {
+		why = refusal_of(e);
+		goto fail;
+	}
+	if (!queue_push(s, x, body, len, e == 0) || sdp_offer(b, &sdp, &sdplen) ||
+	    !(from = br_name_addr(x->from_uri)))
+		goto fail;
+	struct bi_req *q = req_new(t, BI_REQ_INVITE, s, x->from, x->to, x->id, x->to_uri);
+	if (!q)
+		goto fail;
+	struct sipm_hdr h = {"Ms-Text-Format", mstf};
+	struct sipleg_req rq = {.method = "INVITE",
+	                        .ruri = x->to_uri,
+	                        .from = from,
+	                        .hdrs = mstf ? &h : NULL,
+	                        .nhdrs = mstf ? 1 : 0,
+	                        .content_type = SIPM_SDP_IM_TYPE,
+	                        .body = sdp,
+	                        .body_len = sdplen,
+	                        .create_dialog = true};
+	e = req_send(q, &rq);
+	if (e) {
+		why = e == -ENOENT ? ERR_BRIDGE_DOMAIN_UNMAPPED : ERR_BRIDGE_INTERNAL;
+		goto fail;
+	}
+	log_info(BR_MOD, "IM session from %s to %s: INVITE sent%s", x->jid, x->to_uri,
+	         mstf ? " with the first message"
+	              : "; the first message follows the 200");
+	free(mstf);
+	free(sdp);
+	free(from);
+	return XLINK_TAKEN;
+fail:
+	free(mstf);
+	free(sdp);
+	free(from);
+	sess_end(s, false);
+	log_info(BR_MOD, "IM from %s to %s refused: %s", x->from, x->to_uri,
+	         err_bridge(why)->explanation);
+	return xrefuse(r, why);
+}
+
+static int x_session_text(struct bi_tab *t, struct bi_xmsg *x, const char *body,
+                          size_t len, struct xlink_refusal *r)
+{
+	struct bi_sess *s = x_session_of(t, x);
+	if (!s)
+		return x_invite(t, x, body, len, r);
+	if (s->phase == BI_INVITING) {
+		if (!queue_push(s, x, body, len, false))
+			return xrefuse(r, ERR_BRIDGE_LIMIT);
+		return XLINK_TAKEN;
+	}
+	int e = sess_send_text(s, body, len, x->from, x->to, x->id);
+	if (e == -ENOMEM)
+		return xrefuse(r, ERR_BRIDGE_INTERNAL);
+	if (e) {
+		/* The dialog can carry nothing more (its [peer] left the configuration
+		 * on a reload): the conversation goes on in a new session. */
+		log_info(BR_MOD,
+		         "IM session between %s and %s ended: no request can be sent "
+		         "in it (%s); opening a new one",
+		         s->sip_uri, s->jid, strerror(-e));
+		sess_end(s, false);
+		return x_invite(t, x, body, len, r);
+	}
+	log_debug(BR_MOD, "IM from %s to %s sent in the session (Call-ID %s)", x->from,
+	          s->sip_uri, sipd_call_id(s->dlg));
+	return XLINK_TAKEN;
+}
+
+static int x_typing(struct bi_tab *t, struct bi_xmsg *x)
+{
+	enum msg_typing typ;
+	if (msg_chatstate_to_typing(x->cs, &typ) != 0)
+		return XLINK_TAKEN;
+	if (x->peer->im == CONF_IM_PAGE) {
+		x_page_typing(t, x, typ);
+		return XLINK_TAKEN;
+	}
+	/* Chat states never open a session (XEP-0085: they only qualify
+	 * a conversation that exists); nor do they wait for one being invited. */
+	struct bi_sess *s = x_session_of(t, x);
+	if (s && s->phase == BI_OPEN && s->typing_out != typ)
+		x_session_typing(s, x, typ);
+	return XLINK_TAKEN;
+}
+
+static int x_relay(struct bi_tab *t, xmpp_stanza_t *st, struct xlink_refusal *r)
+{
+	struct bi_xmsg x = {0};
+	char *body = NULL;
+	size_t len = 0;
+	int rc = xmsg_read(t->b, st, &x, r);
+	if (rc != XLINK_TAKEN)
+		goto out;
+	if (!x.body) {
+		/* Receipts, markers and other extensions without a body say nothing a
+		 * SIP user would see; chat states are typing, and never bounce
+		 * (XEP-0085 leaves their loss unreported). */
+		rc = x.has_cs && x.peer ? x_typing(t, &x) : XLINK_TAKEN;
+		goto out;
+	}
+	if (!x.peer) {
+		/* The SIP leg routes by domain; without a [peer] for it nothing can. */
+		log_info(BR_MOD, "IM from %s to %s refused: no [peer] serves %s", x.from,
+		         x.to_uri, uri_domain(x.to_uri));
+		rc = xrefuse(r, ERR_BRIDGE_DOMAIN_UNMAPPED);
+		goto out;
+	}
+	int e = msg_text_to_sip(x.body, strlen(x.body), &t->b->msglim, &body, &len);
+	if (e) {
+		log_info(BR_MOD, "IM from %s to %s refused: %s", x.from, x.to_uri,
+		         err_bridge(refusal_of(e))->explanation);
+		rc = xrefuse(r, refusal_of(e));
+		goto out;
+	}
+	rc = x.peer->im == CONF_IM_PAGE ? x_page_text(t, &x, body, len, r)
+	                                : x_session_text(t, &x, body, len, r);
+out:
+	free(body);
+	xmsg_free(&x);
+	return rc;
+}
+
+/* An XMPP error about a message the bridge relayed from SIP. The SIP sender had
+ * its 200 when the message was handed to the XMPP server (RFC 3428
+ * promises no more), so this can only be logged. */
+static int x_error(struct bi_tab *t, xmpp_stanza_t *st, struct xlink_refusal *r)
+{
+	const char *from = xmpp_stanza_get_from(st), *to = xmpp_stanza_get_to(st);
+	const char *cond = "undefined-condition";
+	xmpp_stanza_t *e = xmpp_stanza_get_child_by_name(st, "error");
+	(void)t;
+	(void)r;
+	for (xmpp_stanza_t *c = e ? xmpp_stanza_get_children(e) : NULL; c;
+	     c = xmpp_stanza_get_next(c)) {
+		const char *n = xmpp_stanza_is_tag(c) ? xmpp_stanza_get_name(c) : NULL;
+		const char *ns = n ? xmpp_stanza_get_ns(c) : NULL;
+		if (ns && strcmp(ns, ERR_NS_STANZAS) == 0 && strcmp(n, "text") != 0) {
+			cond = n;
+			break;
+		}
+	}
+	log_info(BR_MOD, "IM from %s to %s was not delivered on the XMPP side: %s",
+	         to ? to : "?", from ? from : "?", cond);
+	return XLINK_TAKEN;
+}
+
+static int x_groupchat(struct bi_tab *t, xmpp_stanza_t *st, struct xlink_refusal *r)
+{
+	(void)t;
+	(void)st;
+	r->cond = ERR_COND_FEATURE_NOT_IMPLEMENTED;
+	r->text = "the bridge relays one-to-one messages only, not group chat";
+	return XLINK_REFUSE;
+}
+
+typedef int(bi_xmsg_h)(struct bi_tab *t, xmpp_stanza_t *st, struct xlink_refusal *r);
+
+/* RFC 6121 section 5.2.2 message types; an unknown type is read as normal. */
+static const struct {
+	const char *type;
+	bi_xmsg_h *h;
+} xtypes[] = {
+    {"chat", x_relay},          {"normal", x_relay}, {"headline", x_relay},
+    {"groupchat", x_groupchat}, {"error", x_error},
+};
+
+int bi_xmpp_message(struct bridge *b, xmpp_stanza_t *st, struct xlink_refusal *r)
+{
+	struct bi_tab *t = tab_of(b);
+	const char *type = xmpp_stanza_get_type(st);
+	bi_xmsg_h *h = x_relay;
+	for (size_t i = 0; type && i < sizeof(xtypes) / sizeof(xtypes[0]); i++)
+		if (strcmp(xtypes[i].type, type) == 0)
+			h = xtypes[i].h;
+	if (!t)
+		return h == x_error ? XLINK_TAKEN : xrefuse(r, ERR_BRIDGE_INTERNAL);
+	return h(t, st, r);
+}
+
+/* ---- lifecycle ---- */
+
+struct bi_ids {
+	char **v;
+	size_t n, cap;
+	int err;
+};
+
+static int collect_im(const struct store_im *im, void *arg)
+{
+	struct bi_ids *ids = arg;
+	if (ids->n == ids->cap) {
+		size_t cap = ids->cap ? ids->cap * 2 : 16;
+		char **v = realloc(ids->v, cap * sizeof(*v));
+		if (!v)
+			return ids->err = -ENOMEM;
+		ids->v = v;
+		ids->cap = cap;
+	}
+	if (!(ids->v[ids->n] = strdup(im->call_id)))
+		return ids->err = -ENOMEM;
+	ids->n++;
+	return 0;
+}
+
+/*
+ * Bring back saved session im with its dialog. Returns NULL and *whyp (plain
+ * words) when it cannot be: the record lacks what the leg needs, the SIP user's
+ * domain has no [peer] any more, or its addresses are no longer bridged.
+ */
+static struct bi_sess *resume(struct bi_tab *t, struct state_im *im, const char **whyp)
+{
+	struct bridge *b = t->b;
+	char *local = NULL, *sip_jid = NULL;
+	struct bi_sess *s = NULL;
+	const struct conf_peer *p = conf_peer_for_domain(b->cf, uri_domain(im->sip_uri));
+
+	*whyp = "out of memory";
+	if (!im->local_tag || !im->remote_tag || !im->remote_target) {
+		*whyp = "its dialog was not saved whole";
+		return NULL;
+	}
+	if (!p) {
+		*whyp = "no [peer] serves its SIP domain any more";
+		return NULL;
+	}
+	if (br_jid_to_uri(b, im->jid, &local, NULL, NULL) != 0 ||
+	    br_uri_to_jid(b, im->sip_uri, &sip_jid, NULL) != 0) {
+		*whyp = "its addresses are not bridged any more";
+		goto out;
+	}
+	struct sipd_saved sv = {
+	    .call_id = im->call_id,
+	    .local_tag = im->local_tag,
+	    .remote_tag = im->remote_tag,
+	    .local_uri = local,
+	    .remote_uri = im->sip_uri,
+	    .remote_target = im->remote_target,
+	    .route_set = im->route_set,
+	    .local_cseq = im->local_cseq,
+	    .peer = p->name,
+	    .invite = true,
+	};
+	struct sipd *d = sipd_restore(b->sip, &sv);
+	if (!d) {
+		*whyp = "the SIP leg could not recreate its dialog";
+		goto out;
+	}
+	s = sess_new(t, im->jid, im->sip_uri, sip_jid, im->thread, im->sip_initiated);
+	if (!s) {
+		sipd_terminate(d);
+		goto out;
+	}
+	s->im = im;
+	s->dlg = d;
+	s->phase = BI_OPEN;
+	im->rt = s;
+	/* The dialog resumes SIPD_CSEQ_RESUME_GAP above the saved CSeq: saved at
+	 * once, so that a second restart goes higher still. */
+	s->saved_activity = im->last_activity;
+	sess_save(s);
+out:
+	free(local);
+	free(sip_jid);
+	return s;
+}
+
+/*
+ * A restart keeps the conversations that were open: each saved session gets its
+ * dialog back from the leg (sipd_restore) and its idle clock where it stood, so
+ * the next message on either side goes on in the same dialog and thread. One
+ * idle for longer than im_idle_timeout while the bridge was down ends with BYE
+ * now; one that cannot be resumed is dropped (the SIP side's next request in it
+ * gets 481, and Lync opens a new session).
+ */
+void bi_restore(struct bridge *b)
+{
+	struct bi_tab *t = calloc(1, sizeof(*t));
+	struct bi_ids ids = {0};
+	uint64_t k[2] = {0x243f6a8885a308d3ULL, 0x13198a2e03707344ULL};
+	size_t resumed = 0;
+
+	if (!t) {
+		log_error(BR_MOD, "IM: out of memory; instant messages will be refused");
+		return;
+	}
+	/* Without randomness thread names are still unique per Call-ID; they only
+	 * become predictable, which costs nothing here. */
+	if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k))
+		k[0] ^= (uint64_t)(uintptr_t)t;
+	t->b = b;
+	t->k0 = k[0];
+	t->k1 = k[1];
+	hmap_init(&t->pairs, k[1], k[0]);
+	b->im = t;
+
+	int e = store_im_each(b->store, collect_im, &ids);
+	if (e)
+		log_warn(BR_MOD, "state: saved IM sessions could not all be read: %s",
+		         ids.err ? strerror(-ids.err) : store_errmsg(b->store));
+	bool tx = ids.n > 1 && store_begin(b->store) == 0;
+	for (size_t i = 0; i < ids.n; i++) {
+		struct state_im *im = state_im_by_dialog(b->state, ids.v[i]);
+		const char *why = NULL;
+		struct bi_sess *s = im ? resume(t, im, &why) : NULL;
+		free(ids.v[i]);
+		if (!im)
+			continue;
+		if (!s) {
+			log_info(
+			    BR_MOD,
+			    "IM session between %s and %s (Call-ID %s) cannot be resumed "
+			    "after a restart (%s); dropped, the next message opens a new "
+			    "one",
+			    im->sip_uri, im->jid, im->call_id, why);
+			state_im_drop(b->state, im);
+			continue;
+		}
+		int64_t idle = br_now() - im->last_activity;
+		if (b->im_idle_ms && idle >= (int64_t)b->im_idle_ms) {
+			log_info(
+			    BR_MOD,
+			    "IM session between %s and %s ended (BYE): idle for %lld s, "
+			    "longer than im_idle_timeout, across the restart",
+			    s->sip_uri, s->jid, (long long)(idle / 1000));
+			sess_end(s, true);
+			continue;
+		}
+		if (b->im_idle_ms)
+			loop_timer_start(
+			    b->loop, &s->idle_t,
+			    (uint64_t)(b->im_idle_ms - (idle > 0 ? idle : 0)), on_idle,
+			    s);
+		log_info(BR_MOD,
+		         "IM session between %s and %s (Call-ID %s, thread %s) resumed "
+		         "after a "
+		         "restart",
+		         s->sip_uri, s->jid, im->call_id, s->thread);
+		resumed++;
+	}
+	if (tx)
+		store_commit(b->store);
+	free(ids.v);
+	if (ids.n)
+		log_info(BR_MOD, "IM: %zu of %zu saved sessions resumed", resumed, ids.n);
+}
+
+void bi_shutdown(struct bridge *b)
+{
+	struct bi_tab *t = tab_of(b);
+	size_t byes = 0;
+	if (!t)
+		return;
+	while (t->sess) {
+		struct bi_sess *s = t->sess;
+		if (s->phase == BI_OPEN) {
+			log_info(BR_MOD,
+			         "IM session between %s and %s ended (BYE): the bridge "
+			         "is stopping",
+			         s->sip_uri, s->jid);
+			byes++;
+			sess_end(s, true);
+			continue;
+		}
+		/* Messages still waiting for a 2xx will not be delivered: say so. A 2xx
+		 * arriving before the leg stops gets its BYE (resp_invite). */
+		for (size_t i = 0; i < s->nq; i++) {
+			const struct err_refusal *row =
+			    err_bridge(ERR_BRIDGE_SHUTTING_DOWN);
+			br_xmpp_error(b, "message", s->q[i].xto, s->q[i].xfrom,
+			              s->q[i].id, row->cond, row->explanation);
+		}
+		sess_end(s, false);
+	}
+	if (byes)
+		log_info(BR_MOD, "IM: %zu session%s ended with BYE", byes,
+		         byes == 1 ? "" : "s");
+}
+
+void bi_free(struct bridge *b)
+{
+	struct bi_tab *t = tab_of(b);
+	if (!t)
+		return;
+	/* The leg stops after this without calling back: requests lose their
+	 * callback, sessions their run-time part; dialogs and saved records stay
+	 * for the leg and the state table to free. */
+	while (t->reqs) {
+		sipleg_clt_abandon(t->reqs->clt);
+		req_free(t->reqs);
+	}
+	while (t->sess) {
+		struct bi_sess *s = t->sess;
+		if (s->im)
+			s->im->rt = NULL;
+		sess_free(s);
+	}
+	hmap_free(&t->pairs);
+	b->im = NULL;
+	free(t);
+}

@@ -1,0 +1,62 @@
+# shellcheck shell=bash
+# presbridge as a whole (both legs) for the bridge's end-to-end tests.  Source
+# after lib.sh, ejabberd.sh and sipp.sh.
+#
+#   pres_conf FILE TRANSPORT PEER_PORT [STATE]
+#       write a configuration: listeners udp/tcp/tls on free ports (BR_TCP, BR_TLS),
+#       the XMPP link to the ejabberd of ejabberd_start, one [peer lync] reached over
+#       TRANSPORT (udp | tcp | tls) at 127.0.0.1:PEER_PORT (host sipp.sip.test, the name
+#       SIPp's TLS front ends present), state STATE (default :memory:)
+#   pres_bridge_start NAME FILE   start it, wait for the component link; sets BR_PID, BR_LOG
+#   pres_target TRANSPORT         where SIPp reaches the bridge: 127.0.0.1:$BR_UDP,
+#                                 $BR_TCP or $BR_TLS
+
+pres_conf() {
+	local file=$1 tp=$2 peer_port=$3 state=${4:-:memory:}
+	: "${BR_TCP:=$(free_port)}" "${BR_TLS:=$(free_port)}" "${BR_UDP:=$(free_port)}"
+	cat >"$file" <<EOF
+[bridge]
+state = $state
+mappings = $REPO_DIR/mappings
+log_level = ${BR_LOG_LEVEL:-debug}
+
+[sip]
+listen = udp:127.0.0.1:$BR_UDP
+listen = tcp:127.0.0.1:$BR_TCP
+listen = tls:127.0.0.1:$BR_TLS
+cert = $CA_DIR/bridge.crt
+key = $CA_DIR/bridge.key
+ca = $CA_DIR/ca.crt
+
+[xmpp]
+server = 127.0.0.1:$EJ_COMPONENT_PORT
+secret = $EJ_COMPONENT_SECRET
+tls = direct
+ca = $CA_DIR/ca.crt
+name = $EJ_DOMAIN
+
+[peer lync]
+host = sipp.sip.test
+address = 127.0.0.1:$peer_port
+transport = $tp
+domains = sip.test
+trusted = yes
+im = ${BR_IM:-page}
+EOF
+}
+
+pres_bridge_start() {
+	local name=$1 conf=$2
+	BR_LOG=$T_DIR/$name.log
+	spawn "$name" "$BUILD_DIR/presbridge" -c "$conf"
+	BR_PID=$LAST_PID
+	wait_alive "$BR_PID" 15 _log_has "$BR_LOG" 'component link up'
+}
+
+pres_target() {
+	case $1 in
+	tls) printf '127.0.0.1:%s\n' "$BR_TLS" ;;
+	udp) printf '127.0.0.1:%s\n' "$BR_UDP" ;;
+	*) printf '127.0.0.1:%s\n' "$BR_TCP" ;;
+	esac
+}

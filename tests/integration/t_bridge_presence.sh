@@ -1,0 +1,96 @@
+#!/bin/bash
+# Presence across the bridge, end to end: real ejabberd, SIPp as the Lync-style
+# peer, over TCP and over TLS.
+#   - an XMPP user watches a Lync user: SUBSCRIBE through the static route, the
+#     NOTIFY's presence arriving as XMPP presence (show, status), unsubscribe;
+#   - a Lync user watches an XMPP user: pending authorization, approval, presence
+#     changes arriving as NOTIFY with the right activity and note, sign-out ending
+#     the SIP dialog while the XMPP roster subscription stays;
+#   - rejection: the XMPP user refuses, the watcher gets terminated;reason=rejected.
+. "$(dirname "$0")/lib.sh"
+. "$IT_DIR/ejabberd.sh"
+. "$IT_DIR/xmpp.sh"
+. "$IT_DIR/sipp.sh"
+. "$IT_DIR/bridge/pres.sh"
+
+need socat sipp
+export CA_DIR=$T_DIR/certs
+"$IT_DIR/ca.sh" init "$CA_DIR"
+"$IT_DIR/ca.sh" issue "$CA_DIR" xmpp --dns xmpp.test --eku serverAuth,clientAuth
+"$IT_DIR/ca.sh" issue "$CA_DIR" bridge --dns bridge.xmpp.test --eku serverAuth,clientAuth
+"$IT_DIR/ca.sh" issue "$CA_DIR" sipp --dns sipp.sip.test --eku serverAuth,clientAuth
+[[ -x $BUILD_DIR/presbridge ]] || die "$BUILD_DIR/presbridge missing (build it, or set BUILD_DIR)"
+export SIPP_TLS_NAME=bridge.xmpp.test
+
+ejabberd_start "$T_DIR/ejabberd"
+xmppc_start bob bob@xmpp.test/desk bobpw || die "bob cannot log in"
+xmppc_start carol carol@xmpp.test/desk carolpw || die "carol cannot log in"
+xmppc_send bob '<presence/>'
+xmppc_send carol '<presence/>'
+
+msg_has() { # msg_has NAME REGEX: SIPp's message log of NAME matches (as one text)
+	grep -Ezq -- "$2" "$T_DIR/sipp-$1.msg" 2>/dev/null
+}
+
+roster_has() { # roster_has USER REGEX
+	ejctl get_roster "$1" "$EJ_DOMAIN" 2>/dev/null | grep -Eq -- "$2"
+}
+
+for tp in tcp tls; do
+	# --- an XMPP user watches a Lync user (the bridge is the SIP subscriber)
+	sipp_start "notifier-$tp" bridge_pres_notifier_uas.xml "$tp" "" \
+		-key presentity "notifier$tp@sip.test" -m 1 || die "SIPp notifier ($tp) did not start"
+	NOTIFIER=$LAST_PID
+	peer_port=$SIPP_PORT
+	[[ $tp == tls ]] && peer_port=$SIPP_TLS_PORT
+	BR_TCP=$(free_port) BR_TLS=$(free_port) BR_UDP=$(free_port)
+	pres_conf "$T_DIR/bridge-$tp.conf" "$tp" "$peer_port"
+	pres_bridge_start "bridge-$tp" "$T_DIR/bridge-$tp.conf" || die "the bridge ($tp) did not come up"
+
+	xmppc_send bob "<presence type=\"subscribe\" to=\"notifier$tp@sip.test\"/>"
+	check "$tp: XMPP watcher: the Lync user's notifier answers, bob gets subscribed" \
+		xmppc_expect bob "<presence&&type=\"subscribed\"&&from=\"notifier$tp@sip.test\"" 15
+	check "$tp: XMPP watcher: the NOTIFY's busy + note arrive as show dnd and status" \
+		xmppc_expect bob "<presence&&from=\"notifier$tp@sip.test\"&&<show>dnd</show>&&<status>in a meeting</status>" 10
+	xmppc_send bob "<presence type=\"unsubscribe\" to=\"notifier$tp@sip.test\"/>"
+	check "$tp: XMPP watcher: unsubscribe reaches the notifier as SUBSCRIBE Expires: 0" \
+		sipp_wait "$NOTIFIER" 20
+
+	# --- a Lync user watches an XMPP user (the bridge is the SIP notifier)
+	sipp_start "watch-$tp" bridge_pres_sub_uac.xml "$tp" "$(pres_target "$tp")" \
+		-key ruri bob@xmpp.test -key from watch$tp@sip.test -m 1 ||
+		die "SIPp watcher ($tp) did not start"
+	WATCHER=$LAST_PID
+	check "$tp: SIP watcher: bob is asked to authorize watch$tp@sip.test" \
+		xmppc_expect bob "<presence&&type=\"subscribe\"&&from=\"watch$tp@sip.test\"" 15
+	check "$tp: SIP watcher: the first NOTIFY says pending (authorization outstanding)" \
+		wait_until 10 msg_has "watch-$tp" 'Subscription-State: pending'
+	xmppc_send bob "<presence type=\"subscribed\" to=\"watch$tp@sip.test\"/>"
+	check "$tp: SIP watcher: approval turns the subscription active" \
+		wait_until 10 msg_has "watch-$tp" 'Subscription-State: active'
+	xmppc_send bob '<presence><show>away</show><status>on lunch</status><priority>5</priority></presence>'
+	check "$tp: SIP watcher: bob's away + status reach the watcher as PIDF (away, note)" \
+		wait_until 10 msg_has "watch-$tp" '<rpid:away/>.*on lunch|on lunch.*<rpid:away/>'
+	check "$tp: SIP watcher: the PIDF carries Lync's availability for away (15500)" \
+		msg_has "watch-$tp" '15500'
+	check "$tp: SIP watcher: sign-out is answered and ends the dialog with NOTIFY terminated" \
+		sipp_wait "$WATCHER" 20
+	check "$tp: SIP watcher: the roster subscription survives the sign-out" \
+		roster_has bob "watch$tp@sip\\.test.*(from|both)"
+
+	# --- rejection
+	sipp_start "reject-$tp" bridge_pres_reject_uac.xml "$tp" "$(pres_target "$tp")" \
+		-key ruri carol@xmpp.test -key from reject$tp@sip.test -m 1 ||
+		die "SIPp rejection watcher ($tp) did not start"
+	REJECT=$LAST_PID
+	xmppc_expect carol "<presence&&type=\"subscribe\"&&from=\"reject$tp@sip.test\"" 15
+	xmppc_send carol "<presence type=\"unsubscribed\" to=\"reject$tp@sip.test\"/>"
+	check "$tp: rejection: pending, then NOTIFY terminated;reason=rejected" \
+		sipp_wait "$REJECT" 20
+
+	bridge_rc=0
+	stop_pid "$BR_PID" 5 || bridge_rc=$?
+	check "$tp: the bridge stops cleanly on SIGTERM" test "$bridge_rc" -eq 0
+done
+
+finish
