@@ -6,12 +6,15 @@
 #   - a Lync user watches an XMPP user: pending authorization, approval, presence
 #     changes arriving as NOTIFY with the right activity and note, sign-out ending
 #     the SIP dialog while the XMPP roster subscription stays;
-#   - rejection: the XMPP user refuses, the watcher gets terminated;reason=rejected.
+#   - rejection: the XMPP user refuses, the watcher gets terminated;reason=rejected;
+#   - the XMPP server restarts under a live subscription: afterwards the XMPP
+#     user's presence reaches the Lync watcher again.
 . "$(dirname "$0")/lib.sh"
 . "$IT_DIR/ejabberd.sh"
 . "$IT_DIR/xmpp.sh"
 . "$IT_DIR/sipp.sh"
 . "$IT_DIR/bridge/pres.sh"
+. "$IT_DIR/xmpp/bridge.sh"
 
 need socat sipp
 export CA_DIR=$T_DIR/certs
@@ -73,7 +76,7 @@ for tp in tcp tls; do
 		wait_until 10 msg_has "watch-$tp" '<rpid:away/>.*on lunch|on lunch.*<rpid:away/>'
 	check "$tp: SIP watcher: the PIDF carries Lync's availability for away (15500)" \
 		msg_has "watch-$tp" '15500'
-	check "$tp: SIP watcher: sign-out is answered and ends the dialog with NOTIFY terminated" \
+	check "$tp: SIP watcher: a refresh in the dialog is granted (200, Expires 1800, NOTIFY active); sign-out ends it with NOTIFY terminated" \
 		sipp_wait "$WATCHER" 20
 	check "$tp: SIP watcher: the roster subscription survives the sign-out" \
 		roster_has bob "watch$tp@sip\\.test.*(from|both)"
@@ -92,5 +95,37 @@ for tp in tcp tls; do
 	stop_pid "$BR_PID" 5 || bridge_rc=$?
 	check "$tp: the bridge stops cleanly on SIGTERM" test "$bridge_rc" -eq 0
 done
+
+# --- ejabberd restarts while a Lync user watches bob. bob's status must not be the
+# scenario's "on lunch" marker yet, or the check below would pass before the restart.
+xmppc_send bob '<presence><status>at desk</status></presence>'
+BR_TCP=$(free_port) BR_TLS=$(free_port) BR_UDP=$(free_port)
+pres_conf "$T_DIR/bridge-xrs.conf" tcp "$(free_port)"
+pres_bridge_start bridge-xrs "$T_DIR/bridge-xrs.conf" || die "the bridge did not come up"
+# The scenario's loop ends at a marker only bob's post-restart presence carries, so
+# nothing from before the restart (nor ejabberd's answer to a probe) can end it.
+sed 's/on lunch/back after the restart/' "$IT_DIR/sipp/bridge_pres_sub_uac.xml" >"$T_DIR/xrs_uac.xml"
+sipp_start xrs "$T_DIR/xrs_uac.xml" tcp "$(pres_target tcp)" \
+	-key ruri bob@xmpp.test -key from xrs@sip.test -m 1 -timeout 90s || die "SIPp watcher did not start"
+XRS=$LAST_PID
+xmppc_expect bob '<presence&&type="subscribe"&&from="xrs@sip.test"' 15 ||
+	fail "XMPP restart: bob was not asked to authorize"
+xmppc_send bob '<presence type="subscribed" to="xrs@sip.test"/>'
+check "XMPP restart: the subscription is active before the restart" \
+	wait_until 10 msg_has xrs 'Subscription-State: active'
+xmppc_stop bob || true
+xmppc_stop carol || true
+ejabberd_stop
+check "XMPP restart: the bridge sees its link go down" \
+	wait_log "$BR_LOG" 'XMPP link for sip\.test is down' 15
+ejabberd_restart || die "ejabberd did not come back"
+link_up_again() { (($(count_lines "$BR_LOG" 'XMPP link for sip\.test is up') >= 2)); }
+check "XMPP restart: the link is back within the back-off" \
+	wait_until 40 link_up_again
+xmppc_start bob2 bob@xmpp.test/desk2 bobpw || die "bob cannot log in again"
+xmppc_send bob2 '<presence><show>away</show><status>back after the restart</status></presence>'
+check "XMPP restart: bob's presence reaches the Lync watcher again (NOTIFY in the same dialog)" \
+	sipp_wait "$XRS" 40
+stop_pid "$BR_PID" 5 || true
 
 finish
