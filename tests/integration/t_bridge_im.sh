@@ -22,13 +22,7 @@
 . "$IT_DIR/bridge/pres.sh"
 . "$IT_DIR/bridge/im_lib.sh"
 
-need socat sipp perl base64
-export CA_DIR=$T_DIR/certs
-"$IT_DIR/ca.sh" init "$CA_DIR"
-"$IT_DIR/ca.sh" issue "$CA_DIR" xmpp --dns xmpp.test --eku serverAuth,clientAuth
-"$IT_DIR/ca.sh" issue "$CA_DIR" bridge --dns bridge.xmpp.test --eku serverAuth,clientAuth
-"$IT_DIR/ca.sh" issue "$CA_DIR" sipp --dns sipp.sip.test --eku serverAuth,clientAuth
-[[ -x $BUILD_DIR/presbridge ]] || die "$BUILD_DIR/presbridge missing (build it, or set BUILD_DIR)"
+pres_setup perl base64
 [[ -x $XMPPC ]] || die "$XMPPC missing (build the xmppc target, or set BUILD_DIR)"
 export SIPP_TLS_NAME=bridge.xmpp.test
 

@@ -16,13 +16,7 @@
 . "$IT_DIR/bridge/pres.sh"
 . "$IT_DIR/xmpp/bridge.sh"
 
-need socat sipp
-export CA_DIR=$T_DIR/certs
-"$IT_DIR/ca.sh" init "$CA_DIR"
-"$IT_DIR/ca.sh" issue "$CA_DIR" xmpp --dns xmpp.test --eku serverAuth,clientAuth
-"$IT_DIR/ca.sh" issue "$CA_DIR" bridge --dns bridge.xmpp.test --eku serverAuth,clientAuth
-"$IT_DIR/ca.sh" issue "$CA_DIR" sipp --dns sipp.sip.test --eku serverAuth,clientAuth
-[[ -x $BUILD_DIR/presbridge ]] || die "$BUILD_DIR/presbridge missing (build it, or set BUILD_DIR)"
+pres_setup
 export SIPP_TLS_NAME=bridge.xmpp.test
 
 ejabberd_start "$T_DIR/ejabberd"

@@ -2,6 +2,11 @@
 # presbridge as a whole (both legs) for the bridge's end-to-end tests.  Source
 # after lib.sh, ejabberd.sh and sipp.sh.
 #
+#   pres_setup [COMMAND...]
+#       what every bridge test needs first: socat, sipp and the COMMANDs installed,
+#       a test CA in $T_DIR/certs (CA_DIR) with certificates for ejabberd
+#       (xmpp.test), the bridge (bridge.xmpp.test) and SIPp's TLS front ends
+#       (sipp.sip.test), all with both EKUs, and a built presbridge
 #   pres_conf FILE TRANSPORT PEER_PORT [STATE]
 #       write a configuration: listeners udp/tcp/tls on free ports (BR_TCP, BR_TLS),
 #       the XMPP link to the ejabberd of ejabberd_start, one [peer lync] reached over
@@ -10,6 +15,18 @@
 #   pres_bridge_start NAME FILE   start it, wait for the component link; sets BR_PID, BR_LOG
 #   pres_target TRANSPORT         where SIPp reaches the bridge: 127.0.0.1:$BR_UDP,
 #                                 $BR_TCP or $BR_TLS
+
+pres_setup() {
+	need socat sipp "$@"
+	export CA_DIR=$T_DIR/certs
+	"$IT_DIR/ca.sh" init "$CA_DIR"
+	local c
+	for c in "xmpp xmpp.test" "bridge bridge.xmpp.test" "sipp sipp.sip.test"; do
+		set -- $c
+		"$IT_DIR/ca.sh" issue "$CA_DIR" "$1" --dns "$2" --eku serverAuth,clientAuth
+	done
+	[[ -x $BUILD_DIR/presbridge ]] || die "$BUILD_DIR/presbridge missing (build it, or set BUILD_DIR)"
+}
 
 pres_conf() {
 	local file=$1 tp=$2 peer_port=$3 state=${4:-:memory:}
