@@ -13,6 +13,7 @@
 
 #include "presbridge/conf.h"
 #include "presbridge/daemon.h"
+#include "presbridge/siptls.h"
 #include "presbridge/version.h"
 
 enum {
@@ -56,6 +57,10 @@ static int check(const char *path)
 
 	diag_init(&dl);
 	int err = conf_load(&cf, path, &dl);
+	/* Certificates are checked once the configuration itself is sound: their
+	 * paths and roles come from it. */
+	if (!err)
+		err = siptls_check_conf(cf, &dl);
 	print_diags(&dl, stdout);
 	if (!err)
 		printf("configuration OK\n");

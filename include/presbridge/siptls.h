@@ -77,4 +77,17 @@ bool siptls_names_match(char *const *names, size_t n, const char *host);
 /* Write names as "a, b, c" into buf (truncated with "..."); "(none)" if n is 0. */
 void siptls_names_str(char *const *names, size_t n, char *buf, size_t len);
 
+struct conf;
+struct diag_list;
+
+/*
+ * Check the TLS material of cf offline, as `presbridge -n` and the SIP leg's
+ * start-up do: the bridge's certificate and key (readable, matching, dates,
+ * chain to [sip] ca, both serverAuth and clientAuth EKUs, an RSA key of 2048
+ * bits or more, a public CA that no longer issues clientAuth) and the trust
+ * anchors of [sip] and [xmpp]. Every finding goes to dl with the config file and
+ * the line of its key. Returns 0, or -EINVAL if any finding is an error.
+ */
+int siptls_check_conf(const struct conf *cf, struct diag_list *dl);
+
 #endif

@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "presbridge/diag.h"
 #include "presbridge/log.h"
 #include "presbridge/sipm.h"
 #include "presbridge/sipt.h"
@@ -122,25 +123,22 @@ static void log_ssl_errors(const char *what)
 	}
 }
 
-static void check_own_cert(X509 *own, const char *path)
+/* The same checks, in the same words, as `presbridge -n` (siptls_check_conf). */
+static void check_own_cert(const struct conf *cf)
 {
-	for (int r = SIPTLS_CLIENT; r <= SIPTLS_SERVER; r++)
-		if (siptls_eku_check(own, (enum siptls_role)r) == -EPERM)
-			log_warn(
-			    "sip",
-			    "our certificate %s lacks the %s EKU: %s; reissue it with "
-			    "serverAuth and clientAuth",
-			    path, siptls_role_eku((enum siptls_role)r),
-			    r == SIPTLS_CLIENT
-			        ? "Lync/SfB refuses it when the bridge connects (TLS "
-			          "alert "
-			          "43, unsupported_certificate)"
-			        : "peers refuse it when they connect to the bridge");
-	if (X509_cmp_current_time(X509_get0_notAfter(own)) < 0)
-		log_error("sip",
-		          "our certificate %s has expired: every TLS peer will refuse it "
-		          "(TLS alert 45, certificate_expired)",
-		          path);
+	struct diag_list dl;
+	char line[1400];
+
+	diag_init(&dl);
+	siptls_check_conf(cf, &dl);
+	for (size_t i = 0; i < dl.n; i++) {
+		diag_format(&dl.v[i], line, sizeof(line));
+		if (dl.v[i].level == DIAG_ERROR)
+			log_error("sip", "%s", line);
+		else
+			log_warn("sip", "%s", line);
+	}
+	diag_free(&dl);
 }
 
 int sip_tls_ctx(const struct conf *cf, SSL_CTX **ctxp, char **namep)
@@ -191,7 +189,7 @@ int sip_tls_ctx(const struct conf *cf, SSL_CTX **ctxp, char **namep)
 	                   verify_cb);
 	SSL_CTX_set_info_callback(ctx, info_cb);
 	X509 *own = SSL_CTX_get0_certificate(ctx);
-	check_own_cert(own, cf->cert);
+	check_own_cert(cf);
 	if (siptls_cert_names(own, &names, &n, NULL) == 0 && n > 0) {
 		*namep = strdup(names[0]);
 		if (!*namep) {

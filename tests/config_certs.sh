@@ -1,0 +1,84 @@
+#!/bin/bash
+# `presbridge -n` certificate checks: each case issues the bridge a certificate
+# with one flaw (tests/integration/ca.sh) and asserts the exit status and the
+# file:line message that names the cause and the fix.
+set -u
+bin=$1
+top=$(cd "$(dirname "$0")/.." && pwd)
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+ca="$top/tests/integration/ca.sh"
+"$ca" init "$dir" >/dev/null 2>&1 || { echo "cannot create a test CA (openssl?)"; exit 1; }
+issue() { "$ca" issue "$dir" "$@" >/dev/null 2>&1; }
+issue good --dns bridge.xmpp.test
+issue noclient --dns bridge.xmpp.test --eku serverAuth
+issue noserver --dns bridge.xmpp.test --eku clientAuth
+issue expired --dns bridge.xmpp.test --expired
+issue future --dns bridge.xmpp.test --not-yet-valid
+issue soon --dns bridge.xmpp.test --days 10
+issue rogue --dns bridge.xmpp.test --ca rogue
+issue other --dns other.xmpp.test
+printf 'not a certificate\n' >"$dir/empty.crt"
+
+conf() { # conf NAME CERT KEY CA
+	cat >"$dir/$1.conf" <<EOF
+[bridge]
+state = :memory:
+mappings = $top/mappings
+[sip]
+listen = tls:127.0.0.1:5061
+cert = $2
+key = $3
+ca = $4
+[xmpp]
+server = 127.0.0.1:5275
+secret = long-enough-secret
+tls = off
+[peer lync]
+host = lync01.sip.test
+domains = sip.test
+EOF
+}
+
+pass=0
+fail=0
+# case NAME EXIT REGEX CERT KEY CA
+case_() {
+	local name=$1 want=$2 re=$3
+	conf "$name" "$4" "$5" "$6"
+	local out rc=0
+	out=$("$bin" -c "$dir/$name.conf" -n 2>&1) || rc=$?
+	if [[ $rc -eq $want ]] && grep -Eq -- "$re" <<<"$out"; then
+		pass=$((pass + 1))
+		echo "PASS $name"
+	else
+		fail=$((fail + 1))
+		echo "FAIL $name: exit $rc (want $want), output:"
+		sed 's/^/    /' <<<"$out"
+	fi
+}
+
+D=$dir
+case_ good 0 '^configuration OK$' "$D/good.crt" "$D/good.key" "$D/ca.crt"
+case_ no-clientauth 1 '\.conf:6: error: cert: .* lacks the clientAuth EKU: Lync/SfB refuses it when the bridge connects \(TLS alert 43' \
+	"$D/noclient.crt" "$D/noclient.key" "$D/ca.crt"
+case_ no-serverauth 1 '\.conf:6: error: cert: .* lacks the serverAuth EKU' \
+	"$D/noserver.crt" "$D/noserver.key" "$D/ca.crt"
+case_ expired 1 '\.conf:6: error: cert: .* has expired: .*alert 45' \
+	"$D/expired.crt" "$D/expired.key" "$D/ca.crt"
+case_ not-yet-valid 1 '\.conf:6: error: cert: .* is not valid yet' \
+	"$D/future.crt" "$D/future.key" "$D/ca.crt"
+case_ expires-soon 0 '\.conf:6: warning: cert: .* expires in [0-9]+ days' \
+	"$D/soon.crt" "$D/soon.key" "$D/ca.crt"
+case_ unknown-ca 1 '\.conf:6: error: cert: .* does not chain to a CA in \[sip\] ca' \
+	"$D/rogue.crt" "$D/rogue.key" "$D/ca.crt"
+case_ key-mismatch 1 '\.conf:7: error: key: .* does not belong to the certificate' \
+	"$D/good.crt" "$D/other.key" "$D/ca.crt"
+case_ not-a-key 1 '\.conf:7: error: key: .* holds no unencrypted PEM private key' \
+	"$D/good.crt" "$D/good.crt" "$D/ca.crt"
+case_ not-a-cert 1 '\.conf:6: error: cert: .* holds no PEM certificate' \
+	"$D/empty.crt" "$D/good.key" "$D/ca.crt"
+case_ empty-ca 1 '\.conf:8: error: ca: .* holds no PEM certificate' \
+	"$D/good.crt" "$D/good.key" "$D/empty.crt"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
