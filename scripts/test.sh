@@ -4,7 +4,8 @@
 #   1. the formatting check (clang-format),
 #   2. unit and golden tests (ctest),
 #   3. the same unit tests built with AddressSanitizer + UndefinedBehaviorSanitizer,
-#   4. the integration suite: real ejabberd, Kamailio and SIPp on loopback ports.
+#   4. the integration suite: real ejabberd, Kamailio and SIPp on loopback ports,
+#   5. the bridge's end-to-end suites again with the ASan+UBSan daemon.
 # It ends with one line "N passed, N failed" that sums every stage.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,6 +66,13 @@ if stage "build (ASan+UBSan)" scripts/build.sh build-asan -DPB_SANITIZE=ON; then
 		stage "unit tests under ASan+UBSan" ctest --test-dir build-asan --output-on-failure
 fi
 BUILD_DIR="$top/build" stage "integration (ejabberd, Kamailio, SIPp)" tests/integration/run.sh
+# The bridge's end-to-end suites once more against the sanitized daemon: every
+# path a peer can drive, with leaks counted at each graceful exit.
+if [ -x build-asan/presbridge ]; then
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		BUILD_DIR="$top/build-asan" stage "bridge end to end under ASan+UBSan" \
+		tests/integration/run.sh bridge
+fi
 
 echo
 echo "=== summary ($(($(date +%s) - start)) s)"
