@@ -5,7 +5,8 @@
 #   2. unit and golden tests (ctest),
 #   3. the same unit tests built with AddressSanitizer + UndefinedBehaviorSanitizer,
 #   4. the integration suite: real ejabberd, Kamailio and SIPp on loopback ports,
-#   5. the bridge's end-to-end suites again with the ASan+UBSan daemon.
+#   5. the bridge's end-to-end suites again with the ASan+UBSan daemon,
+#   6. 20 s of libFuzzer on each parser that takes peer input.
 # It ends with one line "N passed, N failed" that sums every stage.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,6 +67,8 @@ if stage "build (ASan+UBSan)" scripts/build.sh build-asan -DPB_SANITIZE=ON; then
 		stage "unit tests under ASan+UBSan" ctest --test-dir build-asan --output-on-failure
 fi
 BUILD_DIR="$top/build" stage "integration (ejabberd, Kamailio, SIPp)" tests/integration/run.sh
+# A short fuzzing pass over every parser that takes peer input (libFuzzer).
+stage "fuzz (libFuzzer, 20 s per target)" scripts/fuzz.sh 20
 # The bridge's end-to-end suites once more against the sanitized daemon: every
 # path a peer can drive, with leaks counted at each graceful exit.
 if [ -x build-asan/presbridge ]; then
