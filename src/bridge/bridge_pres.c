@@ -189,6 +189,25 @@ static void attach_dialog(struct bridge *b, struct state_sub *sub, struct sipd *
 	sub->local_cseq = sipd_local_cseq(dlg);
 }
 
+/* Forget sub's dialog: in the leg, in the table, in the run-time data. */
+static void end_dialog(struct bridge *b, struct state_sub *sub)
+{
+	struct bp_rt *rt = sub->rt;
+	if (rt && rt->dlg) {
+		sipd_set_arg(rt->dlg, NULL);
+		sipd_terminate(rt->dlg);
+		rt->dlg = NULL;
+	}
+	state_sub_set_dialog(b->state, sub, NULL, NULL, NULL);
+}
+
+/* Remove sub for good: its timers and pending request, then the entry itself. */
+static void drop_sub(struct bridge *b, struct state_sub *sub)
+{
+	rt_release(b, sub);
+	state_sub_drop(b->state, sub);
+}
+
 /* ---- SIP requests the bridge sends ---- */
 
 static struct state_sub *feed(struct bridge *b, struct state_sub *sub, enum sub_event ev,
@@ -247,13 +266,8 @@ static void send_notify(struct bridge *b, struct state_sub *sub,
 	if (e)
 		log_warn(BR_MOD, "NOTIFY to %s not sent: %s", sub->watcher, strerror(-e));
 	free(body);
-	if (n.state == SUB_SS_TERMINATED) {
-		/* RFC 6665 4.4.1: the final NOTIFY ends the dialog. */
-		sipd_set_arg(rt->dlg, NULL);
-		sipd_terminate(rt->dlg);
-		rt->dlg = NULL;
-		state_sub_set_dialog(b->state, sub, NULL, NULL, NULL);
-	}
+	if (n.state == SUB_SS_TERMINATED)
+		end_dialog(b, sub); /* RFC 6665 4.4.1: the final NOTIFY ends it */
 }
 
 static uint32_t header_u32(struct sipm *m, const char *name, uint32_t dflt)
@@ -306,13 +320,8 @@ static void send_subscribe(struct bridge *b, struct state_sub *sub, uint32_t exp
 
 	if (!rt)
 		return;
-	if (!in_dialog && rt->dlg) {
-		/* A new subscription forgets the old dialog (sub.h, SIP_SUBSCRIBE). */
-		sipd_set_arg(rt->dlg, NULL);
-		sipd_terminate(rt->dlg);
-		rt->dlg = NULL;
-		state_sub_set_dialog(b->state, sub, NULL, NULL, NULL);
-	}
+	if (!in_dialog && rt->dlg)
+		end_dialog(b, sub); /* a new subscription forgets the old one (sub.h) */
 	if (in_dialog && !rt->dlg)
 		return; /* nothing to refresh or end: a late 2xx will reach SUB_IDLE */
 	if (rt->clt) {
@@ -443,13 +452,7 @@ static void perform(struct bridge *b, struct state_sub *sub, const struct sub_re
 		send_subscribe(b, sub, res->expires, rt && rt->asked_in_dialog);
 	if (a & SUB_ACT_SIP_UNSUBSCRIBE) {
 		send_subscribe(b, sub, 0, true);
-		rt = sub->rt;
-		if (rt && rt->dlg) {
-			sipd_set_arg(rt->dlg, NULL);
-			sipd_terminate(rt->dlg);
-			rt->dlg = NULL;
-		}
-		state_sub_set_dialog(b->state, sub, NULL, NULL, NULL);
+		end_dialog(b, sub);
 	}
 	if (a & (SUB_ACT_XMPP_SUBSCRIBE | SUB_ACT_XMPP_UNSUBSCRIBE |
 	         SUB_ACT_XMPP_SUBSCRIBED | SUB_ACT_XMPP_UNSUBSCRIBED |
@@ -495,8 +498,7 @@ static void perform(struct bridge *b, struct state_sub *sub, const struct sub_re
 			          sub->presentity, store_errmsg(b->store));
 	}
 	if (a & SUB_ACT_DROP) {
-		rt_release(b, sub);
-		state_sub_drop(b->state, sub);
+		drop_sub(b, sub);
 	}
 }
 
@@ -633,8 +635,7 @@ void bp_sip_subscribe(struct bridge *b, struct sipleg_srv *srv, struct sipm *req
 		sub = feed(b, sub, ev, &info, srv);
 		/* A fetch or refused attempt leaves nothing behind. */
 		if (sub && sub->st.phase == SUB_IDLE) {
-			rt_release(b, sub);
-			state_sub_drop(b->state, sub);
+			drop_sub(b, sub);
 		}
 	}
 out:
@@ -840,8 +841,7 @@ int bp_xmpp_presence(struct bridge *b, xmpp_stanza_t *st, struct xlink_refusal *
 			struct sub_event_info info = {.now = now_s()};
 			sub = feed(b, sub, xmpp_sub_events[i].ev, &info, NULL);
 			if (sub && sub->st.phase == SUB_IDLE) {
-				rt_release(b, sub);
-				state_sub_drop(b->state, sub);
+				drop_sub(b, sub);
 			}
 		}
 		free(to_uri);
