@@ -24,6 +24,7 @@ struct presmap;
 #define CONF_MAX_SUBSCRIPTIONS_DEFAULT          200000u
 #define CONF_MAX_SUBSCRIPTIONS_PER_USER_DEFAULT 2000u
 #define CONF_IM_IDLE_TIMEOUT_DEFAULT            600u
+#define CONF_SIP_IDLE_TIMEOUT_DEFAULT           600u
 
 enum conf_tp {
 	CONF_TP_UDP,
@@ -98,7 +99,10 @@ struct conf {
 	/* [sip] */
 	struct conf_listen *listen;
 	size_t nlisten;
-	char *cert, *key, *ca; /* resolved paths; NULL when not given */
+	char *cert, *key, *ca;     /* resolved paths; NULL when not given */
+	uint32_t sip_idle_timeout; /* seconds a connection may stay silent, also in the
+	                              middle of a message; 0 (a conf not from
+	                              conf_load): the leg's default */
 
 	/* [xmpp] */
 	struct conf_hostport xmpp_server;

@@ -12,11 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 24 bytes: the bridge keeps several maps of one slot pair per subscription. */
 struct hmap_slot {
-	uint64_t hash;
 	const char *key; /* borrowed; NULL: empty; HMAP_TOMB: deleted */
-	size_t klen;
 	void *val;
+	uint32_t hash; /* the low bits of the key's SipHash: enough to index and to
+	                * skip most unequal keys */
+	uint32_t klen;
 };
 
 struct hmap {
@@ -36,7 +38,7 @@ void hmap_free(struct hmap *m);
 void *hmap_get(const struct hmap *m, const char *key, size_t klen);
 
 /* Insert val under key (borrowed). Returns 0, -EEXIST if the key is present
- * (nothing changes), or -ENOMEM. */
+ * (nothing changes), -E2BIG for a key of 4 GiB or more, or -ENOMEM. */
 int hmap_put(struct hmap *m, const char *key, size_t klen, void *val);
 
 /* Remove key; returns its value, or NULL if absent. */

@@ -225,8 +225,37 @@ struct sipd_saved {
  */
 struct sipd *sipd_restore(struct sipleg *sl, const struct sipd_saved *s);
 
+/* ---- test seam (fuzzing) ------------------------------------------------ */
+
+/* Every byte the leg would write: on a stream connection (stream true) or as a
+ * datagram. buf is borrowed for the call. */
+typedef void(sipleg_tap_h)(bool stream, const char *buf, size_t len, void *arg);
+
+/*
+ * Send the leg's output to h instead of its sockets (h NULL: back to the
+ * sockets). Only for harnesses such as fuzz/fuzz_sipbridge.c: the daemon never
+ * sets a tap. Connecting to a stream peer still opens a socket, so harnesses
+ * route to udp peers.
+ */
+void sipleg_set_tap(struct sipleg *sl, sipleg_tap_h *h, void *arg);
+
+/*
+ * Bytes from `ip` (an IP literal) as they would arrive from a socket, through
+ * the same framing, checks, transactions and bridge handlers: stream true, on a
+ * new inbound TCP connection, chunk bytes at a time (0: all at once), closed at
+ * the end as by the peer; stream false, as one datagram on the first UDP
+ * listener of ip's family. Needs a tap (sipleg_set_tap). buf is borrowed.
+ * Returns 0, -EINVAL (no tap, ip not a literal, no UDP listener) or -ENOMEM.
+ */
+int sipleg_feed(struct sipleg *sl, bool stream, const char *ip, const char *buf,
+                size_t len, size_t chunk);
+
 /* Number of open dialogs and connections (for tests and status). */
 size_t sipleg_dialog_count(const struct sipleg *sl);
 size_t sipleg_conn_count(const struct sipleg *sl);
+
+/* What to do when a peer answers the bridge with 401/407, in the words both the
+ * leg's log and --probe use. */
+extern const char *const sip_challenge_help;
 
 #endif

@@ -77,6 +77,37 @@ bool siptls_names_match(char *const *names, size_t n, const char *host);
 /* Write names as "a, b, c" into buf (truncated with "..."); "(none)" if n is 0. */
 void siptls_names_str(char *const *names, size_t n, char *buf, size_t len);
 
+/* ---- the words of failures (the SIP leg's log and --probe say the same) ---- */
+
+/* What a TLS handshake that failed knew about the failure. */
+struct siptls_fail {
+	bool inbound;             /* the bridge was the TLS server */
+	bool timed_out;           /* the peer said nothing within the limit */
+	long verr;                /* first X509_V_ERR_* of the peer's chain; 0: none */
+	const char *verr_subject; /* subject of the certificate verr is about */
+	int alert_rcvd;           /* alert from the peer, -1: none */
+	int alert_sent;           /* alert we sent, -1: none */
+	unsigned long ssl_err;    /* ERR_peek_last_error() at the failure */
+	int ssl_get_error;        /* SSL_get_error() of the failing call */
+};
+
+/* The cause of a failed handshake in plain words with the fix (cause, n bytes)
+ * and a short key naming the cause, for logging each cause once (key, kn). */
+void siptls_fail_text(const struct siptls_fail *f, char *cause, size_t n, char *key,
+                      size_t kn);
+
+/* A TLS alert received from the peer; inbound: the bridge was the TLS server.
+ * Alert 43 names the EKU our certificate lacks. */
+void siptls_alert_rcvd_text(int alert, bool inbound, char *out, size_t len);
+
+/* A peer certificate (subject or names) that lacks the EKU of role. */
+void siptls_eku_text(const char *subject, enum siptls_role role, char *out, size_t len);
+
+/* A peer certificate whose names (as siptls_names_str writes them) do not
+ * include host, the host of [peer peer]. */
+void siptls_wrong_name_text(const char *names, const char *host, const char *peer,
+                            char *out, size_t len);
+
 struct conf;
 struct diag_list;
 

@@ -81,6 +81,10 @@ void store_close(struct store *st);
 /* Group many writes into one transaction (restore, shutdown). Nesting is an error. */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
+/* Commit the presence writes gathered since the last call (store_pres_put and
+ * store_pres_del join one open transaction; every other write commits them
+ * first). The bridge calls it once per loop turn; store_close() too. */
+int store_flush(struct store *st);
 
 /* Insert or replace the subscription keyed by (dir, watcher, presentity). */
 int store_sub_put(struct store *st, const struct store_sub *s);

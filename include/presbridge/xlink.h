@@ -136,6 +136,27 @@ unsigned xlink_retry_after(const struct xlink_set *s, const char *domain);
 size_t xlink_count(const struct xlink_set *s);
 const char *xlink_domain(const struct xlink_set *s, size_t i);
 
+/* ---- test seam (fuzzing) ---- */
+
+/* Every stanza a link of `domain` would write (text borrowed for the call). */
+typedef void(xlink_tap_h)(const char *domain, const char *text, size_t len, void *arg);
+
+/*
+ * Replace the server with h: every link drops its connection attempt, stops
+ * reconnecting and comes up at once (state handler called, queue flushed into
+ * h), and what the links write goes to h. Only for harnesses such as
+ * fuzz/fuzz_xmpp.c: the daemon never sets a tap.
+ */
+void xlink_set_tap(struct xlink_set *s, xlink_tap_h *h, void *arg);
+
+/*
+ * One stanza (XML text, len bytes, parsed by libstrophe) as if it arrived on the
+ * link of component domain `domain`: the same routing, link-local answers and
+ * bridge handlers. Needs a tap. Returns 0, -EINVAL (no tap, unknown domain),
+ * -EBADMSG (not one XML element) or -ENOMEM.
+ */
+int xlink_feed(struct xlink_set *s, const char *domain, const char *text, size_t len);
+
 /*
  * The component domains of cf: the XMPP-side names of the SIP-homed rows of
  * domains.map, in file order, without duplicates. *vp: caller-owns (each string

@@ -101,4 +101,15 @@ struct xproto_streamerr {
 /* The row for cond (NULL or unknown: the catch-all row). Static. */
 const struct xproto_streamerr *xproto_stream_error(const char *cond);
 
+/* Plain words with the fix for an OpenSSL error text (ERR_error_string) that
+ * means the XMPP server and the bridge disagree about TLS on the component
+ * port; NULL for other errors. Static. */
+const char *xproto_tls_words(const char *openssl_text);
+
+/* What the link says when a server accepts TCP but gives no TLS answer within
+ * the limit (printf format: the limit in seconds). */
+#define XPROTO_TLS_TIMEOUT_WORDS                                                         \
+	"no TLS answer within %u s; the server accepted the connection but does not "    \
+	"speak TLS there: set tls: true on its component listener, or [xmpp] tls = off"
+
 #endif

@@ -242,6 +242,15 @@ static void on_xmpp_state(const char *domain, bool up, void *arg)
 	bp_link_state(b, domain, up);
 }
 
+/* Idle hook, registered after the legs' so it runs before theirs: the turn's
+ * presence writes are committed before the turn's output leaves. */
+static int br_idle(void *arg)
+{
+	struct bridge *b = arg;
+	store_flush(b->store);
+	return -1;
+}
+
 /* ---- lifecycle ---- */
 
 /* The folder of the state file is created on first start, as a packaged daemon
@@ -314,6 +323,9 @@ int bridge_new(struct bridge **bp, struct loop *l, const struct conf *cf)
 	e = sipleg_start(&b->sip, l, cf, &sh, b);
 	if (e)
 		goto fail; /* the leg logged why */
+	e = loop_idle_add(l, br_idle, b);
+	if (e)
+		goto fail;
 	bp_restore(b);
 	bi_restore(b);
 	*bp = b;
@@ -375,6 +387,7 @@ void bridge_free(struct bridge *b)
 	if (!b)
 		return;
 	loop_timer_cancel(b->loop, &b->stop_timer);
+	loop_idle_del(b->loop, br_idle, b);
 	if (b->state) {
 		bp_free(b);
 		bi_free(b);

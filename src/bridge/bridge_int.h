@@ -40,6 +40,11 @@ struct bridge {
 	unsigned im_idle_ms; /* an IM session without traffic ends with BYE after this;
 	                      * 0: never */
 	struct bi_tab *im;   /* the IM half's run-time data (bridge_im.c) */
+	/* SIP watchers resumed at start-up, NOTIFYed a batch at a time
+	 * (bridge_pres.c, bp_restore): entries are bp_rt, NULL once released. */
+	void **renotify;
+	size_t nrenotify, renotify_next;
+	struct loop_timer renotify_t;
 	bool stopping;
 	void (*done)(void *arg);
 	void *done_arg;

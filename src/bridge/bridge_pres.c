@@ -42,6 +42,7 @@ struct bp_rt {
 	 * answered on the next loop turn, outside the transition that sent it. */
 	struct loop_timer refused_t;
 	int refused_status;
+	size_t renotify_slot; /* 1 + its index in b->renotify; 0: not queued */
 };
 
 static int64_t now_s(void)
@@ -75,6 +76,8 @@ static void rt_release(struct bridge *b, struct state_sub *sub)
 		sipleg_clt_abandon(rt->clt);
 	if (rt->dlg)
 		sipd_set_arg(rt->dlg, NULL);
+	if (rt->renotify_slot)
+		b->renotify[rt->renotify_slot - 1] = NULL;
 	free(rt);
 	sub->rt = NULL;
 }
@@ -230,9 +233,15 @@ static void on_notify_resp(int status, struct sipm *resp, struct sipd *dlg, void
 	}
 }
 
-static void send_notify(struct bridge *b, struct state_sub *sub,
+/* Sends the NOTIFY res asks for. Returns true when the presentity's presence is
+ * not known yet (an XMPP contact that has just approved, before its server
+ * relays its presence): the NOTIFY then carries no body rather than a false
+ * "offline" (RFC 6665 section 4.2.2: a notifier without state information sends
+ * none), and the caller probes for it, so the next NOTIFY carries it. */
+static bool send_notify(struct bridge *b, struct state_sub *sub,
                         const struct sub_result *res)
 {
+	bool unknown = false;
 	struct bp_rt *rt = sub->rt;
 	char ss[128], *body = NULL;
 	size_t blen = 0;
@@ -241,7 +250,7 @@ static void send_notify(struct bridge *b, struct state_sub *sub,
 	if (!rt || !rt->dlg) {
 		log_debug(BR_MOD, "no dialog to NOTIFY %s about %s", sub->watcher,
 		          sub->presentity);
-		return;
+		return false;
 	}
 	if (!n.has_expires && n.state != SUB_SS_TERMINATED) {
 		int64_t left = sub->expires_at / 1000 - now_s();
@@ -249,8 +258,11 @@ static void send_notify(struct bridge *b, struct state_sub *sub,
 		n.has_expires = true;
 	}
 	if (sub_substate_format(&n, ss, sizeof(ss)) < 0)
-		return;
-	if (res->body != SUB_BODY_NONE)
+		return false;
+	unknown = res->body == SUB_BODY_CURRENT && n.state == SUB_SS_ACTIVE &&
+	          sub->st.dir == SUB_DIR_SIP_WATCHER &&
+	          !state_pres_get(b->state, sub->presentity);
+	if (res->body != SUB_BODY_NONE && !unknown)
 		body = pidf_of(b, sub->presentity, res->body == SUB_BODY_CLOSED, &blen);
 	struct sipm_hdr h[] = {{"Event", "presence"}, {"Subscription-State", ss}};
 	struct sipleg_req rq = {
@@ -268,6 +280,7 @@ static void send_notify(struct bridge *b, struct state_sub *sub,
 	free(body);
 	if (n.state == SUB_SS_TERMINATED)
 		end_dialog(b, sub); /* RFC 6665 4.4.1: the final NOTIFY ends it */
+	return unknown;
 }
 
 static uint32_t header_u32(struct sipm *m, const char *name, uint32_t dflt)
@@ -442,8 +455,8 @@ static void perform(struct bridge *b, struct state_sub *sub, const struct sub_re
 		loop_timer_cancel(b->loop, &rt->timer);
 	if (a & SUB_ACT_SIP_RESPONSE)
 		reply(b, srv, sub, res);
-	if (a & SUB_ACT_SIP_NOTIFY)
-		send_notify(b, sub, res);
+	if ((a & SUB_ACT_SIP_NOTIFY) && send_notify(b, sub, res))
+		a |= SUB_ACT_XMPP_PROBE; /* learn the presence the NOTIFY lacked */
 	if (a & SUB_ACT_SIP_SUBSCRIBE)
 		send_subscribe(b, sub, res->expires, false);
 	if (a & SUB_ACT_SIP_REFRESH)
@@ -941,6 +954,67 @@ static bool resume_dialog(struct bridge *b, struct state_sub *sub)
 }
 
 /*
+ * The NOTIFY a resumed SIP watcher gets leaves in batches from a timer, not all
+ * from bp_restore(): the bridge answers requests at once however large its
+ * table, and 100,000 NOTIFYs do not overflow the peer connection's output
+ * limit (which would close it and fail every one of them).
+ */
+#define RENOTIFY_BATCH 1000
+#define RENOTIFY_MS    20
+
+static void renotify_queue(struct bridge *b, struct state_sub *sub)
+{
+	struct bp_rt *rt = sub->rt;
+	if (b->nrenotify % 1024 == 0) {
+		void **v = realloc(b->renotify, (b->nrenotify + 1024) * sizeof(*v));
+		if (!v)
+			return; /* no NOTIFY now; the watcher's next refresh gets one */
+		b->renotify = v;
+	}
+	b->renotify[b->nrenotify++] = rt;
+	rt->renotify_slot = b->nrenotify;
+}
+
+static void renotify_clear(struct bridge *b)
+{
+	for (size_t i = b->renotify_next; i < b->nrenotify; i++)
+		if (b->renotify[i])
+			((struct bp_rt *)b->renotify[i])->renotify_slot = 0;
+	loop_timer_cancel(b->loop, &b->renotify_t);
+	free(b->renotify);
+	b->renotify = NULL;
+	b->nrenotify = b->renotify_next = 0;
+}
+
+static void renotify_batch(void *arg)
+{
+	struct bridge *b = arg;
+	size_t end = b->renotify_next + RENOTIFY_BATCH;
+	store_begin(b->store);
+	for (; b->renotify_next < b->nrenotify && b->renotify_next < end;
+	     b->renotify_next++) {
+		struct bp_rt *rt = b->renotify[b->renotify_next];
+		if (!rt)
+			continue;
+		rt->renotify_slot = 0;
+		struct state_sub *sub = rt->sub;
+		bool active = sub->st.phase == SUB_SW_ACTIVE;
+		if (!active && sub->st.phase != SUB_SW_PENDING)
+			continue; /* ended or moved on since the start */
+		struct sub_result res = {
+		    .notify = {.state = active ? SUB_SS_ACTIVE : SUB_SS_PENDING},
+		    .body = active ? SUB_BODY_CURRENT : SUB_BODY_NONE,
+		};
+		send_notify(b, sub, &res);
+	}
+	store_commit(b->store);
+	if (b->renotify_next < b->nrenotify)
+		loop_timer_start(b->loop, &b->renotify_t, RENOTIFY_MS, renotify_batch, b);
+	else
+		renotify_clear(b);
+}
+
+/*
  * A restart keeps what was acknowledged: a subscription whose SIP dialog can be
  * resumed keeps its phase; a SIP watcher gets a NOTIFY with what the bridge knows
  * now and its expiry timer back, an XMPP watcher's subscription is refreshed in
@@ -950,6 +1024,7 @@ static bool resume_dialog(struct bridge *b, struct state_sub *sub)
 struct restore_ctx {
 	struct bridge *b;
 	size_t refreshes; /* refreshes scheduled so far */
+	size_t resumed;   /* subscriptions that kept their dialog */
 };
 
 static void restore_one(struct state_sub *sub, void *arg)
@@ -964,8 +1039,11 @@ static void restore_one(struct state_sub *sub, void *arg)
 	               sub->st.phase == SUB_XW_RECOVERING;
 
 	if ((sw_live || xw_live) && resume_dialog(b, sub)) {
-		log_info(BR_MOD, "restored %s -> %s (%s) with its SIP dialog",
-		         sub->watcher, sub->presentity, sub_phase_name(sub->st.phase));
+		/* One line each at debug: a table of 100,000 would flood the log
+		 * and slow the start; bp_restore() sums them up. */
+		log_debug(BR_MOD, "restored %s -> %s (%s) with its SIP dialog",
+		          sub->watcher, sub->presentity, sub_phase_name(sub->st.phase));
+		rc->resumed++;
 		if (sw_live) {
 			int64_t until = sub->expires_at / 1000;
 			if (until <= now) {
@@ -973,12 +1051,7 @@ static void restore_one(struct state_sub *sub, void *arg)
 				return;
 			}
 			schedule(b, sub, until, SUB_EV_TIMER_EXPIRY);
-			bool active = sub->st.phase == SUB_SW_ACTIVE;
-			struct sub_result res = {
-			    .notify = {.state = active ? SUB_SS_ACTIVE : SUB_SS_PENDING},
-			    .body = active ? SUB_BODY_CURRENT : SUB_BODY_NONE,
-			};
-			send_notify(b, sub, &res);
+			renotify_queue(b, sub);
 		} else {
 			/* Refresh at once: it proves the dialog still stands and fetches
 			 * what changed while the bridge was down. A thousand a second, so
@@ -994,13 +1067,20 @@ static void restore_one(struct state_sub *sub, void *arg)
 void bp_restore(struct bridge *b)
 {
 	store_begin(b->store);
-	struct restore_ctx rc = {b, 0};
+	struct restore_ctx rc = {b, 0, 0};
 	state_sub_each(b->state, restore_one, &rc);
 	store_commit(b->store);
+	if (rc.resumed)
+		log_info(BR_MOD,
+		         "state: %zu subscriptions resumed with their SIP dialogs",
+		         rc.resumed);
+	if (b->nrenotify)
+		loop_timer_start(b->loop, &b->renotify_t, 0, renotify_batch, b);
 }
 
 void bp_shutdown(struct bridge *b)
 {
+	renotify_clear(b);
 	struct each_ev x = {b, SUB_EV_SHUTDOWN, NULL};
 	state_sub_each(b->state, each_feed, &x);
 }
@@ -1012,5 +1092,6 @@ static void each_release(struct state_sub *sub, void *arg)
 
 void bp_free(struct bridge *b)
 {
+	renotify_clear(b);
 	state_sub_each(b->state, each_release, b);
 }

@@ -93,6 +93,7 @@ static const struct key_def keys[] = {
     {SECT_SIP, "cert", KT_FILE, C(cert), NULL, 0, false, false},
     {SECT_SIP, "key", KT_FILE, C(key), NULL, 0, false, false},
     {SECT_SIP, "ca", KT_FILE, C(ca), NULL, 0, false, false},
+    {SECT_SIP, "idle_timeout", KT_UINT, C(sip_idle_timeout), NULL, 0, false, false},
     {SECT_XMPP, "server", KT_HOSTPORT, C(xmpp_server), NULL, 5275, false, true},
     {SECT_XMPP, "secret", KT_SECRET, C(xmpp_secret), NULL, 0, false, true},
     {SECT_XMPP, "tls", KT_ENUM, C(xmpp_tls), xmpp_tls_modes, 0, false, false},
@@ -722,6 +723,10 @@ static void check_consistency(struct loader *ld)
 	if (cf->im_idle_timeout > 7u * 24u * 3600u)
 		err_at(ld, ld->global_seen[key_index(SECT_BRIDGE, "im_idle_timeout")],
 		       "im_idle_timeout: at most 604800 seconds (a week); 0 means never");
+	/* A silent connection holds a descriptor and a read buffer: a day at most. */
+	if (cf->sip_idle_timeout < 1 || cf->sip_idle_timeout > 86400u)
+		err_at(ld, ld->global_seen[key_index(SECT_SIP, "idle_timeout")],
+		       "[sip] idle_timeout: 1 to 86400 seconds");
 	if (!cf->xmpp_name && cf->xmpp_server.host) {
 		cf->xmpp_name = strdup(cf->xmpp_server.host);
 		if (!cf->xmpp_name)
@@ -823,6 +828,7 @@ int conf_load(struct conf **cfp, const char *path, struct diag_list *dl)
 	cf->max_subscriptions = CONF_MAX_SUBSCRIPTIONS_DEFAULT;
 	cf->max_subscriptions_per_user = CONF_MAX_SUBSCRIPTIONS_PER_USER_DEFAULT;
 	cf->im_idle_timeout = CONF_IM_IDLE_TIMEOUT_DEFAULT;
+	cf->sip_idle_timeout = CONF_SIP_IDLE_TIMEOUT_DEFAULT;
 	cf->xmpp_tls = CONF_XMPP_TLS_DIRECT;
 	cf->file = strdup(path);
 	cf->dir = conf_file_dir(path);

@@ -74,10 +74,11 @@ void hmap_free(struct hmap *m)
 	m->cap = m->n = m->used = 0;
 }
 
-static struct hmap_slot *find(const struct hmap *m, uint64_t h, const char *key,
+static struct hmap_slot *find(const struct hmap *m, uint64_t h64, const char *key,
                               size_t klen)
 {
-	if (!m->cap)
+	uint32_t h = (uint32_t)h64;
+	if (!m->cap || klen > UINT32_MAX)
 		return NULL;
 	for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
 		struct hmap_slot *s = &m->s[i];
@@ -125,6 +126,8 @@ int hmap_put(struct hmap *m, const char *key, size_t klen, void *val)
 {
 	uint64_t h = hmap_siphash(m->k0, m->k1, key, klen);
 
+	if (klen > UINT32_MAX)
+		return -E2BIG;
 	if (find(m, h, key, klen))
 		return -EEXIST;
 	if ((m->used + 1) * 2 > m->cap) {
@@ -137,7 +140,7 @@ int hmap_put(struct hmap *m, const char *key, size_t klen, void *val)
 		i = (i + 1) & (m->cap - 1);
 	if (!m->s[i].key)
 		m->used++;
-	m->s[i] = (struct hmap_slot){h, key, klen, val};
+	m->s[i] = (struct hmap_slot){key, val, (uint32_t)h, (uint32_t)klen};
 	m->n++;
 	return 0;
 }

@@ -377,6 +377,8 @@ int msg_sip_to_text(const char *content_type, const char *body, size_t len,
 		return -E2BIG;
 	if (!content_type)
 		return -EBADMSG;
+	if (!body) /* a request without a body (found by fuzz/fuzz_sipbridge.c) */
+		body = "";
 	size_t ctlen = strlen(content_type);
 	if (msg_ctype_parse(content_type, ctlen, &ct))
 		return -EBADMSG;

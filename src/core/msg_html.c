@@ -741,6 +741,8 @@ int msg_html_to_text(const char *html, size_t len, const struct msg_limits *lim,
 {
 	if (msg_check_size(len, lim))
 		return -E2BIG;
+	if (!html) /* NULL + 0 is undefined behaviour */
+		html = "";
 	if (!utf8_valid(html, len))
 		return -EILSEQ;
 

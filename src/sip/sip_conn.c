@@ -253,6 +253,12 @@ static void conn_close(struct sip_conn *c, enum log_level lvl, const char *fmt, 
 	char why[512] = "";
 	if (c->dead)
 		return;
+	/* What this loop turn wrote still goes (a reply before a close). */
+	if (c->flush_due && c->state == SIP_CONN_OPEN) {
+		conn_flush(c);
+		if (c->dead)
+			return;
+	}
 	if (fmt) {
 		va_list ap;
 		va_start(ap, fmt);
@@ -300,11 +306,21 @@ static void idle_fired(void *arg)
 static void hs_fired(void *arg)
 {
 	struct sip_conn *c = arg;
+	if (c->state == SIP_CONN_OPEN)
+		return; /* a guard: the timer is cancelled when the connection opens */
 	enum log_level lvl =
 	    sip_once(c->sl, c->ip, "tls-timeout") ? LOG_LVL_WARN : LOG_LVL_DEBUG;
 	if (c->state == SIP_CONN_CONNECTING) {
 		conn_close(c, lvl, "cannot connect within %u s",
 		           c->sl->lim.handshake_ms / 1000);
+		return;
+	}
+	if (!c->inbound) { /* in the words of --probe */
+		const struct siptls_fail f = {
+		    .timed_out = true, .alert_rcvd = -1, .alert_sent = -1};
+		char cause[600], key[32];
+		siptls_fail_text(&f, cause, sizeof(cause), key, sizeof(key));
+		conn_close(c, lvl, "TLS handshake failed: %s", cause);
 		return;
 	}
 	conn_close(c, lvl,
@@ -425,84 +441,25 @@ void sip_conns_reidentify(struct sipleg *sl)
 	}
 }
 
-/* What a received alert means, with our role where it decides the cause:
- * alert 43 to the bridge as client is the missing clientAuth EKU Lync reports. */
+/* What a received alert means (siptls_alert_rcvd_text: the words --probe uses). */
 static void alert_rcvd_text(const struct sip_conn *c, char *out, size_t len)
 {
-	const struct siptls_alert *a = siptls_alert(c->alert_rcvd);
-	if (c->alert_rcvd == 43)
-		snprintf(out, len,
-		         "TLS alert 43 unsupported_certificate from the peer: the peer "
-		         "refused "
-		         "our certificate; it lacks the %s EKU (the bridge was the TLS "
-		         "%s%s) -- "
-		         "reissue it with serverAuth and clientAuth",
-		         c->inbound ? "serverAuth" : "clientAuth",
-		         c->inbound ? "server" : "client",
-		         c->inbound ? ""
-		                    : "; Lync/SfB refuses federation peers without it");
-	else
-		snprintf(out, len, "TLS alert %d %s from the peer: %s", c->alert_rcvd,
-		         a->name, a->when_received);
+	siptls_alert_rcvd_text(c->alert_rcvd, c->inbound, out, len);
 }
 
 static void tls_failed(struct sip_conn *c, int sslerr)
 {
 	char cause[900], key[64];
-	const char *role = c->inbound ? "client" : "server";
-	unsigned long e = ERR_peek_last_error();
-
-	if (c->verr) {
-		const struct siptls_verr *v = siptls_verify_error(c->verr);
-		if (c->verr == X509_V_ERR_INVALID_PURPOSE)
-			snprintf(
-			    cause, sizeof(cause),
-			    "its certificate (%s) lacks the %s EKU it needs as TLS %s; "
-			    "reissue it with serverAuth and clientAuth",
-			    c->verr_subject,
-			    siptls_role_eku(c->inbound ? SIPTLS_CLIENT : SIPTLS_SERVER),
-			    role);
-		else
-			snprintf(cause, sizeof(cause),
-			         "its certificate (%s) was refused: %s (%s); %s",
-			         c->verr_subject, v->what,
-			         X509_verify_cert_error_string(c->verr), v->fix);
-		snprintf(key, sizeof(key), "verify-%ld", c->verr);
-	} else if (c->alert_rcvd >= 0) {
-		alert_rcvd_text(c, cause, sizeof(cause));
-		snprintf(key, sizeof(key), "alert-rcvd-%d", c->alert_rcvd);
-	} else if (c->alert_sent >= 0) {
-		const struct siptls_alert *a = siptls_alert(c->alert_sent);
-		snprintf(cause, sizeof(cause), "we sent TLS alert %d %s: %s",
-		         c->alert_sent, a->name, a->when_sent);
-		snprintf(key, sizeof(key), "alert-sent-%d", c->alert_sent);
-	} else if (e && ERR_GET_LIB(e) == ERR_LIB_SSL &&
-	           (ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER ||
-	            ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST ||
-	            ERR_GET_REASON(e) == SSL_R_UNKNOWN_PROTOCOL)) {
-		snprintf(
-		    cause, sizeof(cause),
-		    "the peer does not speak TLS here (plain SIP sent to a TLS port, or "
-		    "its transport is not tls)");
-		snprintf(key, sizeof(key), "not-tls");
-	} else if (sslerr == SSL_ERROR_SYSCALL || sslerr == SSL_ERROR_ZERO_RETURN || !e) {
-		snprintf(cause, sizeof(cause),
-		         "the peer closed the connection during the TLS handshake%s",
-		         c->inbound
-		             ? ""
-		             : " (it may have refused our certificate without an alert)");
-		snprintf(key, sizeof(key), "hs-closed");
-	} else {
-		char buf[256];
-		ERR_error_string_n(e, buf, sizeof(buf));
-		snprintf(cause, sizeof(cause), "TLS handshake error: %s", buf);
-		snprintf(key, sizeof(key), "hs-%lu", e);
-	}
-	if (c->verr && c->alert_sent >= 0) {
-		size_t l = strlen(cause);
-		snprintf(cause + l, sizeof(cause) - l, "; we sent TLS alert %d %s",
-		         c->alert_sent, siptls_alert(c->alert_sent)->name);
-	}
+	const struct siptls_fail f = {
+	    .inbound = c->inbound,
+	    .verr = c->verr,
+	    .verr_subject = c->verr_subject,
+	    .alert_rcvd = c->alert_rcvd,
+	    .alert_sent = c->alert_sent,
+	    .ssl_err = ERR_peek_last_error(),
+	    .ssl_get_error = sslerr,
+	};
+	siptls_fail_text(&f, cause, sizeof(cause), key, sizeof(key));
 	ERR_clear_error();
 	const char *ident = c->expect ? c->expect : c->ip;
 	enum log_level lvl = sip_once(c->sl, ident, key) ? LOG_LVL_WARN : LOG_LVL_DEBUG;
@@ -536,12 +493,9 @@ static void tls_established(struct sip_conn *c)
 		snprintf(key, sizeof(key), "eku-%d", (int)role);
 		enum log_level lvl =
 		    sip_once(c->sl, c->ip, key) ? LOG_LVL_WARN : LOG_LVL_DEBUG;
-		conn_close(c, lvl,
-		           "its certificate (%s) lacks the %s EKU it needs as TLS %s; "
-		           "reissue it "
-		           "with serverAuth and clientAuth",
-		           names, siptls_role_eku(role),
-		           c->inbound ? "client" : "server");
+		char cause[600];
+		siptls_eku_text(names, role, cause, sizeof(cause));
+		conn_close(c, lvl, "%s", cause);
 		return;
 	}
 	if (c->inbound) {
@@ -567,13 +521,10 @@ static void tls_established(struct sip_conn *c)
 			enum log_level lvl = sip_once(c->sl, c->expect, key)
 			                         ? LOG_LVL_WARN
 			                         : LOG_LVL_DEBUG;
-			conn_close(
-			    c, lvl,
-			    "its certificate names %s, not %s, the host of [peer %s] "
-			    "(RFC 5922 section 7.2; wildcards never match): fix host in "
-			    "[peer %s] or put %s in the certificate's subjectAltName",
-			    names, c->expect, c->peer ? c->peer : "?",
-			    c->peer ? c->peer : "?", c->expect);
+			char cause[900];
+			siptls_wrong_name_text(names, c->expect, c->peer ? c->peer : "?",
+			                       cause, sizeof(cause));
+			conn_close(c, lvl, "%s", cause);
 			return;
 		}
 		log_info("sip", "peer %s: TLS (%s) established, certificate verified",
@@ -647,14 +598,41 @@ static int conn_write(struct sip_conn *c, const char *buf, size_t len)
 	}
 	memcpy(c->out + c->outlen, buf, len);
 	c->outlen += len;
-	if (c->state == SIP_CONN_OPEN)
-		conn_flush(c);
+	/* Everything written in one loop turn leaves in one send (conns_flush):
+	 * under load that is one system call for a batch of answers, not one
+	 * each. The test tap wants its bytes at once. */
+	if (c->state == SIP_CONN_OPEN) {
+		if (c->sl->tap)
+			conn_flush(c);
+		else
+			c->flush_due = true;
+	}
 	return 0;
+}
+
+/* Idle hook: send what this loop turn wrote, before the loop waits again. */
+static int conns_flush(void *arg)
+{
+	struct sipleg *sl = arg;
+	struct sip_conn *next;
+	for (struct sip_conn *c = sl->conns; c; c = next) {
+		next = c->next; /* conn_flush may close c */
+		if (c->flush_due && !c->dead && c->state == SIP_CONN_OPEN)
+			conn_flush(c);
+	}
+	return -1;
 }
 
 static void conn_flush(struct sip_conn *c)
 {
 	bool want_write = false;
+	c->flush_due = false;
+	if (c->sl->tap) { /* test seam: the bytes go to the tap, not to a socket */
+		c->sl->tap(true, c->out + c->outoff, c->outlen - c->outoff,
+		           c->sl->tap_arg);
+		c->outoff = c->outlen = 0;
+		return;
+	}
 	while (!c->dead && c->outoff < c->outlen) {
 		size_t n = c->outlen - c->outoff;
 		ssize_t w;
@@ -862,11 +840,15 @@ static void conn_io(int fd, unsigned events, void *arg)
 			addr_str((struct sockaddr *)&la, lalen, c->lip, sizeof(c->lip),
 			         &c->lport);
 		c->state = c->tp == CONF_TP_TLS ? SIP_CONN_HANDSHAKE : SIP_CONN_OPEN;
-		if (c->tp == CONF_TP_TLS)
+		if (c->tp == CONF_TP_TLS) {
 			loop_timer_start(c->sl->loop, &c->hs_t, c->sl->lim.handshake_ms,
 			                 hs_fired, c);
-		else
+		} else {
+			/* the connect is done: its bound must not close a working
+			 * plain connection later */
+			loop_timer_cancel(c->sl->loop, &c->hs_t);
 			log_info("sip", "peer %s: connected over tcp", c->who);
+		}
 	}
 	if (c->state == SIP_CONN_HANDSHAKE) {
 		conn_handshake(c);
@@ -953,49 +935,55 @@ static void udp_src(struct sip_listener *l, const struct sockaddr_storage *sa,
 	s->lport = l->port;
 }
 
-static void on_udp(int fd, unsigned events, void *arg)
+/* One datagram of len bytes (its first SIP_UDP_BUF in sl->udp_buf) from sa. */
+static void udp_datagram(struct sip_listener *l, const struct sockaddr_storage *sa,
+                         socklen_t salen, size_t len)
 {
-	struct sip_listener *l = arg;
 	struct sipleg *sl = l->sl;
 	size_t max =
 	    sl->lim.max_msg < SIP_UDP_BUF - 1 ? sl->lim.max_msg : SIP_UDP_BUF - 1;
+	struct sip_src s;
+	char who[320];
+	udp_src(l, sa, salen, &s, who, sizeof(who));
+	if (len > max) {
+		size_t got = len < SIP_UDP_BUF ? len : SIP_UDP_BUF;
+		size_t hdr = sipm_header_len(sl->udp_buf, got);
+		if (hdr)
+			sip_too_large(sl, &s, sl->udp_buf, hdr, len);
+		else if (sip_once(sl, s.ip, "udp-too-large"))
+			log_warn(
+			    "sip",
+			    "peer %s: dropped a %zu-byte datagram: over the %zu-byte "
+			    "limit and no readable header",
+			    s.who, len, max);
+		return;
+	}
+	size_t skip, hl, bl;
+	const char *why = NULL;
+	int e = sipt_dgram(sl->udp_buf, len, &skip, &hl, &bl, &why);
+	if (e == -ENODATA)
+		return; /* a CRLF keep-alive: RFC 5626 uses STUN on UDP */
+	if (e)
+		sip_recv(sl, &s, sl->udp_buf, len, why);
+	else
+		sip_recv(sl, &s, sl->udp_buf + skip, hl + bl, NULL);
+}
+
+static void on_udp(int fd, unsigned events, void *arg)
+{
+	struct sip_listener *l = arg;
 	(void)events;
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage sa;
 		socklen_t salen = sizeof(sa);
-		ssize_t n = recvfrom(fd, sl->udp_buf, SIP_UDP_BUF, MSG_TRUNC,
+		ssize_t n = recvfrom(fd, l->sl->udp_buf, SIP_UDP_BUF, MSG_TRUNC,
 		                     (struct sockaddr *)&sa, &salen);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return;
 		}
-		struct sip_src s;
-		char who[320];
-		udp_src(l, &sa, salen, &s, who, sizeof(who));
-		size_t len = (size_t)n;
-		if (len > max) {
-			size_t got = len < SIP_UDP_BUF ? len : SIP_UDP_BUF;
-			size_t hdr = sipm_header_len(sl->udp_buf, got);
-			if (hdr)
-				sip_too_large(sl, &s, sl->udp_buf, hdr, len);
-			else if (sip_once(sl, s.ip, "udp-too-large"))
-				log_warn("sip",
-				         "peer %s: dropped a %zu-byte datagram: over the "
-				         "%zu-byte "
-				         "limit and no readable header",
-				         s.who, len, max);
-			continue;
-		}
-		size_t skip, hl, bl;
-		const char *why = NULL;
-		int e = sipt_dgram(sl->udp_buf, len, &skip, &hl, &bl, &why);
-		if (e == -ENODATA)
-			continue; /* a CRLF keep-alive: RFC 5626 uses STUN on UDP */
-		if (e)
-			sip_recv(sl, &s, sl->udp_buf, len, why);
-		else
-			sip_recv(sl, &s, sl->udp_buf + skip, hl + bl, NULL);
+		udp_datagram(l, &sa, salen, (size_t)n);
 	}
 }
 
@@ -1103,7 +1091,7 @@ int sip_conn_start(struct sipleg *sl)
 		l->next = sl->ls;
 		sl->ls = l;
 	}
-	return 0;
+	return loop_idle_add(sl->loop, conns_flush, sl);
 }
 
 int sip_conn_reload(struct sipleg *sl, const struct conf *cf, SSL_CTX **new_tls,
@@ -1162,6 +1150,7 @@ int sip_conn_reload(struct sipleg *sl, const struct conf *cf, SSL_CTX **new_tls,
 
 void sip_conn_stop(struct sipleg *sl)
 {
+	loop_idle_del(sl->loop, conns_flush, sl);
 	while (sl->conns)
 		conn_close(sl->conns, LOG_LVL_DEBUG, NULL);
 	reap(sl);
@@ -1196,6 +1185,10 @@ static struct sip_conn *conn_for_peer(struct sipleg *sl, const char *peer,
 
 int sip_send(struct sipleg *sl, const struct sip_dest *d, const char *buf, size_t len)
 {
+	if (d->tp == CONF_TP_UDP && sl->tap) {
+		sl->tap(false, buf, len, sl->tap_arg);
+		return 0;
+	}
 	if (d->tp == CONF_TP_UDP) {
 		ssize_t n = sendto(d->udp_fd, buf, len, 0,
 		                   (const struct sockaddr *)&d->sa, d->salen);
@@ -1339,4 +1332,102 @@ int sip_dest_for_peer(struct sipleg *sl, const struct conf_peer *p, struct sip_d
 		snprintf(host, hostlen, "%s", c->lip[0] ? c->lip : "127.0.0.1");
 	*portp = l ? l->port : c->lport;
 	return 0;
+}
+
+/* ---- test seam (fuzzing) -------------------------------------------------- */
+
+void sipleg_set_tap(struct sipleg *sl, sipleg_tap_h *h, void *arg)
+{
+	sl->tap = h;
+	sl->tap_arg = arg;
+}
+
+static int feed_addr(const char *ip, struct sockaddr_storage *sa, socklen_t *salen)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)sa;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)sa;
+	memset(sa, 0, sizeof(*sa));
+	if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons(40000);
+		*salen = sizeof(*a4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons(40000);
+		*salen = sizeof(*a6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* An inbound TCP connection without a socket: what on_accept() and conn_read()
+ * do, with the bytes taken from buf in chunks instead of from recv(). */
+static int feed_stream(struct sipleg *sl, const struct sockaddr_storage *sa,
+                       socklen_t salen, const char *buf, size_t len, size_t chunk)
+{
+	struct sip_conn *c = calloc(1, sizeof(*c));
+	size_t want = sl->lim.max_msg + 8192;
+	if (!c || !(c->in = malloc(want))) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->incap = want;
+	c->sl = sl;
+	c->id = ++sl->next_id;
+	c->fd = -1;
+	c->tp = CONF_TP_TCP;
+	c->inbound = true;
+	c->alert_sent = c->alert_rcvd = -1;
+	memcpy(&c->ra, sa, salen);
+	c->ralen = salen;
+	addr_str((const struct sockaddr *)sa, salen, c->ip, sizeof(c->ip), &c->port);
+	const struct sip_listener *l = listener_for(sl, CONF_TP_TCP, sa->ss_family);
+	snprintf(c->lip, sizeof(c->lip), "%s",
+	         sa->ss_family == AF_INET6 ? "::1" : "127.0.0.1");
+	c->lport = l ? l->port : 5060;
+	c->last_rx = loop_now(sl->loop);
+	c->state = SIP_CONN_OPEN;
+	c->next = sl->conns;
+	sl->conns = c;
+	loop_timer_start(sl->loop, &c->idle_t, sl->lim.idle_ms, idle_fired, c);
+	identify_by_ip(c);
+	for (size_t off = 0; off < len && !c->dead;) {
+		size_t n = len - off < chunk ? len - off : chunk;
+		if (n > c->incap - c->inlen)
+			n = c->incap - c->inlen;
+		if (n == 0) {
+			conn_close(c, LOG_LVL_WARN, "input buffer full");
+			break;
+		}
+		memcpy(c->in + c->inlen, buf + off, n);
+		c->inlen += n;
+		off += n;
+		c->last_rx = loop_now(sl->loop);
+		conn_process(c);
+	}
+	if (!c->dead)
+		conn_close(c, LOG_LVL_INFO, "the peer closed the connection");
+	return 0;
+}
+
+int sipleg_feed(struct sipleg *sl, bool stream, const char *ip, const char *buf,
+                size_t len, size_t chunk)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen;
+
+	if (!sl->tap || feed_addr(ip, &sa, &salen) != 0)
+		return -EINVAL;
+	if (stream)
+		return feed_stream(sl, &sa, salen, buf, len, chunk ? chunk : len);
+	for (struct sip_listener *l = sl->ls; l; l = l->next) {
+		if (l->tp != CONF_TP_UDP || l->sa.ss_family != sa.ss_family)
+			continue;
+		memcpy(sl->udp_buf, buf, len < SIP_UDP_BUF ? len : SIP_UDP_BUF);
+		udp_datagram(l, &sa, salen, len);
+		return 0;
+	}
+	return -EINVAL;
 }

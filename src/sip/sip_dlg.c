@@ -13,11 +13,45 @@
 
 #include "sip_int.h"
 
+static struct sipd **cid_bucket(struct sipleg *sl, const char *call_id)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = call_id; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 16777619u;
+	}
+	return &sl->dlg_by_cid[h % SIP_DLG_HASH];
+}
+
+static struct sipd **id_bucket(struct sipleg *sl, uint64_t id)
+{
+	return &sl->dlg_by_id[id % SIP_DLG_HASH];
+}
+
+static void unchain(struct sipd **pp, struct sipd *d, bool by_cid)
+{
+	for (; *pp; pp = by_cid ? &(*pp)->hnext_cid : &(*pp)->hnext_id)
+		if (*pp == d) {
+			*pp = by_cid ? d->hnext_cid : d->hnext_id;
+			return;
+		}
+}
+
 struct sipd *sip_dlg_new(struct sipleg *sl, const char *call_id, const char *local_tag,
                          const char *remote_tag, const char *local_uri,
                          const char *remote_uri, const char *remote_target,
                          const char *peer, bool invite)
 {
+	if (!sl->dlg_by_cid) {
+		sl->dlg_by_cid = calloc(SIP_DLG_HASH, sizeof(*sl->dlg_by_cid));
+		sl->dlg_by_id = calloc(SIP_DLG_HASH, sizeof(*sl->dlg_by_id));
+		if (!sl->dlg_by_cid || !sl->dlg_by_id) {
+			free(sl->dlg_by_cid);
+			free(sl->dlg_by_id);
+			sl->dlg_by_cid = sl->dlg_by_id = NULL;
+			return NULL;
+		}
+	}
 	struct sipd *d = calloc(1, sizeof(*d));
 	if (!d)
 		return NULL;
@@ -36,11 +70,17 @@ struct sipd *sip_dlg_new(struct sipleg *sl, const char *call_id, const char *loc
 		sl->dlgs->prev = d;
 	sl->dlgs = d;
 	sl->ndlgs++;
+	struct sipd **ib = id_bucket(sl, d->id);
+	d->hnext_id = *ib;
+	*ib = d;
 	if (!d->call_id || !d->local_tag || !d->remote_tag || !d->local_uri ||
 	    !d->remote_uri || !d->remote_target) {
 		sipd_terminate(d);
 		return NULL;
 	}
+	struct sipd **cb = cid_bucket(sl, d->call_id);
+	d->hnext_cid = *cb;
+	*cb = d;
 	log_debug("sip", "dialog %s (local tag %s, remote tag %s) with peer %s created",
 	          call_id, local_tag, remote_tag, d->peer);
 	return d;
@@ -69,7 +109,9 @@ int sip_dlg_set_routes(struct sipd *d, const char *const *rr, size_t n, bool rev
 
 struct sipd *sip_dlg_by_id(struct sipleg *sl, uint64_t id)
 {
-	for (struct sipd *d = sl->dlgs; d; d = d->next)
+	if (!sl->dlg_by_id)
+		return NULL;
+	for (struct sipd *d = *id_bucket(sl, id); d; d = d->hnext_id)
 		if (d->id == id)
 			return d;
 	return NULL;
@@ -78,7 +120,9 @@ struct sipd *sip_dlg_by_id(struct sipleg *sl, uint64_t id)
 struct sipd *sipd_find(struct sipleg *sl, const char *call_id, const char *local_tag,
                        const char *remote_tag)
 {
-	for (struct sipd *d = sl->dlgs; d; d = d->next)
+	if (!sl->dlg_by_cid)
+		return NULL;
+	for (struct sipd *d = *cid_bucket(sl, call_id); d; d = d->hnext_cid)
 		if (strcmp(d->call_id, call_id) == 0 &&
 		    strcmp(d->local_tag, local_tag) == 0 &&
 		    strcmp(d->remote_tag, remote_tag) == 0)
@@ -86,20 +130,28 @@ struct sipd *sipd_find(struct sipleg *sl, const char *call_id, const char *local
 	return NULL;
 }
 
+struct sipd_inv *sip_dlg_inv(struct sipd *d)
+{
+	if (!d->inv)
+		d->inv = calloc(1, sizeof(*d->inv));
+	return d->inv;
+}
+
 static void ok_retx(void *arg)
 {
 	struct sipd *d = arg;
+	struct sipd_inv *v = d->inv;
 	struct sipleg *sl = d->sl;
-	d->ok_elapsed += d->ok_iv;
-	if (d->ok_elapsed >= SIP_TXN_TIMEOUT) {
+	v->ok_elapsed += v->ok_iv;
+	if (v->ok_elapsed >= SIP_TXN_TIMEOUT) {
 		log_warn("sip",
 		         "peer %s: no ACK for the 200 to INVITE (dialog %s) within %u s",
 		         d->peer, d->call_id, SIP_TXN_TIMEOUT / 1000);
 		return;
 	}
-	sip_send(sl, &d->ok_dest, d->ok, d->ok_len);
-	d->ok_iv = d->ok_iv * 2 > SIP_T2 ? SIP_T2 : d->ok_iv * 2;
-	loop_timer_start(sl->loop, &d->ok_t, d->ok_iv, ok_retx, d);
+	sip_send(sl, &v->ok_dest, v->ok, v->ok_len);
+	v->ok_iv = v->ok_iv * 2 > SIP_T2 ? SIP_T2 : v->ok_iv * 2;
+	loop_timer_start(sl->loop, &v->ok_t, v->ok_iv, ok_retx, d);
 }
 
 void sip_dlg_ok_start(struct sipd *d, const char *msg, size_t len, uint32_t cseq,
@@ -107,26 +159,28 @@ void sip_dlg_ok_start(struct sipd *d, const char *msg, size_t len, uint32_t cseq
 {
 	if (dest->tp != CONF_TP_UDP)
 		return; /* streams are reliable: no 2xx retransmission */
-	char *copy = malloc(len);
+	struct sipd_inv *v = sip_dlg_inv(d);
+	char *copy = v ? malloc(len) : NULL;
 	if (!copy)
 		return;
 	memcpy(copy, msg, len);
-	free(d->ok);
-	d->ok = copy;
-	d->ok_len = len;
-	d->ok_cseq = cseq;
-	d->ok_dest = *dest;
-	d->ok_iv = SIP_T1;
-	d->ok_elapsed = 0;
-	loop_timer_start(d->sl->loop, &d->ok_t, d->ok_iv, ok_retx, d);
+	free(v->ok);
+	v->ok = copy;
+	v->ok_len = len;
+	v->ok_cseq = cseq;
+	v->ok_dest = *dest;
+	v->ok_iv = SIP_T1;
+	v->ok_elapsed = 0;
+	loop_timer_start(d->sl->loop, &v->ok_t, v->ok_iv, ok_retx, d);
 }
 
 void sip_dlg_ack_received(struct sipd *d, uint32_t cseq)
 {
-	if (d->ok && cseq == d->ok_cseq) {
-		loop_timer_cancel(d->sl->loop, &d->ok_t);
-		free(d->ok);
-		d->ok = NULL;
+	struct sipd_inv *v = d->inv;
+	if (v && v->ok && cseq == v->ok_cseq) {
+		loop_timer_cancel(d->sl->loop, &v->ok_t);
+		free(v->ok);
+		v->ok = NULL;
 	}
 }
 
@@ -142,13 +196,17 @@ void sipd_terminate(struct sipd *d)
 	if (d->next)
 		d->next->prev = d->prev;
 	sl->ndlgs--;
+	unchain(id_bucket(sl, d->id), d, false);
+	if (d->call_id)
+		unchain(cid_bucket(sl, d->call_id), d, true);
 	/* A request of d may still await its answer: it loses the dialog, not
 	 * its memory. */
 	for (unsigned h = 0; h < SIP_HASH; h++)
 		for (struct sipleg_srv *st = sl->srv[h]; st; st = st->hnext)
 			if (st->dlg == d)
 				st->dlg = NULL;
-	loop_timer_cancel(sl->loop, &d->ok_t);
+	if (d->inv)
+		loop_timer_cancel(sl->loop, &d->inv->ok_t);
 	free(d->call_id);
 	free(d->local_tag);
 	free(d->remote_tag);
@@ -158,8 +216,11 @@ void sipd_terminate(struct sipd *d)
 	for (size_t i = 0; i < d->nroutes; i++)
 		free(d->routes[i]);
 	free(d->routes);
-	free(d->ok);
-	free(d->ack);
+	if (d->inv) {
+		free(d->inv->ok);
+		free(d->inv->ack);
+		free(d->inv);
+	}
 	free(d);
 }
 
@@ -167,6 +228,9 @@ void sip_dlg_stop(struct sipleg *sl)
 {
 	while (sl->dlgs)
 		sipd_terminate(sl->dlgs);
+	free(sl->dlg_by_cid);
+	free(sl->dlg_by_id);
+	sl->dlg_by_cid = sl->dlg_by_id = NULL;
 }
 
 void sipd_set_arg(struct sipd *d, void *arg)

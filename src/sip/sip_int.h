@@ -27,7 +27,8 @@
 #define SIP_T4          5000u
 #define SIP_TXN_TIMEOUT (64u * SIP_T1)
 
-#define SIP_HASH 1024u
+#define SIP_HASH     1024u
+#define SIP_DLG_HASH 65536u
 
 struct sip_listener {
 	struct sipleg *sl;
@@ -72,6 +73,7 @@ struct sip_conn {
 	size_t inlen, incap, discard;
 	char *out;
 	size_t outlen, outoff, outcap;
+	bool flush_due; /* written this loop turn: sent by the idle hook (conns_flush) */
 	uint64_t last_rx;
 	struct loop_timer idle_t, hs_t;
 	long verr; /* first certificate verification error, 0 if none */
@@ -158,6 +160,21 @@ struct sipleg_clt {
 	struct sipleg_clt *hnext;
 };
 
+/* What an INVITE dialog keeps beyond a subscription's. */
+struct sipd_inv {
+	/* UAS INVITE: the 2xx, retransmitted until ACK (RFC 3261 section 13.3.1.4) */
+	char *ok;
+	size_t ok_len;
+	uint32_t ok_cseq;
+	struct sip_dest ok_dest;
+	struct loop_timer ok_t;
+	unsigned ok_iv, ok_elapsed;
+	/* UAC INVITE: the ACK of the 2xx, resent when the 2xx is retransmitted */
+	char *ack;
+	size_t ack_len;
+	struct sip_dest ack_dest;
+};
+
 struct sipd {
 	struct sipleg *sl;
 	uint64_t id;
@@ -170,18 +187,11 @@ struct sipd {
 	bool invite;
 	char peer[64];
 	void *arg;
-	/* UAS INVITE: the 2xx, retransmitted until ACK (RFC 3261 section 13.3.1.4) */
-	char *ok;
-	size_t ok_len;
-	uint32_t ok_cseq;
-	struct sip_dest ok_dest;
-	struct loop_timer ok_t;
-	unsigned ok_iv, ok_elapsed;
-	/* UAC INVITE: the ACK of the 2xx, resent when the 2xx is retransmitted */
-	char *ack;
-	size_t ack_len;
-	struct sip_dest ack_dest;
+	/* INVITE dialogs only (allocated when first needed): a subscription's
+	 * dialog does without the 500 bytes. */
+	struct sipd_inv *inv;
 	struct sipd *next, *prev;
+	struct sipd *hnext_cid, *hnext_id; /* chains of sipleg's dialog hash tables */
 };
 
 /* Log a line at most once an hour per (key, cause); repeats go to debug. */
@@ -212,8 +222,14 @@ struct sipleg {
 	size_t nsrv, nclt;
 	struct sipd *dlgs;
 	size_t ndlgs;
+	/* Dialogs by Call-ID and by id (SIP_DLG_HASH buckets each, allocated with
+	 * the first dialog): a bridge holds one per subscription, 100,000 and more,
+	 * and looks one up for every in-dialog request and response. */
+	struct sipd **dlg_by_cid, **dlg_by_id;
 	struct sip_once once[SIP_ONCE_MAX];
 	char *udp_buf;
+	sipleg_tap_h *tap; /* test seam: NULL in the daemon (sipleg_set_tap) */
+	void *tap_arg;
 };
 
 /* ---- sip_conn.c ---- */
@@ -259,6 +275,8 @@ struct sipd *sip_dlg_by_id(struct sipleg *sl, uint64_t id);
 void sip_dlg_ok_start(struct sipd *d, const char *msg, size_t len, uint32_t cseq,
                       const struct sip_dest *dest);
 void sip_dlg_ack_received(struct sipd *d, uint32_t cseq);
+/* d's INVITE-only part, allocated on first use; NULL when out of memory. */
+struct sipd_inv *sip_dlg_inv(struct sipd *d);
 void sip_dlg_stop(struct sipleg *sl);
 
 /* ---- sipleg.c ---- */

@@ -349,7 +349,7 @@ static void clt_ack_error(struct sipleg_clt *c, struct sipm *resp)
 	sip_send(c->sl, &c->dest, c->ack, c->ack_len);
 }
 
-static const char *challenge_help =
+const char *const sip_challenge_help =
     "the peer must exclude the bridge from authentication: a trusted federation "
     "peer is never challenged (on Lync/SfB make the bridge a trusted application "
     "of a trusted application pool, New-CsTrustedApplicationPool / "
@@ -373,9 +373,9 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 		 * dialog sends its ACK again (RFC 3261 section 13.2.2.4). */
 		struct sipd *d = sipd_find(sl, sipm_call_id(resp), sipm_from_tag(resp),
 		                           sipm_to_tag(resp));
-		if (d && d->ack && status >= 200 && status < 300 &&
+		if (d && d->inv && d->inv->ack && status >= 200 && status < 300 &&
 		    strcmp(sipm_method(resp), "INVITE") == 0)
-			sip_send(sl, &d->ack_dest, d->ack, d->ack_len);
+			sip_send(sl, &d->inv->ack_dest, d->inv->ack, d->inv->ack_len);
 		else
 			log_debug("sip",
 			          "a %d response to %s matches no transaction; dropped",
@@ -401,7 +401,7 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 		log_error("sip", "peer %s: challenged the bridge's %s with %d %s: %s",
 		          c->peer, c->method, status,
 		          status == 401 ? "(WWW-Authenticate)" : "(Proxy-Authenticate)",
-		          challenge_help);
+		          sip_challenge_help);
 
 	struct sipd *dlg = c->dlg_id ? sip_dlg_by_id(sl, c->dlg_id) : NULL;
 	if (c->invite && status >= 300)
@@ -460,11 +460,14 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 		rq.ruri = ruri;
 		rq.routes = routes;
 		rq.nroutes = nroutes;
-		free(dlg->ack);
-		dlg->ack = NULL;
-		if (sipm_request_build(&rq, &dlg->ack, &dlg->ack_len) == 0) {
-			dlg->ack_dest = c->dest;
-			sip_send(sl, &dlg->ack_dest, dlg->ack, dlg->ack_len);
+		struct sipd_inv *v = sip_dlg_inv(dlg);
+		if (v) {
+			free(v->ack);
+			v->ack = NULL;
+			if (sipm_request_build(&rq, &v->ack, &v->ack_len) == 0) {
+				v->ack_dest = c->dest;
+				sip_send(sl, &v->ack_dest, v->ack, v->ack_len);
+			}
 		}
 	}
 	clt_finish(c, status, resp, dlg);

@@ -512,6 +512,46 @@ static void on_benotify(struct sipleg *sl, struct sip_src *s, struct sipm *m)
 		sl->h.request(NULL, m, sl->arg);
 }
 
+/* A SIP or SIPS URI in the URI characters of RFC 3261 section 25.1 (printable
+ * ASCII without space, quote and angle brackets): n bytes of u. */
+static bool sip_uri_ok(const char *u, size_t n)
+{
+	if (!(n > 4 && strncasecmp(u, "sip:", 4) == 0) &&
+	    !(n > 5 && strncasecmp(u, "sips:", 5) == 0))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)u[i];
+		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>')
+			return false;
+	}
+	return true;
+}
+
+/* A Record-Route value: <URI> with parameters after it. */
+static bool route_ok(const char *v)
+{
+	const char *lt = strchr(v, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+	return lt && gt && sip_uri_ok(lt + 1, (size_t)(gt - lt - 1));
+}
+
+/* RFC 3261 section 12.1.1: the remote target and the route set of a dialog are
+ * SIP or SIPS URIs. Anything else would become the Request-URI (the Contact,
+ * or the first route of a strict router) of every request the bridge sends in
+ * the dialog, which no SIP parser reads (found by fuzz/fuzz_sipbridge.c and
+ * fuzz/fuzz_xmpp.c). */
+static bool target_ok(struct sipm *m)
+{
+	const char *c = sipm_contact_uri(m);
+	if (*c && !sip_uri_ok(c, strlen(c)))
+		return false;
+	size_t n = 0;
+	const char *const *rr = sipm_record_routes(m, &n);
+	for (size_t i = 0; i < n; i++)
+		if (!route_ok(rr[i]))
+			return false;
+	return true;
+}
+
 static void handle_request(struct sipleg *sl, struct sip_src *s, struct sipm *m)
 {
 	const char *method = sipm_method(m);
@@ -556,6 +596,12 @@ static void handle_request(struct sipleg *sl, struct sip_src *s, struct sipm *m)
 	}
 	if (row->early) {
 		row->fn(sl, st);
+		return;
+	}
+	if (row->target_refresh && !target_ok(m)) {
+		sipleg_reply_code(st, 400,
+		                  "the Contact or a Record-Route is not a well-formed "
+		                  "sip: or sips: URI");
 		return;
 	}
 	if (*sipm_to_tag(m)) {
@@ -882,6 +928,8 @@ int sipleg_start(struct sipleg **lp, struct loop *l, const struct conf *cf,
 		sl->h = *h;
 	sl->arg = arg;
 	sl->lim = default_limits;
+	if (cf->sip_idle_timeout)
+		sl->lim.idle_ms = cf->sip_idle_timeout * 1000u;
 	err = sippeer_tab_new(&sl->peers, cf);
 	if (!err)
 		err = sip_conn_start(sl);
@@ -924,6 +972,8 @@ int sipleg_reload(struct sipleg *sl, const struct conf *cf)
 	sippeer_tab_free(sl->peers);
 	sl->peers = peers;
 	sl->cf = cf;
+	if (cf->sip_idle_timeout) /* running idle timers keep their length */
+		sl->lim.idle_ms = cf->sip_idle_timeout * 1000u;
 	sip_conns_reidentify(sl);
 	log_info("sip", "reloaded: %zu peers, %zu listeners", cf->npeers, cf->nlisten);
 	return 0;

@@ -30,6 +30,8 @@
 #include "presbridge/xlink.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/x509_vfy.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -60,6 +62,9 @@
  * epoll, so every read is followed by this many more runs from the idle handler.
  */
 #define XL_DRAIN 4
+
+/* The most bytes handed to libstrophe in one piece (see xl_flush). */
+#define XL_PIECE 960u
 
 enum xl_state {
 	XL_IDLE,       /* waiting for the next attempt (or stopped) */
@@ -100,7 +105,12 @@ struct xlink {
 	int fd;            /* libstrophe's socket, from the sockopt callback */
 	int reg_fd;        /* what the loop watches */
 	unsigned reg_events;
-	bool dirty;     /* data queued in libstrophe: run it from the idle handler */
+	bool dirty; /* data queued in libstrophe: run it from the idle handler */
+	/* Stanzas written this loop turn, handed to libstrophe as one piece before
+	 * it runs (xl_flush): libstrophe sends each queued piece with its own
+	 * system call. */
+	char *pend;
+	size_t pend_len, pend_cap;
 	unsigned drain; /* runs still due after a read (XL_DRAIN) */
 	bool releasing; /* inside xmpp_conn_release(): its disconnect event is ours */
 	bool freeing;
@@ -130,6 +140,8 @@ struct xlink_set {
 	void *done_arg;
 	struct loop_timer stop_timer, done_timer;
 	uint32_t rnd;
+	xlink_tap_h *tap; /* test seam: NULL in the daemon (xlink_set_tap) */
+	void *tap_arg;
 };
 
 /* The link whose libstrophe call is running. The sockopt and certificate-failure
@@ -210,6 +222,8 @@ static void xl_reap(struct xlink *k)
 	}
 }
 
+static void xl_flush(struct xlink *k);
+
 /* Run libstrophe for this link once, without waiting. */
 static void xl_pump(struct xlink *k)
 {
@@ -219,6 +233,7 @@ static void xl_pump(struct xlink *k)
 	if (!k->conn)
 		return;
 	bool readable = k->fd >= 0 && poll(&pfd, 1, 0) > 0;
+	xl_flush(k);
 	k->dirty = false;
 	xl_enter(k, &saved);
 	xmpp_run_once(k->ctx, 0);
@@ -292,6 +307,7 @@ static void xl_abort(struct xlink *k)
 	k->releasing = false;
 	if (k->conn == c) { /* it was not connected: no event came */
 		k->conn = NULL;
+		k->pend_len = 0;
 		xl_closed(k, 0);
 	}
 	xl_reap(k);
@@ -306,10 +322,49 @@ static void xl_hangup(struct xlink *k)
 	k->dirty = true;
 }
 
+/* Hand what this loop turn wrote to libstrophe (or forget it with the
+ * connection it was for). */
+static void xl_flush(struct xlink *k)
+{
+	/* In pieces below glibc's large-request size (1008 bytes): a larger
+	 * malloc of libstrophe's copy would consolidate the heap's fast bins on
+	 * every loop turn, which cost more than the system calls saved. */
+	for (size_t off = 0; k->conn && off < k->pend_len; off += XL_PIECE)
+		xmpp_send_raw(k->conn, k->pend + off,
+		              k->pend_len - off < XL_PIECE ? k->pend_len - off
+		                                           : XL_PIECE);
+	k->pend_len = 0;
+	/* A burst's buffer is not kept for ever. */
+	if (k->pend_cap > (1u << 20)) {
+		free(k->pend);
+		k->pend = NULL;
+		k->pend_cap = 0;
+	}
+}
+
 static void xl_send_text(struct xlink *k, const char *text, size_t len)
 {
 	xl_trace(k, "out", text, len);
-	xmpp_send_raw(k->conn, text, len);
+	if (k->set->tap) {
+		k->set->tap(k->domain, text, len, k->set->tap_arg);
+		return;
+	}
+	if (k->pend_len + len > k->pend_cap) {
+		size_t cap = k->pend_cap ? k->pend_cap : 16384;
+		while (cap < k->pend_len + len)
+			cap *= 2;
+		char *p = realloc(k->pend, cap);
+		if (!p) { /* no room to gather: keep the order, send it all now */
+			xl_flush(k);
+			xmpp_send_raw(k->conn, text, len);
+			k->dirty = true;
+			return;
+		}
+		k->pend = p;
+		k->pend_cap = cap;
+	}
+	memcpy(k->pend + k->pend_len, text, len);
+	k->pend_len += len;
 	k->dirty = true;
 }
 
@@ -359,6 +414,11 @@ static int xl_sockopt(xmpp_conn_t *conn, void *sock)
 		k->reg_fd = -1;
 		k->fd = *(int *)sock;
 	}
+	/* Stanzas leave gathered, once per loop turn (xl_flush): Nagle's algorithm
+	 * would hold a turn's second piece until the server's delayed ACK, up to
+	 * 40 ms, under light load. */
+	int one = 1;
+	setsockopt(*(int *)sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* TCP keepalive finds a server that vanished without closing the connection,
 	 * with no timer of ours waking an idle bridge. */
 	return xmpp_sockopt_cb_keepalive(conn, sock);
@@ -384,38 +444,17 @@ static int xl_certfail(const xmpp_tlscert_t *cert, const char *errormsg)
 	return 0;
 }
 
-/* OpenSSL errors that mean the two ends disagree about TLS on that port. */
-static const struct {
-	const char *openssl;
-	const char *words;
-} tls_errors[] = {
-    {"wrong version number",
-     "the server does not speak TLS on that port; set tls: true on its component "
-     "listener, or [xmpp] tls = off"},
-    {"packet length too long",
-     "the server does not speak TLS on that port; set tls: true on its component "
-     "listener, or [xmpp] tls = off"},
-    {"unexpected eof",
-     "the server closed the connection during the TLS handshake; its component "
-     "listener may lack tls: true or a certfile"},
-};
-
 static void xl_tls_failed(struct xlink *k, bool timed_out)
 {
 	if (timed_out) {
-		xl_cause(
-		    k,
-		    "TLS: no TLS answer within %u s; the server accepted the connection "
-		    "but does not speak TLS there: set tls: true on its component "
-		    "listener, or [xmpp] tls = off",
-		    XLINK_TLS_MS / 1000);
+		xl_cause(k, "TLS: " XPROTO_TLS_TIMEOUT_WORDS, XLINK_TLS_MS / 1000);
 		return;
 	}
-	for (size_t i = 0; i < sizeof(tls_errors) / sizeof(tls_errors[0]); i++)
-		if (strstr(k->tls_error, tls_errors[i].openssl)) {
-			xl_cause(k, "TLS: %s", tls_errors[i].words);
-			return;
-		}
+	const char *words = xproto_tls_words(k->tls_error);
+	if (words) {
+		xl_cause(k, "TLS: %s", words);
+		return;
+	}
 	xl_cause(k, "TLS handshake failed (%s)",
 	         k->tls_error[0] ? k->tls_error : "no OpenSSL error given");
 }
@@ -723,6 +762,7 @@ static void xl_closed(struct xlink *k, int error)
 	if (k->conn && !k->releasing)
 		k->dead = k->conn;
 	k->conn = NULL;
+	k->pend_len = 0;
 	xl_default_cause(k, error);
 	k->state = XL_IDLE;
 	if (k->freeing)
@@ -781,7 +821,7 @@ static void xl_attempt(void *arg)
 	struct xlink *saved;
 
 	xl_reap(k);
-	if (k->conn || s->stopping || k->removing)
+	if (k->conn || s->stopping || k->removing || s->tap)
 		return;
 	xmpp_conn_t *c = xmpp_conn_new(k->ctx);
 	if (!c) {
@@ -916,6 +956,7 @@ static void xl_free(struct xlink *k)
 		xmpp_ctx_free(k->ctx);
 	free(k->log);
 	free(k->domain);
+	free(k->pend);
 	free(k);
 }
 
@@ -977,6 +1018,7 @@ static void xl_close(struct xlink *k)
 		return;
 	}
 	log_trace(MOD, "%s: out: </stream:stream>", k->domain);
+	xl_flush(k);
 	xmpp_disconnect(k->conn);
 	k->dirty = true;
 	loop_timer_start(s->loop, &k->closer, XLINK_CLOSE_MS, xl_closer, k);
@@ -1290,4 +1332,34 @@ const char *xlink_domain(const struct xlink_set *s, size_t i)
 		if (i-- == 0)
 			return k->domain;
 	return NULL;
+}
+
+/* --- test seam (fuzzing) ----------------------------------------------------- */
+
+void xlink_set_tap(struct xlink_set *s, xlink_tap_h *h, void *arg)
+{
+	s->tap = h;
+	s->tap_arg = arg;
+	for (struct xlink *k = s->links; k; k = k->next) {
+		xl_abort(k);
+		loop_timer_cancel(s->loop, &k->retry);
+		xl_up(k);
+	}
+}
+
+int xlink_feed(struct xlink_set *s, const char *domain, const char *text, size_t len)
+{
+	struct xlink *k = domain ? xl_find(s, domain, strlen(domain)) : NULL;
+	if (!s->tap || !k || k->state != XL_UP)
+		return -EINVAL;
+	char *z = strndup(text, len);
+	if (!z)
+		return -ENOMEM;
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(k->ctx, z);
+	free(z);
+	if (!st)
+		return -EBADMSG;
+	xl_on_stanza(NULL, st, k);
+	xmpp_stanza_release(st);
+	return 0;
 }

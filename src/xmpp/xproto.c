@@ -246,3 +246,28 @@ const struct xproto_streamerr *xproto_stream_error(const char *cond)
 			return &stream_errors[i];
 	return &stream_errors[NSTREAM - 1];
 }
+
+/* OpenSSL errors that mean the two ends disagree about TLS on that port. */
+static const struct {
+	const char *openssl;
+	const char *words;
+} tls_errors[] = {
+    {"wrong version number",
+     "the server does not speak TLS on that port; set tls: true on its component "
+     "listener, or [xmpp] tls = off"},
+    {"packet length too long",
+     "the server does not speak TLS on that port; set tls: true on its component "
+     "listener, or [xmpp] tls = off"},
+    {"unexpected eof",
+     "the server closed the connection during the TLS handshake; its component "
+     "listener may lack tls: true or a certfile"},
+};
+
+const char *xproto_tls_words(const char *openssl_text)
+{
+	for (size_t i = 0; openssl_text && i < sizeof(tls_errors) / sizeof(tls_errors[0]);
+	     i++)
+		if (strstr(openssl_text, tls_errors[i].openssl))
+			return tls_errors[i].words;
+	return NULL;
+}

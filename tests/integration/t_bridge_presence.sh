@@ -28,6 +28,9 @@ xmppc_send carol '<presence/>'
 msg_has() { # msg_has NAME REGEX: SIPp's message log of NAME matches (as one text)
 	grep -Ezq -- "$2" "$T_DIR/sipp-$1.msg" 2>/dev/null
 }
+open_never_closed() { # open_never_closed NAME: a NOTIFY said open, none said closed
+	wait_until 10 msg_has "$1" '<basic>open</basic>' && ! msg_has "$1" '<basic>closed</basic>'
+}
 
 roster_has() { # roster_has USER REGEX
 	ejctl get_roster "$1" "$EJ_DOMAIN" 2>/dev/null | grep -Eq -- "$2"
@@ -65,6 +68,8 @@ for tp in tcp tls; do
 	xmppc_send bob "<presence type=\"subscribed\" to=\"watch$tp@sip.test\"/>"
 	check "$tp: SIP watcher: approval turns the subscription active" \
 		wait_until 10 msg_has "watch-$tp" 'Subscription-State: active'
+	check "$tp: SIP watcher: bob's presence follows at once (probed), never a false offline" \
+		open_never_closed "watch-$tp"
 	xmppc_send bob '<presence><show>away</show><status>on lunch</status><priority>5</priority></presence>'
 	check "$tp: SIP watcher: bob's away + status reach the watcher as PIDF (away, note)" \
 		wait_until 10 msg_has "watch-$tp" '<rpid:away/>.*on lunch|on lunch.*<rpid:away/>'

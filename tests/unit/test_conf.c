@@ -47,6 +47,7 @@ static void test_defaults(void **state)
 	if (err)
 		fail_msg("load failed: %s", dl.n ? dl.v[0].msg : "?");
 	assert_int_equal(cf->log_level, CONF_LOG_INFO);
+	assert_int_equal(cf->sip_idle_timeout, 600);
 	assert_int_equal(cf->xmpp_tls, CONF_XMPP_TLS_DIRECT);
 	assert_int_equal(cf->xmpp_server.port, 5275);
 	assert_string_equal(cf->xmpp_name, "xmpp.test"); /* defaults to the server host */
@@ -146,12 +147,49 @@ static void test_errors_leave_no_conf(void **state)
 	diag_free(&dl);
 }
 
+/* [sip] idle_timeout: 1 to 86400 seconds, applied as given. */
+static void test_sip_idle_timeout(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *value;
+		unsigned want; /* 0: refused */
+	} rows[] = {{"3", 3}, {"86400", 86400}, {"0", 0}, {"86401", 0}, {"-1", 0}};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char text[512];
+		struct conf *cf = NULL;
+		struct diag_list dl;
+		snprintf(
+		    text, sizeof(text),
+		    "[bridge]\n" MAPPINGS "[sip]\nlisten = udp:127.0.0.1:5060\n"
+		    "idle_timeout = %s\n[xmpp]\nserver = 127.0.0.1\nsecret = "
+		    "long-enough-secret\ntls = off\n[peer a]\nhost = a.sip.test\n"
+		    "transport = udp\naddress = 127.0.0.1:5070\ndomains = sip.test\n",
+		    rows[i].value);
+		int err = load_text(text, &cf, &dl);
+		if (rows[i].want) {
+			if (err)
+				fail_msg("idle_timeout = %s refused: %s", rows[i].value,
+				         dl.n ? dl.v[0].msg : "?");
+			assert_int_equal(cf->sip_idle_timeout, rows[i].want);
+			conf_free(cf);
+		} else {
+			assert_int_not_equal(err, 0);
+			if (!diag_has(&dl, "idle_timeout"))
+				fail_msg("idle_timeout = %s: no error naming the key",
+				         rows[i].value);
+		}
+		diag_free(&dl);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_peer_routes),
 	    cmocka_unit_test(test_errors_leave_no_conf),
+	    cmocka_unit_test(test_sip_idle_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

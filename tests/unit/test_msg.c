@@ -182,6 +182,30 @@ static void test_sip_to_text_null_ctype(void **state)
 	assert_null(text);
 }
 
+/* A request without a body gives a NULL body pointer: found by fuzz_sipbridge as
+ * NULL + 0 (undefined behaviour, caught by the UBSan build). */
+static void test_sip_to_text_null_body(void **state)
+{
+	(void)state;
+	static const char *const types[] = {"text/plain; charset=UTF-8", "text/html"};
+	for (size_t i = 0; i < N(types); i++) {
+		char *text = NULL;
+		size_t len = 99;
+		int err = msg_sip_to_text(types[i], NULL, 0, NULL, &text, &len);
+		if (err != 0)
+			fail_msg("%s without a body: error %d", types[i], err);
+		assert_non_null(text);
+		assert_int_equal(len, 0);
+		assert_string_equal(text, "");
+		free(text);
+	}
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(msg_html_to_text(NULL, 0, NULL, &text, &len), 0);
+	assert_int_equal(len, 0);
+	free(text);
+}
+
 /* ---- HTML -> text ----------------------------------------------------------------- */
 
 struct html_case {
@@ -976,6 +1000,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_sip_to_text),
 	    cmocka_unit_test(test_sip_to_text_null_ctype),
+	    cmocka_unit_test(test_sip_to_text_null_body),
 	    cmocka_unit_test(test_html_to_text),
 	    cmocka_unit_test(test_html_golden),
 	    cmocka_unit_test(test_html_hostile),

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -334,6 +335,29 @@ static const struct golden_row {
      0,
      NONE},
     {"bad-unknown-dialog.sip", NONE, 481, {"SIP/2.0 481 "}, 0, NONE},
+    /* found by fuzz_sipbridge: the dialog's requests went to a Request-URI no
+     * parser reads */
+    {"bad-contact-scheme.sip",
+     NONE,
+     400,
+     {"SIP/2.0 400 Bad Request (the Contact or a Record-Route is not a well-formed sip: "
+      "or sips: URI)"},
+     0,
+     NONE},
+    {"bad-record-route.sip",
+     NONE,
+     400,
+     {"SIP/2.0 400 Bad Request (the Contact or a Record-Route is not a well-formed "
+      "sip: or sips: URI)"},
+     0,
+     NONE},
+    {"bad-contact-bytes.sip",
+     NONE,
+     400,
+     {"SIP/2.0 400 Bad Request (the Contact or a Record-Route is not a well-formed sip: "
+      "or sips: URI)"},
+     0,
+     NONE},
 };
 
 static void test_golden_answers(void **state)
@@ -656,9 +680,126 @@ static void test_client_transactions(void **state)
 	sipd_terminate(e->dlg);
 }
 
+static void on_tcp_resp(int status, struct sipm *resp, struct sipd *dlg, void *arg)
+{
+	(void)resp, (void)dlg;
+	*(int *)arg = status;
+}
+
+/* Read one request from fd (blocking up to ms) and answer it 200. */
+static bool answer_tcp(struct loop *l, int fd, unsigned ms)
+{
+	char buf[4096];
+	size_t have = 0;
+	uint64_t end = loop_clock_ms() + ms;
+	while (loop_clock_ms() < end && !strstr(buf, "\r\n\r\n")) {
+		loop_run_once(l, 10);
+		ssize_t n = recv(fd, buf + have, sizeof(buf) - 1 - have, MSG_DONTWAIT);
+		if (n > 0)
+			have += (size_t)n;
+		buf[have] = '\0';
+	}
+	if (!strstr(buf, "\r\n\r\n"))
+		return false;
+	char resp[2048];
+	int n = snprintf(resp, sizeof(resp), "SIP/2.0 200 OK\r\n");
+	static const char *const hs[] = {"Via:", "From:", "To:", "Call-ID:", "CSeq:"};
+	for (size_t i = 0; i < 5; i++) {
+		const char *h = strstr(buf, hs[i]);
+		assert_non_null(h);
+		n += snprintf(resp + n, sizeof(resp) - (size_t)n, "%.*s\r\n",
+		              (int)strcspn(h, "\r"), h);
+	}
+	n += snprintf(resp + n, sizeof(resp) - (size_t)n, "Content-Length: 0\r\n\r\n");
+	return send(fd, resp, (size_t)n, 0) == n;
+}
+
+/* An outbound plain TCP connection outlives the bound on its connect (which is
+ * the TLS handshake limit): it once closed every such connection after 10 s. */
+static void test_tcp_peer_outlives_connect_bound(void **state)
+{
+	(void)state;
+	log_set_level(LOG_LVL_ERROR);
+	char dir[64] = "/tmp/test_sip_tcp.XXXXXX", conf[700], maps[128], cmd[600];
+	assert_non_null(mkdtemp(dir));
+	snprintf(maps, sizeof(maps), "%s/maps", dir);
+	mkdir(maps, 0700);
+	write_file(maps, "domains.map",
+	           "sip sip.test sip.test\nxmpp xmpp.test xmpp.test\n");
+	snprintf(cmd, sizeof(cmd), "cp '%s/mappings/presence.map' '%s/'", PB_SOURCE_DIR,
+	         maps);
+	assert_int_equal(system(cmd), 0);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	fcntl(lfd, F_SETFL, O_NONBLOCK);
+	int probe = udp_socket("127.0.0.1");
+	unsigned bport = bound_port(probe);
+	close(probe);
+	snprintf(conf, sizeof(conf),
+	         "[bridge]\nstate = :memory:\nmappings = maps\nlog_level = error\n"
+	         "[sip]\nlisten = udp:127.0.0.1:%u\n"
+	         "[xmpp]\nserver = 127.0.0.1:5275\nsecret = not-used-here\ntls = off\n"
+	         "[peer lync]\nhost = lync01.sip.test\naddress = 127.0.0.1:%u\n"
+	         "transport = tcp\ndomains = sip.test\ntrusted = yes\n",
+	         bport, bound_port(lfd));
+	write_file(dir, "presbridge.conf", conf);
+	struct env e = {0};
+	snprintf(e.dir, sizeof(e.dir), "%s", dir);
+	struct conf *cf = load(&e);
+	struct loop *l = NULL;
+	struct sipleg *sl = NULL;
+	struct sipleg_handlers h = {.request = on_request};
+	assert_int_equal(loop_new(&l), 0);
+	assert_int_equal(sipleg_start(&sl, l, cf, &h, &e), 0);
+	sipleg_set_limits(sl, &(struct sipleg_limits){.handshake_ms = 200});
+
+	int status = 0;
+	struct sipleg_req ping = {.method = "OPTIONS",
+	                          .ruri = "sip:lync01.sip.test",
+	                          .from = "<sip:presbridge@xmpp.test>",
+	                          .peer = "lync"};
+	assert_int_equal(sipleg_request(sl, &ping, on_tcp_resp, &status, NULL), 0);
+	int cfd = -1;
+	uint64_t end = loop_clock_ms() + 2000;
+	while (cfd < 0 && loop_clock_ms() < end) {
+		loop_run_once(l, 10);
+		cfd = accept(lfd, NULL, NULL);
+	}
+	assert_true(cfd >= 0);
+	fcntl(cfd, F_SETFL, O_NONBLOCK);
+	assert_true(answer_tcp(l, cfd, 2000));
+	end = loop_clock_ms() + 600; /* three times the bound */
+	while (loop_clock_ms() < end)
+		loop_run_once(l, 10);
+	assert_int_equal(status, 200);
+	/* the same connection carries the next request; none was closed or opened */
+	status = 0;
+	assert_int_equal(sipleg_request(sl, &ping, on_tcp_resp, &status, NULL), 0);
+	assert_true(answer_tcp(l, cfd, 2000));
+	end = loop_clock_ms() + 1000;
+	while (status == 0 && loop_clock_ms() < end)
+		loop_run_once(l, 10);
+	assert_int_equal(status, 200);
+	assert_true(accept(lfd, NULL, NULL) < 0);
+	char c;
+	assert_int_equal(recv(cfd, &c, 1, MSG_DONTWAIT), -1); /* open, nothing more */
+
+	close(cfd);
+	close(lfd);
+	sipleg_stop(sl);
+	loop_free(l);
+	conf_free(cf);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_tcp_peer_outlives_connect_bound),
 	    cmocka_unit_test_setup_teardown(test_golden_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invite_error_until_ack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_trust, setup, teardown),

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
@@ -209,6 +211,94 @@ static void test_openssl_purpose_agrees(void **state)
 	}
 }
 
+/* siptls_fail_text: which cause wins, its words and its once-per-cause key. The
+ * SIP leg's log and --probe both print these. */
+static void test_fail_text_table(void **state)
+{
+	(void)state;
+	const unsigned long not_tls =
+	    ERR_PACK(ERR_LIB_SSL, 0, SSL_R_WRONG_VERSION_NUMBER);
+	const unsigned long eof =
+	    ERR_PACK(ERR_LIB_SSL, 0, SSL_R_UNEXPECTED_EOF_WHILE_READING);
+	static const char subj[] = "/CN=lync01.sip.test";
+	const struct {
+		struct siptls_fail f;
+		const char *key;
+		const char *words;
+	} rows[] = {
+	    {{.verr = X509_V_ERR_CERT_HAS_EXPIRED,
+	      .verr_subject = subj,
+	      .alert_rcvd = -1,
+	      .alert_sent = 45},
+	     "verify-10",
+	     "its certificate (/CN=lync01.sip.test) was refused: "},
+	    {{.verr = X509_V_ERR_CERT_HAS_EXPIRED,
+	      .verr_subject = subj,
+	      .alert_rcvd = -1,
+	      .alert_sent = 45},
+	     "verify-10",
+	     "; we sent TLS alert 45 certificate_expired"},
+	    {{.verr = X509_V_ERR_INVALID_PURPOSE,
+	      .verr_subject = subj,
+	      .inbound = true,
+	      .alert_rcvd = -1,
+	      .alert_sent = -1},
+	     "verify-26",
+	     "lacks the clientAuth EKU it needs as TLS client"},
+	    {{.verr = X509_V_ERR_INVALID_PURPOSE,
+	      .verr_subject = subj,
+	      .alert_rcvd = -1,
+	      .alert_sent = -1},
+	     "verify-26",
+	     "lacks the serverAuth EKU it needs as TLS server"},
+	    {{.alert_rcvd = 43, .alert_sent = -1},
+	     "alert-rcvd-43",
+	     "TLS alert 43 unsupported_certificate from the peer: the peer refused our "
+	     "certificate; it lacks the clientAuth EKU (the bridge was the TLS client"},
+	    {{.alert_rcvd = 43, .alert_sent = -1, .inbound = true},
+	     "alert-rcvd-43",
+	     "it lacks the serverAuth EKU (the bridge was the TLS server)"},
+	    {{.alert_rcvd = 48, .alert_sent = -1},
+	     "alert-rcvd-48",
+	     "TLS alert 48 unknown_ca"},
+	    {{.alert_rcvd = -1, .alert_sent = 42},
+	     "alert-sent-42",
+	     "we sent TLS alert 42"},
+	    {{.alert_rcvd = -1, .alert_sent = -1, .ssl_err = not_tls},
+	     "not-tls",
+	     "the peer does not speak TLS here"},
+	    {{.alert_rcvd = -1, .alert_sent = 50, .inbound = true, .ssl_err = eof},
+	     "hs-closed",
+	     "the peer closed the connection during the TLS handshake"},
+	    {{.alert_rcvd = -1, .alert_sent = -1, .timed_out = true},
+	     "hs-timeout",
+	     "no TLS answer: the port accepted the connection but said nothing"},
+	    {{.alert_rcvd = -1, .alert_sent = -1, .ssl_get_error = SSL_ERROR_SYSCALL},
+	     "hs-closed",
+	     "closed the connection during the TLS handshake (it may have refused our "
+	     "certificate without an alert"},
+	    {{.alert_rcvd = -1,
+	      .alert_sent = -1,
+	      .inbound = true,
+	      .ssl_get_error = SSL_ERROR_SYSCALL},
+	     "hs-closed",
+	     "the peer closed the connection during the TLS handshake"},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char cause[900], key[64];
+		siptls_fail_text(&rows[i].f, cause, sizeof(cause), key, sizeof(key));
+		if (strcmp(key, rows[i].key) != 0 || !strstr(cause, rows[i].words))
+			fail_msg("row %zu: key '%s' cause '%s'", i, key, cause);
+	}
+	char out[300];
+	siptls_wrong_name_text("kamailio.sip.test, sip.test", "lync01.sip.test", "lync",
+	                       out, sizeof(out));
+	assert_non_null(strstr(out, "its certificate names kamailio.sip.test, sip.test, "
+	                            "not lync01.sip.test, the host of [peer lync]"));
+	siptls_fail_text(&rows[0].f, out, 20, (char[8]){0}, 8); /* truncation is safe */
+	assert_int_equal(strlen(out), 19);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +308,7 @@ int main(void)
 	    cmocka_unit_test(test_name_match_table),
 	    cmocka_unit_test(test_eku_table),
 	    cmocka_unit_test(test_openssl_purpose_agrees),
+	    cmocka_unit_test(test_fail_text_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

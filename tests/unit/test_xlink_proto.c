@@ -234,6 +234,32 @@ static void test_stream_words(void **state)
 	}
 }
 
+/* OpenSSL errors that mean "no TLS on that port" get words with the fix; others
+ * none (the caller prints OpenSSL's own text). */
+static void test_tls_words(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *openssl;
+		const char *words; /* NULL: no row */
+	} rows[] = {
+	    {"error:0A00010B:SSL routines::wrong version number", "does not speak TLS"},
+	    {"error:0A0000C6:SSL routines::packet length too long", "does not speak TLS"},
+	    {"error:0A000126:SSL routines::unexpected eof while reading",
+	     "closed the connection during the TLS handshake"},
+	    {"error:0A000086:SSL routines::certificate verify failed", NULL},
+	    {"", NULL},
+	    {NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const char *w = xproto_tls_words(rows[i].openssl);
+		if (!rows[i].words)
+			assert_null(w);
+		else
+			assert_non_null(strstr(w, rows[i].words));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +267,7 @@ int main(void)
 	    cmocka_unit_test(test_mask),       cmocka_unit_test(test_backoff),
 	    cmocka_unit_test(test_log_policy), cmocka_unit_test(test_log_errno),
 	    cmocka_unit_test(test_cert_words), cmocka_unit_test(test_stream_words),
+	    cmocka_unit_test(test_tls_words),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
