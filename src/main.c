@@ -4,6 +4,8 @@
  * Command line (a contract: extended, never renamed):
  *   presbridge -c FILE        run in the foreground, logging to stderr
  *   presbridge -c FILE -n     check config, mappings and certificates offline
+ *   presbridge -c FILE --probe [--json]
+ *                             also connect to every peer and the XMPP server
  *   presbridge -V             version
  */
 #include <getopt.h>
@@ -13,6 +15,7 @@
 
 #include "presbridge/conf.h"
 #include "presbridge/daemon.h"
+#include "presbridge/probe.h"
 #include "presbridge/siptls.h"
 #include "presbridge/version.h"
 
@@ -24,7 +27,7 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: presbridge -c FILE [-n]\n"
+	    "usage: presbridge -c FILE [-n | --probe [--json]]\n"
 	    "       presbridge -V\n"
 	    "\n"
 	    "  -c, --config FILE  configuration file (INI)\n"
@@ -33,6 +36,11 @@ static void usage(FILE *f)
 	    "                     prints 'configuration OK' (exit 0) or every problem "
 	    "as\n"
 	    "                     file:line (exit 1)\n"
+	    "      --probe        the checks of -n, then connect to every [peer] and "
+	    "the\n"
+	    "                     XMPP server and report per target what would stop\n"
+	    "                     federation (exit 0 only if it would work)\n"
+	    "      --json         with --probe: one JSON document for tools\n"
 	    "  -V, --version      print the version and exit\n"
 	    "  -h, --help         this text\n");
 }
@@ -78,10 +86,12 @@ int main(int argc, char **argv)
 	    {"check", no_argument, NULL, 'n'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"probe", no_argument, NULL, 'P'},
+	    {"json", no_argument, NULL, 'J'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL;
-	int check_only = 0;
+	int check_only = 0, probe = 0, json = 0;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "c:nVh", longopts, NULL)) != -1) {
@@ -91,6 +101,12 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			check_only = 1;
+			break;
+		case 'P':
+			probe = 1;
+			break;
+		case 'J':
+			json = 1;
 			break;
 		case 'V':
 			printf("presbridge %s\n", PB_VERSION);
@@ -113,8 +129,19 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (json && !probe) {
+		fprintf(stderr, "presbridge: --json goes with --probe\n");
+		return EXIT_USAGE;
+	}
+	if (check_only && probe) {
+		fprintf(stderr, "presbridge: -n and --probe exclude each other (--probe "
+		                "includes the checks of -n)\n");
+		return EXIT_USAGE;
+	}
 	if (check_only)
 		return check(config);
+	if (probe)
+		return probe_run(config, json, stdout);
 
 	return daemon_run(config);
 }

@@ -18,6 +18,7 @@ issue future --dns bridge.xmpp.test --not-yet-valid
 issue soon --dns bridge.xmpp.test --days 10
 issue rogue --dns bridge.xmpp.test --ca rogue
 issue other --dns other.xmpp.test
+issue cnonly --cn bridge.xmpp.test
 printf 'not a certificate\n' >"$dir/empty.crt"
 
 conf() { # conf NAME CERT KEY CA
@@ -33,9 +34,10 @@ ca = $4
 [xmpp]
 server = 127.0.0.1:5275
 secret = long-enough-secret
-tls = off
+tls = ${XMPP_TLS:-off}
+${XMPP_CA:+ca = $XMPP_CA}
 [peer lync]
-host = lync01.sip.test
+host = ${PEER_HOST:-lync01.sip.test}
 domains = sip.test
 EOF
 }
@@ -80,5 +82,11 @@ case_ not-a-cert 1 '\.conf:6: error: cert: .* holds no PEM certificate' \
 	"$D/empty.crt" "$D/good.key" "$D/ca.crt"
 case_ empty-ca 1 '\.conf:8: error: ca: .* holds no PEM certificate' \
 	"$D/good.crt" "$D/good.key" "$D/empty.crt"
+case_ cn-only 0 '\.conf:6: warning: cert: .* carries its name bridge.xmpp.test in the CN only: Lync/SfB matches a static route.s destination against subjectAltName' \
+	"$D/cnonly.crt" "$D/cnonly.key" "$D/ca.crt"
+PEER_HOST=127.0.0.1 case_ peer-host-ip 1 '\.conf:15: error: \[peer lync\] host .127.0.0.1. is an IP address: SIP certificates name servers by DNS name' \
+	"$D/good.crt" "$D/good.key" "$D/ca.crt"
+XMPP_TLS=direct XMPP_CA=$D/ca.crt case_ xmpp-no-name 0 '\.conf:10: warning: \[xmpp\] has no name: the server.s certificate must then carry the address 127.0.0.1' \
+	"$D/good.crt" "$D/good.key" "$D/ca.crt"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

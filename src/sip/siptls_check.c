@@ -3,6 +3,7 @@
  * `presbridge -n` and for the SIP leg's start-up: the same causes, in the same
  * words, wherever they are found.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -95,6 +96,65 @@ static void check_key(struct diag_list *dl, const char *file, unsigned line,
 	}
 }
 
+static bool is_ip(const char *s)
+{
+	unsigned char buf[16];
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* The names certificates are checked against: each TLS peer's host, the XMPP
+ * server's name, and the names the bridge's own certificate offers. */
+static void check_names(const struct conf *cf, struct diag_list *dl)
+{
+	for (size_t i = 0; i < cf->npeers; i++) {
+		const struct conf_peer *p = &cf->peers[i];
+		if (p->transport == CONF_TP_TLS && p->host && is_ip(p->host))
+			diag_add(
+			    dl, DIAG_ERROR, cf->file,
+			    p->host_line ? p->host_line : p->line,
+			    "[peer %s] host '%s' is an IP address: SIP certificates name "
+			    "servers by DNS name (RFC 5922), so the bridge could never "
+			    "verify this peer; set host to the FQDN its certificate "
+			    "carries and put the address in address",
+			    p->name, p->host);
+	}
+	if (cf->xmpp_tls == CONF_XMPP_TLS_DIRECT && cf->xmpp_server.host &&
+	    !conf_key_line(cf, "xmpp", "name") && is_ip(cf->xmpp_server.host))
+		diag_add(
+		    dl, DIAG_WARN, cf->file, conf_key_line(cf, "xmpp", "server"),
+		    "[xmpp] has no name: the server's certificate must then carry the "
+		    "address %s, which certificates rarely do; set name to the name in "
+		    "the XMPP server's certificate (usually its domain)",
+		    cf->xmpp_server.host);
+}
+
+/* The bridge's certificate must offer a DNS name: a SIP server's static route
+ * (Lync: New-CsStaticRoute -Destination) names it, and Lync matches that name
+ * against the subjectAltName. */
+static void check_own_names(const struct conf *cf, struct diag_list *dl, X509 *own)
+{
+	char **names = NULL;
+	size_t n = 0;
+	bool from_cn = false;
+	if (siptls_cert_names(own, &names, &n, &from_cn) != 0)
+		return;
+	if (n == 0)
+		diag_add(
+		    dl, DIAG_ERROR, cf->file, conf_key_line(cf, "sip", "cert"),
+		    "cert: %s names no host (no subjectAltName DNS entry, no CN): no "
+		    "peer can verify the bridge; reissue it with the bridge's FQDN in "
+		    "subjectAltName",
+		    cf->cert);
+	else if (from_cn)
+		diag_add(
+		    dl, DIAG_WARN, cf->file, conf_key_line(cf, "sip", "cert"),
+		    "cert: %s carries its name %s in the CN only: Lync/SfB matches a "
+		    "static route's destination against subjectAltName DNS entries; "
+		    "reissue it with %s in subjectAltName",
+		    cf->cert, names[0], names[0]);
+	siptls_names_free(names, n);
+}
+
 /* The bridge's own certificate: it is a TLS server and a TLS client. */
 static void check_own(const struct conf *cf, struct diag_list *dl,
                       STACK_OF(X509) * anchors)
@@ -159,6 +219,7 @@ static void check_own(const struct conf *cf, struct diag_list *dl,
 			             : "peers refuse it when they connect to the "
 			               "bridge");
 	check_key(dl, cf->file, cl, cf->cert, own);
+	check_own_names(cf, dl, own);
 	const char *ca_name;
 	if (issued_by_public_ca(own, &ca_name))
 		diag_add(
@@ -223,6 +284,7 @@ int siptls_check_conf(const struct conf *cf, struct diag_list *dl)
 	if (cf->cert && cf->key)
 		check_own(cf, dl, anchors);
 	sk_X509_pop_free(anchors, X509_free);
+	check_names(cf, dl);
 	if (cf->xmpp_ca && cf->xmpp_tls == CONF_XMPP_TLS_DIRECT) {
 		STACK_OF(X509) *x = check_anchors(cf, dl, "xmpp", cf->xmpp_ca);
 		sk_X509_pop_free(x, X509_free);
