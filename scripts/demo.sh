@@ -1,15 +1,198 @@
-#!/bin/sh
-# The main job (README command one): install, build, and run presbridge on the
-# example federation. This release checks the example configuration, mappings
-# and certificates (`presbridge -n`); the live demo federation (ejabberd, a SIP
-# peer and the bridge, presence and messages crossing) arrives with the SIP and
-# XMPP legs.
+#!/bin/bash
+# shellcheck source-path=SCRIPTDIR/../tests/integration
+# The main job (README command one): a SIP/SIMPLE domain and an XMPP domain
+# federated through presbridge on this machine, in the topology production has.
+#
+#   1. installs what is missing (scripts/deps.sh demo) and builds (scripts/build.sh);
+#   2. issues a test CA and certificates, and starts on free loopback ports:
+#      ejabberd as xmpp.test (the bridge is its component sip.test); Kamailio as
+#      sip.test's server in the Lync pool's part (registrar, presence server, a
+#      TLS static route for xmpp.test to the bridge, the bridge its trusted peer
+#      over mutual TLS); presbridge, configured from examples/presbridge.conf
+#      with only ports and paths replaced;
+#   3. a SIP user (alice@sip.test: SIPp, registered at Kamailio) and an XMPP user
+#      (bob@xmpp.test: xmppc at ejabberd) subscribe to each other, change presence
+#      and exchange messages both ways; it prints what crossed, as what;
+#   4. stops everything it started, also on Ctrl-C or a failure.
+# Exit status 0 only if everything crossed. System services and standard ports
+# are never used; nothing listens beyond 127.0.0.1.
+#
+# Env: BUILD_DIR (default build), KEEP=1 keeps the scratch folder, SHOW_LOGS=1
+# prints every server's log at the end.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-scripts/deps.sh build
-scripts/build.sh build
+export BUILD_DIR=${BUILD_DIR:-build}
+
+echo "== 1/3 packages (scripts/deps.sh demo)"
+if ! scripts/deps.sh demo; then
+	cat >&2 <<'EOF'
+
+demo: a package could not be installed (the lines above say which). Run the
+apt-get line printed above by hand to see why (usually /etc/apt/sources.list,
+the network, or a proxy), then run scripts/demo.sh again.
+EOF
+	exit 1
+fi
+
+echo "== 2/3 build (scripts/build.sh $BUILD_DIR)"
+buildlog=$(mktemp "${TMPDIR:-/tmp}/presbridge-demo-build.XXXXXX")
+if ! scripts/build.sh "$BUILD_DIR" >"$buildlog" 2>&1; then
+	tail -n 40 "$buildlog" >&2
+	echo "demo: the build failed; the whole output is in $buildlog" >&2
+	exit 1
+fi
+rm -f "$buildlog"
+
+# From here on the integration harness runs the federation: free ports, process
+# groups, and a trap that stops everything at exit, on Ctrl-C and on failure.
+export LIB_STYLE=demo
+. "$top/tests/integration/lib.sh"
+. "$IT_DIR/ejabberd.sh"
+. "$IT_DIR/kamailio.sh"
+. "$IT_DIR/sipp.sh"
+. "$IT_DIR/xmpp.sh"
+. "$IT_DIR/xmpp/bridge.sh"
+. "$IT_DIR/bridge/pres.sh"
+. "$IT_DIR/bridge/im_lib.sh"
+. "$IT_DIR/bridge/fed.sh"
+
+echo "   $("$BUILD_DIR/presbridge" -V) built in $BUILD_DIR/"
+echo "== 3/3 the federation (scratch folder $T_DIR)"
+[[ -x $XMPPC ]] || die "$XMPPC is missing: the build should have made it"
+if ! fed_start; then
+	grep -His 'address already in use\|eaddrinuse' "$T_DIR"/*.log "$T_DIR"/ejabberd/logs/*.log >&2 || true
+	cat >&2 <<'EOF'
+
+demo: the federation did not start; the reason is above. If a log says
+"Address already in use", another program took a port between the demo's choice
+and the server's start: the demo picks free loopback ports in 20000-60000 anew
+on every run, so run it again (`ss -ltnup` shows which program holds a port).
+The demo never uses the standard ports (5060, 5061, 5222, 5269, 5275, 4369), so
+servers of this machine listening there are no obstacle.
+EOF
+	die "the federation did not start"
+fi
+cat <<EOF
+   sip.test    Kamailio $(kamailio -v 2>/dev/null | sed -n 's/^version: kamailio \([0-9.]*\).*/\1/p'), as the Lync pool $(ini_get "$FED_EXAMPLE" "peer lync" host): registrar + presence server
+               SIP clients on UDP 127.0.0.1:$KAM_UDP_PORT; mutual TLS on 127.0.0.1:$KAM_TLS_PORT
+               TLS static route: xmpp.test -> presbridge 127.0.0.1:$BR_TLS
+   xmpp.test   ejabberd, clients on 127.0.0.1:$EJ_C2S_PORT (STARTTLS); component sip.test on 127.0.0.1:$EJ_COMPONENT_PORT (TLS)
+   presbridge  $BUILD_DIR/presbridge -c $FED_CONF
+               = examples/presbridge.conf with ports and paths replaced; presbridge -n: $(tail -n 1 "$T_DIR/check.log")
+   certs       test CA in $CA_DIR: presbridge $FED_BRIDGE_HOST (serverAuth+clientAuth), Kamailio, ejabberd
+EOF
+
+n=0
+# sent WHAT: one thing a user did; got WHAT: what arrived on the other side.
+sent() {
+	n=$((n + 1))
+	printf '\n%2d. %s\n' "$n" "$*"
+}
+got() { printf '    -> %s\n' "$*"; }
+# cross NAME CMD...: CMD waits until it arrived; counted, and reported if not.
+cross() {
+	local name=$1
+	shift
+	if "$@"; then
+		pass "$name"
+		return 0
+	fi
+	fail "$name" "did not arrive"
+	return 1
+}
+xgot() { # xgot PATTERN: the stanza bob got, as he got it
+	got "bob@xmpp.test (XMPP) got $(fed_xmpp_show bob "$1")"
+}
+sgot() { # sgot SIPP METHOD [REGEX] [HOW]: the request alice got
+	got "alice@sip.test (SIP${4:+, $4}) got $(fed_sip_show "$1" "$2" "${3:-}")"
+}
+
+ALICE_PORT=$(free_port)
+sent "alice@sip.test (SIP over UDP) REGISTERs at Kamailio, contact 127.0.0.1:$ALICE_PORT"
+cross "alice registers" fed_register alice "$ALICE_PORT" &&
+	got "Kamailio (sip.test registrar) answered 200; requests for alice@sip.test now reach 127.0.0.1:$ALICE_PORT"
+
+sent "bob@xmpp.test (XMPP) logs in at ejabberd and says <presence><status>at my desk</status></presence>"
+cross "bob logs in" xmppc_start bob bob@xmpp.test/desk bobpw && got "logged in as bob@xmpp.test/desk"
+xmppc_send bob '<presence><status>at my desk</status></presence>'
+
+sent "bob@xmpp.test (XMPP) <presence type='subscribe' to='alice@sip.test'/>
+    = ejabberd -> presbridge (component sip.test) -> SUBSCRIBE sip:alice@sip.test to Kamailio's presence server (mutual TLS)"
+xmppc_send bob '<presence type="subscribe" to="alice@sip.test"/>'
+if cross "bob's subscription to alice" xmppc_expect bob '<presence&&type="subscribed"&&from="alice@sip.test"' 15; then
+	xgot '<presence&&type="subscribed"&&from="alice@sip.test"'
+	cross "alice's presence (none yet)" xmppc_expect bob '<presence&&type="unavailable"&&from="alice@sip.test"' 10 &&
+		xgot '<presence&&type="unavailable"&&from="alice@sip.test"'
+	got "(Kamailio answered 200 and NOTIFYed the bridge: alice has published nothing yet, so she is offline)"
+fi
+
+sent "alice@sip.test (SIP over UDP) PUBLISHes busy 'in a meeting' at Kamailio
+    = Kamailio NOTIFYs presbridge over mutual TLS (PIDF, <rpid:busy/>) -> ejabberd"
+etag=$(fed_publish pub-busy alice '<rpid:busy/>' 'in a meeting') || etag=""
+cross "alice busy -> bob" xmppc_expect bob '<presence&&from="alice@sip.test&&<show>dnd</show>&&<status>in a meeting</status>' 15 &&
+	xgot '<presence&&from="alice@sip.test&&<show>dnd</show>&&<status>in a meeting</status>'
+
+sent "alice@sip.test (SIP over UDP) SUBSCRIBEs to sip:bob@xmpp.test
+    = Kamailio record-routes it and relays it along its TLS static route for xmpp.test to presbridge -> ejabberd"
+sipp_start watch bridge_kam_watch_uac.xml udp "127.0.0.1:$KAM_UDP_PORT" \
+	-key ruri bob@xmpp.test -key from alice@sip.test -m 1 -timeout 60s || die "SIPp (alice's watcher) did not start"
+WATCH=$LAST_PID
+cross "alice's subscription request -> bob" xmppc_expect bob '<presence&&type="subscribe"&&from="alice@sip.test"' 15 &&
+	xgot '<presence&&type="subscribe"&&from="alice@sip.test"'
+cross "alice's subscription pending" wait_until 10 fed_sip_msg watch 'Subscription-State: pending' &&
+	sgot watch NOTIFY 'pending' 'NOTIFY along the Record-Route through Kamailio'
+
+sent "bob@xmpp.test (XMPP) accepts: <presence type='subscribed' to='alice@sip.test'/>"
+xmppc_send bob '<presence type="subscribed" to="alice@sip.test"/>'
+cross "bob's approval -> alice" wait_until 10 fed_sip_msg watch '^NOTIFY .*at my desk' &&
+	sgot watch NOTIFY 'at my desk' 'via Kamailio'
+
+sent "bob@xmpp.test (XMPP) <presence><show>away</show><status>on lunch</status></presence>"
+xmppc_send bob '<presence><show>away</show><status>on lunch</status></presence>'
+cross "bob away -> alice" wait_until 10 fed_sip_msg watch '^NOTIFY .*on lunch' &&
+	sgot watch NOTIFY 'on lunch' 'via Kamailio'
+
+sent "alice@sip.test's client refreshes its subscription (Expires: 1800) and signs out (Expires: 0),
+    in the dialog, through Kamailio (Route: its Record-Route)"
+cross "alice signs out" sipp_wait "$WATCH" 20 &&
+	sgot watch NOTIFY 'terminated' 'via Kamailio'
+
+sent "alice@sip.test (SIP over UDP) MESSAGE sip:bob@xmpp.test 'Hallo Bob — Grüße aus sip.test 😀'
+    = Kamailio's TLS static route -> presbridge -> ejabberd"
+cross "alice's MESSAGE accepted" sipp_run msg-in message_uac.xml udp "127.0.0.1:$KAM_UDP_PORT" \
+	-key ruri bob@xmpp.test -key from alice@sip.test -key body 'Hallo Bob — Grüße aus sip.test 😀' &&
+	cross "alice's MESSAGE -> bob" xmppc_expect bob '<message&&from="alice@sip.test"&&<body>Hallo Bob — Grüße aus sip.test 😀' 10 &&
+	xgot '<message&&from="alice@sip.test"&&<body>Hallo Bob'
+
+im_sipp_at msg-out message_uas.xml udp "$ALICE_PORT" "" -m 1 -timeout 30s ||
+	die "SIPp (alice's client) did not start on 127.0.0.1:$ALICE_PORT"
+UAS=$LAST_PID
+sent "bob@xmpp.test (XMPP) <message type='chat' to='alice@sip.test'><body>Hi Alice — greetings from xmpp.test 👋</body></message>
+    = presbridge -> MESSAGE to Kamailio (mutual TLS) -> alice's registered contact"
+xmppc_send bob '<message type="chat" to="alice@sip.test" id="demo1"><body>Hi Alice — greetings from xmpp.test 👋</body></message>'
+cross "bob's chat -> alice" sipp_wait "$UAS" 15 &&
+	sgot msg-out MESSAGE '' 'Kamailio found her registration'
+
+sent "alice@sip.test (SIP over UDP) changes her publication (SIP-If-Match: $etag): available, 'back at my desk'"
+fed_publish pub-back alice '' 'back at my desk' "$etag" >/dev/null || true
+cross "alice available -> bob" xmppc_expect bob '<presence&&from="alice@sip.test&&<status>back at my desk</status>' 15 &&
+	xgot '<presence&&from="alice@sip.test&&<status>back at my desk</status>'
+
+sent "presbridge gets SIGTERM (a graceful stop)"
+bridge_rc=0
+bridge_stop "$BR_PID" 10 || bridge_rc=$?
+cross "presbridge exits 0" test "$bridge_rc" -eq 0 &&
+	got "presbridge exited 0"
+cross "bob is told alice is out of reach" xmppc_expect bob '<presence&&type="unavailable"&&from="alice@sip.test"' 5 &&
+	xgot '<presence&&type="unavailable"&&from="alice@sip.test"'
+
 echo
-build/presbridge -V
-echo "$ presbridge -c examples/presbridge.conf -n"
-build/presbridge -c examples/presbridge.conf -n
+xmppc_stop bob || true
+stop_all
+if ((T_FAILED == 0)); then
+	echo "Everything crossed: $T_PASSED of $T_PASSED steps, in $SECONDS s. Stopped everything the demo started."
+else
+	echo "$T_FAILED of $((T_PASSED + T_FAILED)) steps did not cross (FAILED lines above). Stopped everything the demo started."
+fi
+finish

@@ -1,7 +1,11 @@
 #!/bin/sh
 # Install the Debian 12 packages presbridge needs: `deps.sh build` for building and
-# unit tests, `deps.sh test` adds the integration harness (ejabberd, Kamailio,
-# SIPp, socat, stunnel). Nothing is installed when everything is already there.
+# unit tests, `deps.sh demo` adds the servers of the demo federation and the
+# integration harness (ejabberd, Kamailio, SIPp, socat: packages-demo.txt),
+# `deps.sh test` adds what only the tests need (fuzzing: packages-test.txt),
+# `deps.sh bench` adds the profilers for bench/ (packages-bench.txt; bench/run.sh
+# runs it).
+# Nothing is installed when everything is already there.
 #
 # Servers installed here must never start as system services: the tests start
 # private instances on free loopback ports. On a systemd host the units are masked
@@ -10,7 +14,16 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 lists="$here/packages-build.txt"
-[ "${1:-build}" = test ] && lists="$lists $here/packages-test.txt"
+case ${1:-build} in
+build) ;;
+demo) lists="$lists $here/packages-demo.txt" ;;
+test) lists="$lists $here/packages-demo.txt $here/packages-test.txt" ;;
+bench) lists="$lists $here/packages-demo.txt $here/packages-bench.txt" ;;
+*)
+	echo "usage: deps.sh [build|demo|test|bench]" >&2
+	exit 2
+	;;
+esac
 
 # shellcheck disable=SC2002,SC2086 # the lists are one package a line
 wanted=$(cat $lists 2>/dev/null | sed 's/#.*//' | tr -s ' \t\n' '\n' | sed '/^$/d' | sort -u)

@@ -35,6 +35,10 @@
 #   KAM_CFG_INCLUDE   file included into kamailio.cfg; it must define route[LOCAL_HOOK],
 #                     which is called for every initial request before any other routing
 #   KAM_DEBUG         Kamailio debug level (default 2; 3 = debug)
+#   KAM_HOSTS         "name=ip ...": A records put into Kamailio's DNS cache once it
+#                     runs (dns.add_a), for names it must resolve without a DNS
+#                     server: the bridge's Contact and Via carry its certificate's
+#                     FQDN (e.g. bridge.xmpp.test=127.0.0.1), as Lync expects
 # Outputs (exported):
 #   KAM_UDP_PORT KAM_TCP_PORT KAM_TLS_PORT KAM_DIR KAM_PID KAM_LOG KAM_CTL
 #   KAM_DOMAIN (sip.test)  KAM_HOST (kamailio.sip.test)
@@ -358,6 +362,13 @@ kamailio_start() {
 		echo "kamailio did not become ready in 20s" >&2
 		return 1
 	fi
+	local h
+	for h in ${KAM_HOSTS:-}; do
+		if ! kamrpc dns.add_a "${h%%=*}" 86400 "${h#*=}" 0 >/dev/null; then
+			echo "kamailio: could not add ${h%%=*} to its DNS cache" >&2
+			return 1
+		fi
+	done
 }
 
 _kam_ready() {

@@ -26,6 +26,11 @@
 #   log MSG                    timestamped message on stderr
 # At exit every process started through spawn/track_pid is killed (process group
 # first), logs are shown (tail) if anything failed, and T_DIR is removed.
+#
+# LIB_STYLE=demo (scripts/demo.sh, which narrates what crossed itself): a passing
+# check prints nothing, a failing one "FAILED NAME: reason"; log lines have no
+# time stamp; if anything failed, T_DIR is kept and its logs are listed instead
+# of shown.
 
 set -Eeuo pipefail
 set +m
@@ -58,7 +63,14 @@ T_ERR=""
 T_FINISHED=0
 LAST_PID=""
 
-log() { printf '[%s %s] %s\n' "$(date +%H:%M:%S.%3N)" "$T_NAME" "$*" >&2; }
+LIB_STYLE=${LIB_STYLE:-test}
+log() {
+	if [[ $LIB_STYLE == demo ]]; then
+		printf '   %s\n' "$*" >&2
+	else
+		printf '[%s %s] %s\n' "$(date +%H:%M:%S.%3N)" "$T_NAME" "$*" >&2
+	fi
+}
 # die REASON: one FAIL line for the test as a whole, and stop it.
 die() {
 	fail "$T_NAME" "$*"
@@ -67,12 +79,16 @@ die() {
 
 pass() {
 	T_PASSED=$((T_PASSED + 1))
-	printf 'PASS %s\n' "$1"
+	[[ $LIB_STYLE == demo ]] || printf 'PASS %s\n' "$1"
 }
 
 fail() {
 	T_FAILED=$((T_FAILED + 1))
-	printf 'FAIL %s: %s\n' "$1" "${2:-failed}"
+	if [[ $LIB_STYLE == demo ]]; then
+		printf 'FAILED %s: %s\n' "$1" "${2:-failed}"
+	else
+		printf 'FAIL %s: %s\n' "$1" "${2:-failed}"
+	fi
 }
 
 # check NAME CMD... : PASS if CMD succeeds, else FAIL with its exit code.
@@ -414,7 +430,13 @@ _cleanup() {
 		fail "$T_NAME" "aborted (exit $rc${T_ERR:+, $T_ERR})"
 	fi
 	stop_all
-	if ((T_FAILED > 0)) || [[ -n ${SHOW_LOGS:-} ]]; then
+	if [[ $LIB_STYLE == demo && -z ${SHOW_LOGS:-} ]]; then
+		if ((T_FAILED > 0)); then
+			KEEP=1
+			printf '\nThe logs of every server are kept in %s:\n' "$T_DIR" >&2
+			find "$T_DIR" -name '*.log' -size +0 -printf '  %P\n' 2>/dev/null | sort >&2
+		fi
+	elif ((T_FAILED > 0)) || [[ -n ${SHOW_LOGS:-} ]]; then
 		dump_logs
 	fi
 	if [[ ${KEEP:-0} == 1 ]]; then
