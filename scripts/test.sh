@@ -6,7 +6,9 @@
 #   3. the same unit tests built with AddressSanitizer + UndefinedBehaviorSanitizer,
 #   4. the integration suite: real ejabberd, Kamailio and SIPp on loopback ports,
 #   5. the bridge's end-to-end suites again with the ASan+UBSan daemon,
-#   6. 20 s of libFuzzer on each parser that takes peer input.
+#   6. 20 s of libFuzzer on each parser that takes peer input,
+#   7. the benchmark once at a tiny size (bench/run.sh --quick): it only proves
+#      the load tools and every measured path still work; its figures mean nothing.
 # It ends with one line "N passed, N failed" that sums every stage.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,13 +71,16 @@ fi
 BUILD_DIR="$top/build" stage "integration (ejabberd, Kamailio, SIPp)" tests/integration/run.sh
 # A short fuzzing pass over every parser that takes peer input (libFuzzer).
 stage "fuzz (libFuzzer, 20 s per target)" scripts/fuzz.sh 20
-# The bridge's end-to-end suites once more against the sanitized daemon: every
-# path a peer can drive, with leaks counted at each graceful exit.
+# The bridge's end-to-end suites and the probe once more against the sanitized
+# daemon: every path a peer can drive, with leaks counted at each graceful exit.
 if [ -x build-asan/presbridge ]; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		BUILD_DIR="$top/build-asan" stage "bridge end to end under ASan+UBSan" \
-		tests/integration/run.sh bridge
+		BUILD_DIR="$top/build-asan" stage "bridge end to end and --probe under ASan+UBSan" \
+		tests/integration/run.sh bridge probe
 fi
+# The benchmark at a tiny size (its own Release build in build-bench), so bench/
+# cannot rot.
+stage "benchmark, tiny (bench/run.sh --quick)" bench/run.sh --quick
 
 echo
 echo "=== summary ($(($(date +%s) - start)) s)"
