@@ -108,6 +108,11 @@ struct sipleg_reply {
 	/* A 2xx to an INVITE or SUBSCRIBE outside a dialog creates the dialog
 	 * (returned through dlgp). Lync's ms-piggyback-first-notify: a body on the
 	 * 200 to a SUBSCRIBE that asked for it is the first NOTIFY's content. */
+	/* Called (if set) once the response is built and its dialog (if any, else
+	 * NULL) exists, before a byte of it leaves: what the bridge must have on
+	 * disk before the peer sees it acknowledged goes there. */
+	void (*before_send)(struct sipd *dlg, void *arg);
+	void *before_arg;
 };
 
 /*

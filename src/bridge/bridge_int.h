@@ -40,6 +40,11 @@ struct bridge {
 	unsigned im_idle_ms; /* an IM session without traffic ends with BYE after this;
 	                      * 0: never */
 	struct bi_tab *im;   /* the IM half's run-time data (bridge_im.c) */
+	/* Refused subscriptions are logged at most once per BR_REFUSE_LOG_S
+	 * per cause ([0] the watcher's limit, [1] the bridge's), so a flood does
+	 * not become a log flood. */
+	int64_t refuse_logged_at[2];
+	unsigned refuse_quiet[2]; /* refused since that line, not logged */
 	/* SIP watchers resumed at start-up, NOTIFYed a batch at a time
 	 * (bridge_pres.c, bp_restore): entries are bp_rt, NULL once released. */
 	void **renotify;

@@ -419,15 +419,46 @@ static void xmpp_parties(struct bridge *b, const struct state_sub *sub, char **f
 	}
 }
 
-static void reply(struct bridge *b, struct sipleg_srv *srv, struct state_sub *sub,
-                  const struct sub_result *res)
+static void save_sub(struct bridge *b, struct state_sub *sub)
+{
+	if (sub->rt && ((struct bp_rt *)sub->rt)->dlg)
+		sub->local_cseq = sipd_local_cseq(((struct bp_rt *)sub->rt)->dlg);
+	int e = state_sub_save(b->state, sub);
+	if (e)
+		log_error(BR_MOD, "state: cannot save %s -> %s: %s", sub->watcher,
+		          sub->presentity, store_errmsg(b->store));
+}
+
+/* A subscription the 2xx acknowledges is on disk, with its dialog, before the
+ * 2xx leaves: a kill -9 right after the peer saw it loses nothing. */
+struct reply_ctx {
+	struct bridge *b;
+	struct state_sub *sub;
+	bool save, saved;
+};
+
+static void before_reply(struct sipd *dlg, void *arg)
+{
+	struct reply_ctx *rc = arg;
+	if (dlg)
+		attach_dialog(rc->b, rc->sub, dlg);
+	if (rc->save) {
+		save_sub(rc->b, rc->sub);
+		rc->saved = true;
+	}
+}
+
+/* Returns true if it saved sub (the caller need not). */
+static bool reply(struct bridge *b, struct sipleg_srv *srv, struct state_sub *sub,
+                  const struct sub_result *res, bool save)
 {
 	char v[16];
 	struct sipm_hdr h = {res->sip_status == 423 ? "Min-Expires" : "Expires", v};
 	struct sipd *dlg = NULL;
+	struct reply_ctx rc = {b, sub, save && sub && res->sip_status < 300, false};
 
 	if (!srv)
-		return;
+		return false;
 	snprintf(v, sizeof(v), "%u",
 	         res->sip_status == 423 ? b->sublim.min_expires : res->expires);
 	/* Only a SUBSCRIBE's answer carries Expires or Min-Expires; the requests an
@@ -438,10 +469,13 @@ static void reply(struct bridge *b, struct sipleg_srv *srv, struct state_sub *su
 	    .code = res->sip_status,
 	    .hdrs = timed ? &h : NULL,
 	    .nhdrs = timed ? 1 : 0,
+	    .before_send = rc.save ? before_reply : NULL,
+	    .before_arg = &rc,
 	};
 	if (sipleg_reply(srv, &r, &dlg) != 0 || !sub || res->sip_status >= 300 || !dlg)
-		return;
+		return rc.saved;
 	attach_dialog(b, sub, dlg);
+	return rc.saved;
 }
 
 static void perform(struct bridge *b, struct state_sub *sub, const struct sub_result *res,
@@ -453,8 +487,20 @@ static void perform(struct bridge *b, struct state_sub *sub, const struct sub_re
 
 	if ((a & SUB_ACT_CANCEL_TIMER) && rt)
 		loop_timer_cancel(b->loop, &rt->timer);
+	/* Timers first: they set the expiry the save below records. */
+	if (a & SUB_ACT_SCHEDULE_EXPIRY)
+		schedule(b, sub, res->timer_at, SUB_EV_TIMER_EXPIRY);
+	if (a & SUB_ACT_SCHEDULE_REFRESH)
+		schedule(b, sub, res->timer_at, SUB_EV_TIMER_REFRESH);
+	if (a & SUB_ACT_SCHEDULE_RETRY)
+		schedule(b, sub, res->timer_at, SUB_EV_TIMER_RETRY);
+	/* A watcher's refresh moves its expiry: keep it, so a restart knows how long
+	 * the subscription still holds. */
+	bool save = (a & SUB_ACT_PERSIST) ||
+	            ((a & SUB_ACT_SCHEDULE_EXPIRY) && sub->st.dir == SUB_DIR_SIP_WATCHER);
+	bool saved = false;
 	if (a & SUB_ACT_SIP_RESPONSE)
-		reply(b, srv, sub, res);
+		saved = reply(b, srv, sub, res, save && !(a & SUB_ACT_DROP));
 	if ((a & SUB_ACT_SIP_NOTIFY) && send_notify(b, sub, res))
 		a |= SUB_ACT_XMPP_PROBE; /* learn the presence the NOTIFY lacked */
 	if (a & SUB_ACT_SIP_SUBSCRIBE)
@@ -492,24 +538,8 @@ static void perform(struct bridge *b, struct state_sub *sub, const struct sub_re
 	}
 	free(from);
 	free(to);
-	if (a & SUB_ACT_SCHEDULE_EXPIRY)
-		schedule(b, sub, res->timer_at, SUB_EV_TIMER_EXPIRY);
-	if (a & SUB_ACT_SCHEDULE_REFRESH)
-		schedule(b, sub, res->timer_at, SUB_EV_TIMER_REFRESH);
-	if (a & SUB_ACT_SCHEDULE_RETRY)
-		schedule(b, sub, res->timer_at, SUB_EV_TIMER_RETRY);
-	/* A watcher's refresh moves its expiry: keep it, so a restart knows how long
-	 * the subscription still holds. */
-	bool save = (a & SUB_ACT_PERSIST) ||
-	            ((a & SUB_ACT_SCHEDULE_EXPIRY) && sub->st.dir == SUB_DIR_SIP_WATCHER);
-	if (save && sub->rt && ((struct bp_rt *)sub->rt)->dlg)
-		sub->local_cseq = sipd_local_cseq(((struct bp_rt *)sub->rt)->dlg);
-	if (save && !(a & SUB_ACT_DROP)) {
-		int e = state_sub_save(b->state, sub);
-		if (e)
-			log_error(BR_MOD, "state: cannot save %s -> %s: %s", sub->watcher,
-			          sub->presentity, store_errmsg(b->store));
-	}
+	if (save && !saved && !(a & SUB_ACT_DROP))
+		save_sub(b, sub);
 	if (a & SUB_ACT_DROP) {
 		drop_sub(b, sub);
 	}
@@ -552,6 +582,9 @@ static struct state_sub *feed(struct bridge *b, struct state_sub *sub, enum sub_
 }
 
 /* A new entry for a pair the bridge has nothing stored for, or the refusal. */
+/* Seconds between two log lines about refused subscriptions. */
+#define BR_REFUSE_LOG_S 10
+
 static struct state_sub *new_sub(struct bridge *b, enum sub_dir dir, const char *watcher,
                                  const char *presentity, struct sipleg_srv *srv,
                                  xmpp_stanza_t *st)
@@ -560,10 +593,25 @@ static struct state_sub *new_sub(struct bridge *b, enum sub_dir dir, const char 
 	int e = state_sub_add(b->state, dir, watcher, presentity, &sub);
 	if (e == 0)
 		return sub;
-	log_warn(BR_MOD, "subscription %s -> %s refused: %s", watcher, presentity,
-	         e == -EDQUOT   ? "the watcher has as many subscriptions as allowed"
-	         : e == -ENOSPC ? "the bridge holds as many subscriptions as allowed"
-	                        : strerror(-e));
+	int64_t now = now_s();
+	int k = e == -EDQUOT ? 0 : 1;
+	if (now - b->refuse_logged_at[k] >= BR_REFUSE_LOG_S) {
+		char more[64] = "";
+		if (b->refuse_quiet[k])
+			snprintf(more, sizeof(more),
+			         " (and %u more since the last such line)",
+			         b->refuse_quiet[k]);
+		log_warn(
+		    BR_MOD, "subscription %s -> %s refused: %s%s", watcher, presentity,
+		    e == -EDQUOT   ? "the watcher has as many subscriptions as allowed"
+		    : e == -ENOSPC ? "the bridge holds as many subscriptions as allowed"
+		                   : strerror(-e),
+		    more);
+		b->refuse_logged_at[k] = now;
+		b->refuse_quiet[k] = 0;
+	} else {
+		b->refuse_quiet[k]++;
+	}
 	if (srv)
 		br_sip_refuse(b, srv, ERR_BRIDGE_LIMIT, NULL);
 	if (st)

@@ -233,6 +233,11 @@ struct sipleg {
 };
 
 /* ---- sip_conn.c ---- */
+/* RFC 3261 section 12.1: m's Contact (if any) and every Record-Route value are
+ * usable SIP/SIPS URIs, so they may become a dialog's remote target and route
+ * set (sipleg.c). */
+bool sip_target_ok(struct sipm *m);
+
 int sip_conn_start(struct sipleg *sl);
 void sip_conn_stop(struct sipleg *sl);
 int sip_conn_reload(struct sipleg *sl, const struct conf *cf, SSL_CTX **new_tls,

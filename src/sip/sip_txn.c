@@ -406,6 +406,17 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 	struct sipd *dlg = c->dlg_id ? sip_dlg_by_id(sl, c->dlg_id) : NULL;
 	if (c->invite && status >= 300)
 		clt_ack_error(c, resp);
+	if (status < 300 && c->create_dialog && !dlg && !sip_target_ok(resp)) {
+		/* a 2xx whose Contact or Record-Route could not be the Request-URI
+		 * of a request: no dialog is built on it (the caller sees 502) */
+		if (sip_once(sl, c->peer, "bad-target"))
+			log_warn(
+			    "sip",
+			    "peer %s: the %d to %s carries a Contact or Record-Route "
+			    "that is no usable SIP URI; treated as 502",
+			    c->peer, status, c->method);
+		status = 502;
+	}
 	if (status < 300 && c->create_dialog && !dlg) {
 		size_t nrr;
 		const char *const *rr = sipm_record_routes(resp, &nrr);
@@ -423,7 +434,8 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 			log_error("sip", "peer %s: out of memory for the dialog of %s",
 			          c->peer, c->method);
 		}
-	} else if (status < 300 && dlg && c->invite && *sipm_contact_uri(resp)) {
+	} else if (status < 300 && dlg && c->invite && *sipm_contact_uri(resp) &&
+	           sip_target_ok(resp)) {
 		char *t = strdup(sipm_contact_uri(resp));
 		if (t) {
 			free(dlg->remote_target);

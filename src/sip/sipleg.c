@@ -266,6 +266,8 @@ int sipleg_reply(struct sipleg_srv *st, const struct sipleg_reply *r, struct sip
 	}
 	if (ok2xx && d && strcmp(method, "INVITE") == 0)
 		sip_dlg_ok_start(d, text, tlen, sipm_cseq(st->req), &st->src.back);
+	if (r->before_send)
+		r->before_send(d, r->before_arg);
 	log_debug("sip", "peer %s: %s answered %d", st->who, method, r->code);
 	sip_srv_respond(st, r->code, text, tlen);
 	if (dlgp)
@@ -539,7 +541,7 @@ static bool route_ok(const char *v)
  * or the first route of a strict router) of every request the bridge sends in
  * the dialog, which no SIP parser reads (found by fuzz/fuzz_sipbridge.c and
  * fuzz/fuzz_xmpp.c). */
-static bool target_ok(struct sipm *m)
+bool sip_target_ok(struct sipm *m)
 {
 	const char *c = sipm_contact_uri(m);
 	if (*c && !sip_uri_ok(c, strlen(c)))
@@ -598,7 +600,7 @@ static void handle_request(struct sipleg *sl, struct sip_src *s, struct sipm *m)
 		row->fn(sl, st);
 		return;
 	}
-	if (row->target_refresh && !target_ok(m)) {
+	if (row->target_refresh && !sip_target_ok(m)) {
 		sipleg_reply_code(st, 400,
 		                  "the Contact or a Record-Route is not a well-formed "
 		                  "sip: or sips: URI");

@@ -148,6 +148,9 @@ check "flood: the per-watcher limit is logged as such" _log_has "$BR_LOG" \
 	'subscription sip:fl[0-9]+@sip\.test -> [a-z]+@xmpp\.test refused: the watcher has as many subscriptions as allowed'
 check "flood: the global limit is logged as such" _log_has "$BR_LOG" \
 	'subscription sip:fl[0-9]+@sip\.test -> [a-z]+@xmpp\.test refused: the bridge holds as many subscriptions as allowed'
+refused_lines() { grep -c 'refused: the \(watcher\|bridge\) \(has\|holds\) as many' "$BR_LOG" || true; }
+check "flood: 1180 refusals are a few log lines, not a log flood ($(refused_lines))" \
+	test "$(refused_lines)" -le 8
 flood flood2 400 400
 t2=$(now_ms)
 rss2=$(rss_kb "$FPID")

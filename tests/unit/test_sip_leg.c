@@ -678,6 +678,17 @@ static void test_client_transactions(void **state)
 	free(iv);
 	free(ack);
 	sipd_terminate(e->dlg);
+
+	/* a 2xx whose Contact is no SIP URI builds no dialog: the caller sees 502 */
+	assert_int_equal(sipleg_request(e->sip, &sub, on_response, e, NULL), 0);
+	char *bs = peer_recv(e, 1000, &from);
+	assert_non_null(bs);
+	peer_answer(e, bs, 200, "Contact: <http://peer.example/x>\r\nExpires: 600\r\n",
+	            &from);
+	wait_answer(e, 6);
+	assert_int_equal(e->status, 502);
+	assert_null(e->dlg);
+	free(bs);
 }
 
 static void on_tcp_resp(int status, struct sipm *resp, struct sipd *dlg, void *arg)
@@ -689,7 +700,7 @@ static void on_tcp_resp(int status, struct sipm *resp, struct sipd *dlg, void *a
 /* Read one request from fd (blocking up to ms) and answer it 200. */
 static bool answer_tcp(struct loop *l, int fd, unsigned ms)
 {
-	char buf[4096];
+	char buf[4096] = "";
 	size_t have = 0;
 	uint64_t end = loop_clock_ms() + ms;
 	while (loop_clock_ms() < end && !strstr(buf, "\r\n\r\n")) {
