@@ -1166,6 +1166,13 @@ static void json_str(FILE *out, const char *s)
 	fputc('"', out);
 }
 
+/* prefix "key":"value" (prefix "{" or "," or ",{"). */
+static void json_kv(FILE *out, const char *prefix, const char *key, const char *v)
+{
+	fprintf(out, "%s\"%s\":", prefix, key);
+	json_str(out, v);
+}
+
 static void json_tri(FILE *out, const char *key, int v)
 {
 	fprintf(out, ",\"%s\":%s", key, v < 0 ? "null" : v ? "true" : "false");
@@ -1173,16 +1180,11 @@ static void json_tri(FILE *out, const char *key, int v)
 
 static void json_target(FILE *out, const struct target *t)
 {
-	fputs("{\"kind\":", out);
-	json_str(out, t->kind);
-	fputs(",\"name\":", out);
-	json_str(out, t->name);
-	fputs(",\"host\":", out);
-	json_str(out, t->host);
-	fputs(",\"address\":", out);
-	json_str(out, t->address);
-	fputs(",\"transport\":", out);
-	json_str(out, t->transport);
+	json_kv(out, "{", "kind", t->kind);
+	json_kv(out, ",", "name", t->name);
+	json_kv(out, ",", "host", t->host);
+	json_kv(out, ",", "address", t->address);
+	json_kv(out, ",", "transport", t->transport);
 	fprintf(out, ",\"line\":%u,\"ok\":%s", t->line, failed(t) ? "false" : "true");
 	json_tri(out, "reachable", t->reachable);
 	if (t->connect_ms >= 0)
@@ -1190,21 +1192,15 @@ static void json_target(FILE *out, const struct target *t)
 	if (t->tls_version[0]) {
 		fputs(",\"tls\":{\"version\":", out);
 		json_str(out, t->tls_version);
-		fputs(",\"cipher\":", out);
-		json_str(out, t->cipher);
+		json_kv(out, ",", "cipher", t->cipher);
 		fputs(",\"chain\":[", out);
 		for (int i = 0; i < t->nchain; i++) {
 			const struct certinfo *c = &t->chain[i];
-			fputs(i ? ",{\"subject\":" : "{\"subject\":", out);
-			json_str(out, c->subject);
-			fputs(",\"issuer\":", out);
-			json_str(out, c->issuer);
-			fputs(",\"not_after\":", out);
-			json_str(out, c->not_after);
-			fputs(",\"names\":", out);
-			json_str(out, c->names);
-			fputs(",\"ekus\":", out);
-			json_str(out, c->ekus);
+			json_kv(out, i ? ",{" : "{", "subject", c->subject);
+			json_kv(out, ",", "issuer", c->issuer);
+			json_kv(out, ",", "not_after", c->not_after);
+			json_kv(out, ",", "names", c->names);
+			json_kv(out, ",", "ekus", c->ekus);
 			fputc('}', out);
 		}
 		fputc(']', out);
@@ -1234,12 +1230,9 @@ static void json_target(FILE *out, const struct target *t)
 		        t->handshakes, t->handshakes_ok);
 	fputs(",\"checks\":[", out);
 	for (int i = 0; i < t->nchecks; i++) {
-		fputs(i ? ",{\"check\":" : "{\"check\":", out);
-		json_str(out, t->checks[i].id);
-		fputs(",\"result\":", out);
-		json_str(out, res_json[t->checks[i].res]);
-		fputs(",\"text\":", out);
-		json_str(out, t->checks[i].text);
+		json_kv(out, i ? ",{" : "{", "check", t->checks[i].id);
+		json_kv(out, ",", "result", res_json[t->checks[i].res]);
+		json_kv(out, ",", "text", t->checks[i].text);
 		fputc('}', out);
 	}
 	fputs("]}", out);
@@ -1270,8 +1263,7 @@ int probe_run(const char *config_path, bool json, FILE *out)
 	}
 	if (err) {
 		if (json) {
-			fputs("{\"config\":", out);
-			json_str(out, config_path);
+			json_kv(out, "{", "config", config_path);
 			fputs(",\"ok\":false,\"offline\":[", out);
 			for (size_t i = 0; i < dl.n; i++) {
 				diag_format(&dl.v[i], line, sizeof(line));
@@ -1337,8 +1329,7 @@ int probe_run(const char *config_path, bool json, FILE *out)
 	}
 	bool ok = offline_errors == 0 && nfail == 0;
 	if (json) {
-		fputs("{\"config\":", out);
-		json_str(out, config_path);
+		json_kv(out, "{", "config", config_path);
 		fprintf(out, ",\"version\":\"%s\",\"ok\":%s,\"offline\":[", PB_VERSION,
 		        ok ? "true" : "false");
 		for (size_t i = 0; i < dl.n; i++) {

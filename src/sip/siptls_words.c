@@ -47,10 +47,22 @@ void siptls_wrong_name_text(const char *names, const char *host, const char *pee
 	         names, host, peer, peer, host);
 }
 
+static void closed_text(const struct siptls_fail *f, char *cause, size_t n, char *key,
+                        size_t kn)
+{
+	snprintf(cause, n, "the peer closed the connection during the TLS handshake%s",
+	         f->inbound ? ""
+	                    : " (it may have refused our certificate without an alert, "
+	                      "or it does not speak TLS on this port)");
+	snprintf(key, kn, "hs-closed");
+}
+
 void siptls_fail_text(const struct siptls_fail *f, char *cause, size_t n, char *key,
                       size_t kn)
 {
 	unsigned long e = f->ssl_err;
+	bool eof = e && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	           ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
 
 	if (f->verr) {
 		const struct siptls_verr *v = siptls_verify_error(f->verr);
@@ -67,15 +79,9 @@ void siptls_fail_text(const struct siptls_fail *f, char *cause, size_t n, char *
 	} else if (f->alert_rcvd >= 0) {
 		siptls_alert_rcvd_text(f->alert_rcvd, f->inbound, cause, n);
 		snprintf(key, kn, "alert-rcvd-%d", f->alert_rcvd);
-	} else if (e && ERR_GET_LIB(e) == ERR_LIB_SSL &&
-	           ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+	} else if (eof) {
 		/* OpenSSL 3 also "sends" decode_error here; the cause is the close. */
-		snprintf(cause, n,
-		         "the peer closed the connection during the TLS handshake%s",
-		         f->inbound ? ""
-		                    : " (it may have refused our certificate without an "
-		                      "alert, or it does not speak TLS on this port)");
-		snprintf(key, kn, "hs-closed");
+		closed_text(f, cause, n, key, kn);
 	} else if (f->alert_sent >= 0) {
 		const struct siptls_alert *a = siptls_alert(f->alert_sent);
 		snprintf(cause, n, "we sent TLS alert %d %s: %s", f->alert_sent, a->name,
@@ -101,12 +107,7 @@ void siptls_fail_text(const struct siptls_fail *f, char *cause, size_t n, char *
 		snprintf(key, kn, "hs-timeout");
 	} else if (f->ssl_get_error == SSL_ERROR_SYSCALL ||
 	           f->ssl_get_error == SSL_ERROR_ZERO_RETURN || !e) {
-		snprintf(cause, n,
-		         "the peer closed the connection during the TLS handshake%s",
-		         f->inbound ? ""
-		                    : " (it may have refused our certificate without an "
-		                      "alert, or it does not speak TLS on this port)");
-		snprintf(key, kn, "hs-closed");
+		closed_text(f, cause, n, key, kn);
 	} else {
 		char buf[256];
 		ERR_error_string_n(e, buf, sizeof(buf));
