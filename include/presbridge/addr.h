@@ -107,6 +107,10 @@ int addr_pct_decode(const char *s, size_t len, char **outp);
  * all; no leading or trailing hyphen). Bridged domains and peer hosts are names. */
 bool addr_domain_valid(const char *name);
 
+/* True if s is an IPv4 or IPv6 address literal (without brackets); false for
+ * NULL. */
+bool addr_is_ip(const char *s);
+
 /* Plain words for a refusal code, for logs and error texts. */
 const char *addr_strerror(int err);
 

@@ -19,9 +19,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* True if name is an IPv4 or IPv6 address literal (without brackets). */
-bool xtls_name_is_ip(const char *name);
-
 /*
  * Verify the PEM certificate cert_pem against the trust anchors in cafile only
  * (no system store, no partial chains) and the name it must carry (SAN DNS

@@ -165,12 +165,6 @@ static char *resolve(struct loader *ld, const char *path)
 	return out;
 }
 
-static bool ip_literal(const char *s)
-{
-	unsigned char buf[16];
-	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
-}
-
 /* "host:port", "[v6]:port", or "host" when default_port is non-zero. */
 static int parse_hostport(const char *v, uint16_t default_port, bool port_optional,
                           struct conf_hostport *hp, const char **why)
@@ -216,7 +210,7 @@ static int parse_hostport(const char *v, uint16_t default_port, bool port_option
 		}
 		memcpy(host, v, hlen);
 		host[hlen] = '\0';
-		if (!ip_literal(host) && !addr_domain_valid(host)) {
+		if (!addr_is_ip(host) && !addr_domain_valid(host)) {
 			*why = "the host is neither an IP address nor a host name";
 			return -EINVAL;
 		}

@@ -1,5 +1,6 @@
 #include "presbridge/addr.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,12 @@ static void lower(char *s)
 	for (; *s; s++)
 		if (*s >= 'A' && *s <= 'Z')
 			*s = (char)(*s - 'A' + 'a');
+}
+
+bool addr_is_ip(const char *s)
+{
+	unsigned char buf[16];
+	return s && (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1);
 }
 
 /* A DNS name as RFC 1123 allows it: letters, digits, hyphens, dots; no empty label,

@@ -32,6 +32,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "presbridge/addr.h"
 #include "presbridge/conf.h"
 #include "presbridge/diag.h"
 #include "presbridge/sip.h"
@@ -385,7 +386,7 @@ static SSL *tls_start(struct target *t, SSL_CTX *ctx, int fd, const char *sni,
 		return NULL;
 	}
 	SSL_set_fd(ssl, fd);
-	if (!xtls_name_is_ip(sni))
+	if (!addr_is_ip(sni))
 		SSL_set_tlsext_host_name(ssl, sni);
 	ERR_clear_error();
 	errno = 0;

@@ -3,7 +3,6 @@
  * `presbridge -n` and for the SIP leg's start-up: the same causes, in the same
  * words, wherever they are found.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "presbridge/addr.h"
 #include "presbridge/conf.h"
 #include "presbridge/siptls.h"
 
@@ -96,19 +96,13 @@ static void check_key(struct diag_list *dl, const char *file, unsigned line,
 	}
 }
 
-static bool is_ip(const char *s)
-{
-	unsigned char buf[16];
-	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
-}
-
 /* The names certificates are checked against: each TLS peer's host, the XMPP
  * server's name, and the names the bridge's own certificate offers. */
 static void check_names(const struct conf *cf, struct diag_list *dl)
 {
 	for (size_t i = 0; i < cf->npeers; i++) {
 		const struct conf_peer *p = &cf->peers[i];
-		if (p->transport == CONF_TP_TLS && p->host && is_ip(p->host))
+		if (p->transport == CONF_TP_TLS && p->host && addr_is_ip(p->host))
 			diag_add(
 			    dl, DIAG_ERROR, cf->file,
 			    p->host_line ? p->host_line : p->line,
@@ -119,7 +113,7 @@ static void check_names(const struct conf *cf, struct diag_list *dl)
 			    p->name, p->host);
 	}
 	if (cf->xmpp_tls == CONF_XMPP_TLS_DIRECT && cf->xmpp_server.host &&
-	    !conf_key_line(cf, "xmpp", "name") && is_ip(cf->xmpp_server.host))
+	    !conf_key_line(cf, "xmpp", "name") && addr_is_ip(cf->xmpp_server.host))
 		diag_add(
 		    dl, DIAG_WARN, cf->file, conf_key_line(cf, "xmpp", "server"),
 		    "[xmpp] has no name: the server's certificate must then carry the "

@@ -43,6 +43,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "presbridge/addr.h"
 #include "presbridge/conf.h"
 #include "presbridge/log.h"
 #include "presbridge/loop.h"
@@ -434,7 +435,7 @@ static int xl_certfail(const xmpp_tlscert_t *cert, const char *errormsg)
 	const struct xproto_certerr *ce = xproto_cert_error_text(errormsg);
 	/* OpenSSL's host check never matches an IP address, which is what libstrophe
 	 * asks for; xtls_check_peer() checks the address right after the handshake. */
-	if (ce->code == X509_V_ERR_HOSTNAME_MISMATCH && xtls_name_is_ip(k->set->p.name))
+	if (ce->code == X509_V_ERR_HOSTNAME_MISMATCH && addr_is_ip(k->set->p.name))
 		return 1;
 	bool ca_fix = strstr(ce->fix, "[xmpp] ca") != NULL;
 	xl_cause(k, "TLS: %s for %s (OpenSSL: %s); %s%s%s%s", ce->words, k->set->p.name,

@@ -1,6 +1,5 @@
 #include "presbridge/xtls.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/pem.h>
@@ -14,14 +13,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "presbridge/addr.h"
 #include "presbridge/xproto.h"
-
-bool xtls_name_is_ip(const char *name)
-{
-	unsigned char buf[16];
-	return name && (inet_pton(AF_INET, name, buf) == 1 ||
-	                inet_pton(AF_INET6, name, buf) == 1);
-}
 
 __attribute__((format(printf, 3, 4))) static void say(char *why, size_t n,
                                                       const char *fmt, ...)
@@ -72,8 +65,8 @@ int xtls_check_peer(const char *cert_pem, const char *cafile, const char *name, 
 	X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(sctx);
 	X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
 	X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	int set = xtls_name_is_ip(name) ? X509_VERIFY_PARAM_set1_ip_asc(param, name)
-	                                : X509_VERIFY_PARAM_set1_host(param, name, 0);
+	int set = addr_is_ip(name) ? X509_VERIFY_PARAM_set1_ip_asc(param, name)
+	                           : X509_VERIFY_PARAM_set1_host(param, name, 0);
 	if (set != 1) {
 		say(why, n, "[xmpp] name '%s' is not a usable DNS name or address", name);
 		goto out;

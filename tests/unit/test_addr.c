@@ -396,9 +396,21 @@ static void test_shipped_domains_map(void **state)
 	addr_map_free(m);
 }
 
+/* IP literals: what certificates name by iPAddress, never by dNSName. */
+static void test_is_ip(void **state)
+{
+	(void)state;
+	assert_true(addr_is_ip("127.0.0.1"));
+	assert_true(addr_is_ip("::1"));
+	assert_false(addr_is_ip("xmpp.test"));
+	assert_false(addr_is_ip("[::1]"));
+	assert_false(addr_is_ip(NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_is_ip),
 	    cmocka_unit_test_setup_teardown(test_sip_to_jid, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jid_to_sip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),

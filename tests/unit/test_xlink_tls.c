@@ -160,16 +160,6 @@ static void test_check_peer(void **state)
 	EVP_PKEY_free(lk);
 }
 
-static void test_name_is_ip(void **state)
-{
-	(void)state;
-	assert_true(xtls_name_is_ip("127.0.0.1"));
-	assert_true(xtls_name_is_ip("::1"));
-	assert_false(xtls_name_is_ip("xmpp.test"));
-	assert_false(xtls_name_is_ip("[::1]"));
-	assert_false(xtls_name_is_ip(NULL));
-}
-
 /* A read that would wait for ever ends when the watchdog fires; disarmed in time,
  * it does nothing. */
 static void test_watchdog(void **state)
@@ -207,7 +197,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_check_peer),
-	    cmocka_unit_test(test_name_is_ip),
 	    cmocka_unit_test(test_watchdog),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
