@@ -259,6 +259,10 @@ int sipleg_feed(struct sipleg *sl, bool stream, const char *ip, const char *buf,
 size_t sipleg_dialog_count(const struct sipleg *sl);
 size_t sipleg_conn_count(const struct sipleg *sl);
 
+/* len - 1 random lower-case hex characters and a NUL into out (RAND_bytes):
+ * branches, tags, Call-IDs. */
+void sip_random_token(char *out, size_t len);
+
 /* What to do when a peer answers the bridge with 401/407, in the words both the
  * leg's log and --probe use. */
 extern const char *const sip_challenge_help;

@@ -28,7 +28,6 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -129,18 +128,6 @@ static double now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void rand_hex(char *out, size_t bytes)
-{
-	unsigned char b[16];
-	if (bytes > sizeof(b))
-		bytes = sizeof(b);
-	if (RAND_bytes(b, (int)bytes) != 1)
-		for (size_t i = 0; i < bytes; i++)
-			b[i] = (unsigned char)(rand() & 0xff);
-	for (size_t i = 0; i < bytes; i++)
-		sprintf(out + 2 * i, "%02x", b[i]);
 }
 
 static void hostport(char *out, size_t n, const char *host, unsigned port)
@@ -587,9 +574,9 @@ static void sip_options(struct target *t, const struct conf_peer *p, int fd, SSL
 	char branch[17], tag[17], cid[33];
 	const char *tp = conf_tp_name(p->transport);
 
-	rand_hex(branch, 8);
-	rand_hex(tag, 8);
-	rand_hex(cid, 16);
+	sip_random_token(branch, sizeof(branch));
+	sip_random_token(tag, sizeof(tag));
+	sip_random_token(cid, sizeof(cid));
 	local_hostport(fd, local, sizeof(local));
 	snprintf(via, sizeof(via), "SIP/2.0/%s %s;branch=z9hG4bK-probe-%s;rport",
 	         tp_upper(p->transport), local, branch);

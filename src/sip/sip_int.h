@@ -292,7 +292,6 @@ void sip_too_large(struct sipleg *sl, struct sip_src *s, const char *hdr, size_t
 /* Answer a request from its raw text (it may not have parsed). */
 int sip_reply_raw(struct sipleg *sl, const struct sip_src *s, const char *req, size_t len,
                   int code, const char *why);
-void sip_random_token(char *out, size_t len);
 bool sip_once(struct sipleg *sl, const char *who, const char *cause);
 void sip_src_fill_peer(struct sipleg *sl, struct sip_src *s);
 
