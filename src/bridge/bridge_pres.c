@@ -429,8 +429,9 @@ static void save_sub(struct bridge *b, struct state_sub *sub)
 		          sub->presentity, store_errmsg(b->store));
 }
 
-/* A subscription the 2xx acknowledges is on disk, with its dialog, before the
- * 2xx leaves: a kill -9 right after the peer saw it loses nothing. */
+/* The 2xx's dialog is tied to the subscription, and (save) the subscription is
+ * on disk with it, before the 2xx leaves: a kill -9 right after the peer saw it
+ * loses nothing. */
 struct reply_ctx {
 	struct bridge *b;
 	struct state_sub *sub;
@@ -454,8 +455,7 @@ static bool reply(struct bridge *b, struct sipleg_srv *srv, struct state_sub *su
 {
 	char v[16];
 	struct sipm_hdr h = {res->sip_status == 423 ? "Min-Expires" : "Expires", v};
-	struct sipd *dlg = NULL;
-	struct reply_ctx rc = {b, sub, save && sub && res->sip_status < 300, false};
+	struct reply_ctx rc = {b, sub, save, false};
 
 	if (!srv)
 		return false;
@@ -469,12 +469,10 @@ static bool reply(struct bridge *b, struct sipleg_srv *srv, struct state_sub *su
 	    .code = res->sip_status,
 	    .hdrs = timed ? &h : NULL,
 	    .nhdrs = timed ? 1 : 0,
-	    .before_send = rc.save ? before_reply : NULL,
+	    .before_send = sub && res->sip_status < 300 ? before_reply : NULL,
 	    .before_arg = &rc,
 	};
-	if (sipleg_reply(srv, &r, &dlg) != 0 || !sub || res->sip_status >= 300 || !dlg)
-		return rc.saved;
-	attach_dialog(b, sub, dlg);
+	sipleg_reply(srv, &r, NULL);
 	return rc.saved;
 }
 

@@ -306,8 +306,6 @@ static void idle_fired(void *arg)
 static void hs_fired(void *arg)
 {
 	struct sip_conn *c = arg;
-	if (c->state == SIP_CONN_OPEN)
-		return; /* a guard: the timer is cancelled when the connection opens */
 	enum log_level lvl =
 	    sip_once(c->sl, c->ip, "tls-timeout") ? LOG_LVL_WARN : LOG_LVL_DEBUG;
 	if (c->state == SIP_CONN_CONNECTING) {
