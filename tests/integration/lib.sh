@@ -18,6 +18,7 @@
 #   stop_all                   stop_pid every tracked process, newest first
 #   alive PID / pgrp_alive PID
 #   snapshot_procs / leftovers SNAPSHOT...   what is still alive (false if nothing)
+#   check_nothing_left SNAPSHOT...           the teardown check on leftovers (PASS/FAIL)
 #   wait_port HOST PORT SECS [tcp|udp]
 #   wait_until SECS CMD...     poll CMD until it succeeds
 #   wait_log FILE REGEX SECS   poll until FILE contains REGEX (grep -E)
@@ -335,6 +336,18 @@ leftovers() {
 		found=0
 	fi
 	return "$found"
+}
+
+# check_nothing_left [SNAPSHOT...]: the teardown check: PASS if leftovers finds
+# nothing (SNAPSHOT: snapshot_procs, taken before the stops), else FAIL naming
+# what still runs.
+check_nothing_left() {
+	local left
+	if left=$(leftovers "$@"); then
+		fail "teardown: nothing of ours left running" "still there: $left"
+	else
+		pass "teardown: nothing of ours left running ($# processes checked)"
+	fi
 }
 
 # ---------------------------------------------------------------- waiting

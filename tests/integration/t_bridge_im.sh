@@ -315,9 +315,5 @@ stop_pid "$BR_PID" 5
 # ---- teardown: everything we started must be gone
 mapfile -t procs < <(snapshot_procs)
 stop_all
-if left=$(leftovers "${procs[@]}"); then
-	fail "teardown: nothing of ours left running" "still there: $left"
-else
-	pass "teardown: nothing of ours left running (${#procs[@]} processes checked)"
-fi
+check_nothing_left "${procs[@]}"
 finish

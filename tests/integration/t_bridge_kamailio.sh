@@ -225,9 +225,5 @@ check "nothing was challenged or refused between kamailio and the bridge" \
 mapfile -t procs < <(snapshot_procs)
 xmppc_stop bob || true
 stop_all
-if left=$(leftovers "${procs[@]}"); then
-	fail "teardown: nothing of ours left running" "still there: $left"
-else
-	pass "teardown: nothing of ours left running (${#procs[@]} processes checked)"
-fi
+check_nothing_left "${procs[@]}"
 finish

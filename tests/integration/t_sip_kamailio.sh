@@ -79,9 +79,5 @@ alive "$(pgrep -f "sipleg_run -c $T_DIR/br/presbridge.conf" | head -1)" &&
 
 mapfile -t procs < <(snapshot_procs)
 for p in "${T_PIDS[@]}"; do stop_pid "$p" 10; done
-if left=$(leftovers "${procs[@]}"); then
-	fail "teardown: nothing left running" "still there: $left"
-else
-	pass "teardown: nothing left running"
-fi
+check_nothing_left "${procs[@]}"
 finish

@@ -108,9 +108,5 @@ alive "$BR_PID" && pass "the bridge is still running after every refusal" ||
 
 mapfile -t procs < <(snapshot_procs)
 for p in "${T_PIDS[@]}"; do stop_pid "$p" 5; done
-if left=$(leftovers "${procs[@]}"); then
-	fail "teardown: nothing left running" "still there: $left"
-else
-	pass "teardown: nothing left running"
-fi
+check_nothing_left "${procs[@]}"
 finish

@@ -256,9 +256,5 @@ check "a peer answering 401 is logged: it must exclude the bridge from authentic
 # --- teardown
 mapfile -t procs < <(snapshot_procs)
 for p in "${T_PIDS[@]}"; do stop_pid "$p" 5; done
-if left=$(leftovers "${procs[@]}"); then
-	fail "teardown: nothing left running" "still there: $left"
-else
-	pass "teardown: nothing left running"
-fi
+check_nothing_left "${procs[@]}"
 finish

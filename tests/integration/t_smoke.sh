@@ -105,10 +105,6 @@ mapfile -t procs < <(snapshot_procs)
 kamailio_stop
 ejabberd_stop
 stop_all
-if left=$(leftovers "${procs[@]}"); then
-	fail "teardown: nothing of ours left running" "still there: $left"
-else
-	pass "teardown: nothing of ours left running (${#procs[@]} processes checked)"
-fi
+check_nothing_left "${procs[@]}"
 
 finish

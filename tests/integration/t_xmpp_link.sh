@@ -226,10 +226,6 @@ check "untrusted certificate (rogue CA): refused, the fix named" \
 mapfile -t procs < <(snapshot_procs)
 ejabberd_stop
 stop_all
-if left=$(leftovers "${procs[@]}"); then
-	fail "teardown: nothing of ours left running" "still there: $left"
-else
-	pass "teardown: nothing of ours left running (${#procs[@]} processes checked)"
-fi
+check_nothing_left "${procs[@]}"
 
 finish
