@@ -223,31 +223,41 @@ static bool hname_is(const char *line, size_t n, const char *name, const char *c
 	       (line[1] == ':' || line[1] == ' ');
 }
 
+/* The header line after the one that ends at *at (*at: the start line's LF to
+ * begin with), its length without the LF in *np; NULL after the last. */
+static const char *next_line(const struct smsg *m, const char **at, size_t *np)
+{
+	const char *end = m->p + m->hlen, *p = *at;
+	if (!p || p + 1 >= end)
+		return NULL;
+	const char *line = p + 1;
+	const char *eol = memchr(line, '\n', (size_t)(end - line));
+	if (!eol)
+		return NULL;
+	*np = (size_t)(eol - line);
+	*at = eol;
+	return line;
+}
+
 /* The value of the first header name (compact form too), or NULL. */
 static const char *hdr(const struct smsg *m, const char *name, const char *compact,
                        size_t *len)
 {
-	const char *p = memchr(m->p, '\n', m->hlen);
-	const char *end = m->p + m->hlen;
-	while (p && p + 1 < end) {
-		const char *line = p + 1;
-		const char *eol = memchr(line, '\n', (size_t)(end - line));
-		if (!eol)
-			break;
-		size_t n = (size_t)(eol - line);
-		if (hname_is(line, n, name, compact)) {
-			const char *v = memchr(line, ':', n);
-			if (!v)
-				return NULL;
-			for (v++; *v == ' ' || *v == '\t'; v++)
-				;
-			const char *e = eol;
-			if (e > v && e[-1] == '\r')
-				e--;
-			*len = (size_t)(e - v);
-			return v;
-		}
-		p = eol;
+	const char *at = memchr(m->p, '\n', m->hlen), *line;
+	size_t n;
+	while ((line = next_line(m, &at, &n)) != NULL) {
+		if (!hname_is(line, n, name, compact))
+			continue;
+		const char *v = memchr(line, ':', n);
+		if (!v)
+			return NULL;
+		for (v++; *v == ' ' || *v == '\t'; v++)
+			;
+		const char *e = line + n;
+		if (e > v && e[-1] == '\r')
+			e--;
+		*len = (size_t)(e - v);
+		return v;
 	}
 	return NULL;
 }
@@ -282,22 +292,15 @@ static bool sip_next(struct bbuf *b, struct smsg *m)
 static void copy_hdr(struct bbuf *out, const struct smsg *m, const char *name,
                      const char *compact, const char *append)
 {
-	const char *p = memchr(m->p, '\n', m->hlen);
-	const char *end = m->p + m->hlen;
-	while (p && p + 1 < end) {
-		const char *line = p + 1;
-		const char *eol = memchr(line, '\n', (size_t)(end - line));
-		if (!eol)
-			break;
-		size_t n = (size_t)(eol - line);
-		if (hname_is(line, n, name, compact)) {
-			size_t k = n && line[n - 1] == '\r' ? n - 1 : n;
-			bbuf_put(out, line, k);
-			if (append)
-				bbuf_put(out, append, strlen(append));
-			bbuf_put(out, "\r\n", 2);
-		}
-		p = eol;
+	const char *at = memchr(m->p, '\n', m->hlen), *line;
+	size_t n;
+	while ((line = next_line(m, &at, &n)) != NULL) {
+		if (!hname_is(line, n, name, compact))
+			continue;
+		bbuf_put(out, line, n && line[n - 1] == '\r' ? n - 1 : n);
+		if (append)
+			bbuf_put(out, append, strlen(append));
+		bbuf_put(out, "\r\n", 2);
 	}
 }
 
