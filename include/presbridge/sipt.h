@@ -43,6 +43,22 @@ struct sipt_frame {
 void sipt_frame_next(const char *buf, size_t len, size_t max, struct sipt_frame *f);
 
 /*
+ * sipt_frame_next() for a stream that arrives piecewise, with what earlier
+ * calls on the same frame learnt kept in *sc: how many leading bytes hold no
+ * end of header, and once the header is whole, how many bytes the message
+ * needs. A peer that sends a message a byte at a time then costs one scan of
+ * it, not one per byte (quadratic in its size). Zero *sc for a new stream;
+ * it is zeroed again whenever a frame other than MORE comes out, and stays
+ * valid when the caller moves the unconsumed bytes to the front of its buffer.
+ */
+struct sipt_scan {
+	size_t scanned; /* buf[0..scanned) has no complete end of header */
+	size_t need;    /* 0, or the whole message's length, header known */
+};
+void sipt_frame_more(const char *buf, size_t len, size_t max, struct sipt_scan *sc,
+                     struct sipt_frame *f);
+
+/*
  * A datagram buf[0..len): the message starts *skipp bytes in (after CRLFs RFC 3261
  * section 7.5 allows) and has *hdr_lenp header and *body_lenp body bytes. A
  * Content-Length shorter than the rest is honoured (the extra is dropped); a

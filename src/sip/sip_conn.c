@@ -687,7 +687,8 @@ static void conn_process(struct sip_conn *c)
 			c->discard -= n;
 			continue;
 		}
-		sipt_frame_next(c->in + off, c->inlen - off, sl->lim.max_msg, &f);
+		sipt_frame_more(c->in + off, c->inlen - off, sl->lim.max_msg, &c->scan,
+		                &f);
 		struct sip_src s;
 		switch (f.kind) {
 		case SIPT_FRAME_MORE:

@@ -20,6 +20,7 @@
 #include "presbridge/loop.h"
 #include "presbridge/sip.h"
 #include "presbridge/sippeer.h"
+#include "presbridge/sipt.h"
 
 /* RFC 3261 section 17.1.1.1 timer values, in ms. */
 #define SIP_T1          500u
@@ -71,6 +72,7 @@ struct sip_conn {
 	char who[320]; /* "lync01.sip.test (127.0.0.1:41234)" */
 	char *in;
 	size_t inlen, incap, discard;
+	struct sipt_scan scan; /* of the frame at in[0] (sipt_frame_more) */
 	char *out;
 	size_t outlen, outoff, outcap;
 	bool flush_due; /* written this loop turn: sent by the idle hook (conns_flush) */

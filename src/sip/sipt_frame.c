@@ -61,7 +61,10 @@ int sipt_content_length(const char *hdr, size_t len, size_t *clp, const char **w
 	return 0;
 }
 
-void sipt_frame_next(const char *buf, size_t len, size_t max, struct sipt_frame *f)
+/* The end of the header is searched for from byte from on: the caller knows
+ * buf[0..from+3) holds none. */
+static void frame(const char *buf, size_t len, size_t max, size_t from,
+                  struct sipt_frame *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->kind = SIPT_FRAME_MORE;
@@ -93,7 +96,10 @@ void sipt_frame_next(const char *buf, size_t len, size_t max, struct sipt_frame 
 		f->len = 1;
 		return;
 	}
-	size_t hdr = sipm_header_len(buf, len < max ? len : max);
+	size_t lim = len < max ? len : max;
+	size_t hdr = from < lim ? sipm_header_len(buf + from, lim - from) : 0;
+	if (hdr)
+		hdr += from;
 	if (!hdr) {
 		if (len >= max) {
 			f->kind = SIPT_FRAME_BAD;
@@ -128,6 +134,31 @@ void sipt_frame_next(const char *buf, size_t len, size_t max, struct sipt_frame 
 		return;
 	f->kind = SIPT_FRAME_MSG;
 	f->len = hdr + cl;
+}
+
+void sipt_frame_next(const char *buf, size_t len, size_t max, struct sipt_frame *f)
+{
+	frame(buf, len, max, 0, f);
+}
+
+void sipt_frame_more(const char *buf, size_t len, size_t max, struct sipt_scan *sc,
+                     struct sipt_frame *f)
+{
+	if (sc->need && len < sc->need) {
+		memset(f, 0, sizeof(*f));
+		f->kind = SIPT_FRAME_MORE;
+		return;
+	}
+	frame(buf, len, max, sc->scanned > 3 ? sc->scanned - 3 : 0, f);
+	if (f->kind != SIPT_FRAME_MORE) {
+		*sc = (struct sipt_scan){0};
+	} else if (f->hdr_len) {
+		/* The header is whole; only the body's length matters now. */
+		sc->scanned = f->hdr_len - 1;
+		sc->need = f->hdr_len + f->body_len;
+	} else {
+		sc->scanned = len < max ? len : max;
+	}
 }
 
 int sipt_dgram(const char *buf, size_t len, size_t *skipp, size_t *hdr_lenp,

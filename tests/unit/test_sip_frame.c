@@ -129,6 +129,97 @@ static void test_many_in_one_read(void **state)
 	assert_int_equal(off, len);
 }
 
+/* Frames of in as a stream read chunk bytes at a time (chunk 0: all at once
+ * through sipt_frame_next), written to out as "kind:len " up to the first BAD
+ * or the end; the unconsumed rest moves to the front of the buffer the way the
+ * SIP leg's connection does. */
+static void stream_frames(const char *in, size_t chunk, size_t max, char *out,
+                          size_t outsz)
+{
+	char buf[2048];
+	size_t have = 0, fed = 0, len = strlen(in), o = 0;
+	assert_true(len <= sizeof(buf));
+	struct sipt_scan sc = {0, 0};
+	out[0] = '\0';
+	while (fed < len || chunk == 0) {
+		size_t n = chunk ? (len - fed < chunk ? len - fed : chunk) : len;
+		memcpy(buf + have, in + fed, n);
+		have += n;
+		fed += n;
+		size_t off = 0;
+		for (;;) {
+			struct sipt_frame f;
+			if (chunk)
+				sipt_frame_more(buf + off, have - off, max, &sc, &f);
+			else
+				sipt_frame_next(buf + off, have - off, max, &f);
+			if (f.kind == SIPT_FRAME_MORE || off == have)
+				break;
+			o += (size_t)snprintf(out + o, outsz - o, "%d:%zu ", f.kind,
+			                      f.len);
+			if (f.kind == SIPT_FRAME_BAD)
+				return;
+			off += f.len ? f.len : 1;
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+		if (chunk == 0)
+			break;
+	}
+}
+
+/* sipt_frame_more over any read size cuts the same frames as sipt_frame_next
+ * over the whole stream, for every case of the table and a mixed stream. */
+static void test_resume_same_frames(void **state)
+{
+	(void)state;
+	const char *mixed = "\r\n\r\n" MSG5 "\r\n" MSG0 MSG5 "\r\n\r\n";
+	size_t ncase = sizeof(frame_cases) / sizeof(frame_cases[0]);
+	for (size_t i = 0; i <= ncase; i++) {
+		const char *in = i < ncase ? frame_cases[i].in : mixed;
+		size_t max =
+		    i < ncase && frame_cases[i].max ? frame_cases[i].max : SIPT_MAX_MSG;
+		char want[256], got[256];
+		stream_frames(in, 0, max, want, sizeof(want));
+		for (size_t chunk = 1; chunk <= 9; chunk++) {
+			stream_frames(in, chunk, max, got, sizeof(got));
+			if (strcmp(want, got) != 0)
+				fail_msg("%s, %zu-byte reads: frames '%s', want '%s'",
+				         i < ncase ? frame_cases[i].name : "mixed", chunk,
+				         got, want);
+		}
+	}
+}
+
+/* What a piecewise scan remembers: a header arriving a byte at a time is
+ * searched once (scanned follows the data), and once it is whole only the
+ * body's length is awaited. */
+static void test_resume_state(void **state)
+{
+	(void)state;
+	const char *m = MSG5;
+	size_t n = strlen(m), hdr = n - 5;
+	struct sipt_scan sc = {0, 0};
+	struct sipt_frame f;
+	for (size_t i = 1; i < hdr; i++) {
+		sipt_frame_more(m, i, SIPT_MAX_MSG, &sc, &f);
+		assert_int_equal(f.kind, SIPT_FRAME_MORE);
+		if (sc.scanned != i || sc.need != 0)
+			fail_msg("after %zu bytes: scanned %zu need %zu", i, sc.scanned,
+			         sc.need);
+	}
+	for (size_t i = hdr; i < n; i++) {
+		sipt_frame_more(m, i, SIPT_MAX_MSG, &sc, &f);
+		assert_int_equal(f.kind, SIPT_FRAME_MORE);
+		assert_int_equal(sc.need, n);
+	}
+	sipt_frame_more(m, n, SIPT_MAX_MSG, &sc, &f);
+	assert_int_equal(f.kind, SIPT_FRAME_MSG);
+	assert_int_equal(f.len, n);
+	assert_int_equal(sc.scanned, 0);
+	assert_int_equal(sc.need, 0);
+}
+
 static const struct dgram_case {
 	const char *name;
 	const char *in;
@@ -169,6 +260,8 @@ int main(void)
 	    cmocka_unit_test(test_frame_table),
 	    cmocka_unit_test(test_split_reads),
 	    cmocka_unit_test(test_many_in_one_read),
+	    cmocka_unit_test(test_resume_same_frames),
+	    cmocka_unit_test(test_resume_state),
 	    cmocka_unit_test(test_dgram_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
