@@ -36,6 +36,7 @@
 #include "presbridge/sip.h"
 #include "presbridge/sipm.h"
 #include "presbridge/sipt.h"
+#include "presbridge/store.h"
 #include "presbridge/xlink.h"
 
 #define HB_PEER_IP "127.0.0.1"
@@ -95,6 +96,7 @@ static void hb_init(void)
 		abort();
 	xmpp_initialize();
 	hb_xctx = xmpp_ctx_new(NULL, NULL);
+	store_keep_memory(true); /* the schema once, not per input */
 }
 
 /* A response echoes the request's Via, From, To, Call-ID and CSeq as they came

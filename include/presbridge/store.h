@@ -78,6 +78,15 @@ int store_open(struct store **sp, const char *path, enum store_sync sync,
                const char **whyp);
 void store_close(struct store *st);
 
+/*
+ * For the fuzz targets, which build a whole bridge per input: with on,
+ * store_close() of a ":memory:" store empties its tables and keeps it (schema
+ * and prepared statements) for the next store_open(":memory:"), which is most
+ * of a bridge's start-up. Off (the default) closes a kept store. Files are
+ * never kept.
+ */
+void store_keep_memory(bool on);
+
 /* Group many writes into one transaction (restore, shutdown). Nesting is an error. */
 int store_begin(struct store *st);
 int store_commit(struct store *st);

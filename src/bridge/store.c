@@ -47,6 +47,9 @@ enum stmt {
 	ST_IM_ALL,
 	ST_BEGIN,
 	ST_COMMIT,
+	ST_CLEAR_SUB, /* store_keep_memory() */
+	ST_CLEAR_PRES,
+	ST_CLEAR_IM,
 	ST_COUNT
 };
 
@@ -67,6 +70,9 @@ static const char *const sql[ST_COUNT] = {
                   " FROM im",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
+    [ST_CLEAR_SUB] = "DELETE FROM sub",
+    [ST_CLEAR_PRES] = "DELETE FROM pres",
+    [ST_CLEAR_IM] = "DELETE FROM im",
 };
 
 struct store {
@@ -74,7 +80,12 @@ struct store {
 	sqlite3_stmt *st[ST_COUNT];
 	bool in_tx;
 	bool pres_batch; /* the open transaction is presence writes' (store_flush) */
+	bool memory;     /* ":memory:" */
 };
+
+/* store_keep_memory(): one emptied in-memory store kept for the next open. */
+static bool keep_memory;
+static struct store *kept;
 
 static int exec(struct store *st, const char *s)
 {
@@ -111,12 +122,19 @@ static int migrate(struct store *st, const char **whyp)
 int store_open(struct store **sp, const char *path, enum store_sync sync,
                const char **whyp)
 {
-	struct store *st = calloc(1, sizeof(*st));
+	struct store *st;
 	int err = -EIO;
 	const char *why = "out of memory";
 
+	if (kept && strcmp(path, ":memory:") == 0) {
+		*sp = kept;
+		kept = NULL;
+		return 0;
+	}
+	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
+	st->memory = strcmp(path, ":memory:") == 0;
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 	                    NULL) != SQLITE_OK) {
 		why = st->db ? sqlite3_errmsg(st->db) : "cannot open";
@@ -152,11 +170,34 @@ out:
 	return err;
 }
 
+void store_keep_memory(bool on)
+{
+	keep_memory = on;
+	if (!on && kept) {
+		struct store *st = kept;
+		kept = NULL;
+		store_close(st);
+	}
+}
+
 void store_close(struct store *st)
 {
 	if (!st)
 		return;
 	store_flush(st);
+	if (keep_memory && st->memory && !kept && !st->in_tx) {
+		bool emptied = true;
+		for (int i = 0; i < ST_COUNT; i++)
+			sqlite3_reset(st->st[i]);
+		for (int i = ST_CLEAR_SUB; i <= ST_CLEAR_IM; i++) {
+			emptied = emptied && sqlite3_step(st->st[i]) == SQLITE_DONE;
+			sqlite3_reset(st->st[i]);
+		}
+		if (emptied) {
+			kept = st;
+			return;
+		}
+	}
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(st->st[i]);
 	sqlite3_close(st->db);
