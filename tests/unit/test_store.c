@@ -246,6 +246,68 @@ static int count_any(const struct store_sub *s, void *arg)
 	return 0;
 }
 
+static int count_pres_any(const struct store_pres *p, void *arg)
+{
+	(void)p;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int count_im_any(const struct store_im *im, void *arg)
+{
+	(void)im;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* store_keep_memory (the fuzz targets): an in-memory store comes back empty
+ * and usable, the same one; a file store is never kept; off lets go of it. */
+static void test_keep_memory(void **state)
+{
+	(void)state;
+	struct store *st, *first;
+	struct store_pres p = {.entity = "bob@xmpp.test",
+	                       .resource = "",
+	                       .open = true,
+	                       .activity = "away",
+	                       .updated = 1};
+	struct store_im im = {.call_id = "im-1",
+	                      .sip_uri = "sip:alice@sip.test",
+	                      .jid = "bob@xmpp.test",
+	                      .thread = "t",
+	                      .last_activity = 1};
+	store_keep_memory(true);
+	for (int round = 0; round < 3; round++) {
+		int n = 0;
+		assert_int_equal(store_open(&st, ":memory:", STORE_SYNC_NORMAL, NULL), 0);
+		if (round == 0)
+			first = st;
+		else
+			assert_ptr_equal(st, first);
+		assert_int_equal(store_sub_each(st, count_any, &n), 0);
+		assert_int_equal(store_pres_each(st, count_pres_any, &n), 0);
+		assert_int_equal(store_im_each(st, count_im_any, &n), 0);
+		if (n != 0)
+			fail_msg("round %d: %d rows left from the last round", round, n);
+		for (size_t i = 0; i < 3; i++)
+			assert_int_equal(store_sub_put(st, &subs[i]), 0);
+		assert_int_equal(store_pres_put(st, &p), 0); /* open batch at close */
+		assert_int_equal(store_im_put(st, &im), 0);
+		assert_int_equal(store_pres_put(st, &p), 0);
+		store_close(st);
+	}
+	assert_int_equal(store_open(&st, path, STORE_SYNC_NORMAL, NULL), 0);
+	assert_ptr_not_equal(st, first);
+	assert_int_equal(store_sub_put(st, &subs[0]), 0);
+	store_close(st);
+	assert_int_equal(store_open(&st, path, STORE_SYNC_NORMAL, NULL), 0);
+	int n = 0;
+	assert_int_equal(store_sub_each(st, count_any, &n), 0);
+	assert_int_equal(n, 1); /* a file's rows stay */
+	store_close(st);
+	store_keep_memory(false); /* closes the kept one (LeakSanitizer checks) */
+}
+
 /* What the bridge acknowledged before kill -9 is there after it: a child writes
  * rows one transaction each, tells the parent how many, and kills itself. */
 static void test_survives_sigkill(void **state)
@@ -349,6 +411,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 	    cmocka_unit_test(test_unopenable),
 	    cmocka_unit_test(test_transactions),
+	    cmocka_unit_test_setup_teardown(test_keep_memory, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
