@@ -79,6 +79,8 @@ int pres_activity_parse(const char *name, enum pres_activity *out);
 
 /* An empty model (no entry, stating both state and note). */
 void pres_init(struct pres *p);
+/* *dst = *src, copying only the src->n entries in use (struct pres is ~66 KB). */
+void pres_copy(struct pres *dst, const struct pres *src);
 
 /* Set e->note from s[0..len): whitespace trimmed, CR LF and CR made LF, other
  * control characters made spaces, cut at PRES_NOTE_MAX on a character boundary.

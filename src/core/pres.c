@@ -40,6 +40,13 @@ void pres_init(struct pres *p)
 	p->have = PRES_HAVE_STATE | PRES_HAVE_NOTE;
 }
 
+void pres_copy(struct pres *dst, const struct pres *src)
+{
+	dst->n = src->n;
+	dst->have = src->have;
+	memcpy(dst->e, src->e, src->n * sizeof(src->e[0]));
+}
+
 static bool is_ws(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
