@@ -87,6 +87,23 @@ const char *sipm_body(const struct sipm *m, size_t *lenp);
 int sipm_raw_header(const char *hdr, size_t len, const char *name, unsigned idx,
                     const char **vp, size_t *vlenp);
 
+/* One header field of a raw header block, as sipm_field_next() finds it. */
+struct sipm_field {
+	const char *name; /* as written, nlen bytes */
+	size_t nlen;
+	const char *val; /* as sipm_raw_header() gives it */
+	size_t vlen;
+};
+/*
+ * The next header field of hdr[0..len) (start line included) from *posp, 0 for
+ * the first; *posp moves past it. Lines without a colon are skipped, the empty
+ * line ends the header. One pass over a header visits every field once, where
+ * sipm_raw_header() per name would scan it again for each. false at the end.
+ */
+bool sipm_field_next(const char *hdr, size_t len, size_t *posp, struct sipm_field *f);
+/* f is header name (nlen bytes, any case) or its compact form cf (0: none). */
+bool sipm_field_is(const struct sipm_field *f, const char *name, size_t nlen, char cf);
+
 /* Length of the header block (through the empty line) of buf, 0 if none. */
 size_t sipm_header_len(const char *buf, size_t len);
 

@@ -56,27 +56,30 @@ static const struct {
 
 static char compact_of(const char *name)
 {
+	char c0 = (char)(name[0] | 0x20);
 	for (size_t i = 0; i < sizeof(compact_forms) / sizeof(compact_forms[0]); i++)
-		if (strcasecmp(compact_forms[i].name, name) == 0)
+		if ((compact_forms[i].name[0] | 0x20) == c0 &&
+		    strcasecmp(compact_forms[i].name, name) == 0)
 			return compact_forms[i].compact;
 	return 0;
 }
 
 size_t sipm_header_len(const char *buf, size_t len)
 {
-	for (size_t i = 0; i + 3 < len; i++)
-		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' &&
-		    buf[i + 3] == '\n')
-			return i + 4;
+	for (const char *p = buf, *end = buf + len;
+	     len >= 4 && (p = memchr(p, '\r', (size_t)(end - p) - 3)) != NULL; p++)
+		if (p[1] == '\n' && p[2] == '\r' && p[3] == '\n')
+			return (size_t)(p - buf) + 4;
 	return 0;
 }
 
-/* End of the line starting at i (index of its CR, or of len). */
+/* End of the line starting at i: index of its first CR or LF, or len. */
 static size_t line_end(const char *s, size_t i, size_t len)
 {
-	while (i < len && s[i] != '\r' && s[i] != '\n')
-		i++;
-	return i;
+	const char *lf = memchr(s + i, '\n', len - i);
+	size_t e = lf ? (size_t)(lf - s) : len;
+	const char *cr = memchr(s + i, '\r', e - i);
+	return cr ? (size_t)(cr - s) : e;
 }
 
 static size_t next_line(const char *s, size_t i, size_t len)
@@ -89,14 +92,11 @@ static size_t next_line(const char *s, size_t i, size_t len)
 	return i;
 }
 
-int sipm_raw_header(const char *hdr, size_t len, const char *name, unsigned idx,
-                    const char **vp, size_t *vlenp)
+bool sipm_field_next(const char *hdr, size_t len, size_t *posp, struct sipm_field *f)
 {
-	size_t nlen = strlen(name);
-	char cf = compact_of(name);
-	unsigned seen = 0;
+	size_t i = *posp ? *posp : next_line(hdr, 0, len);
 
-	for (size_t i = next_line(hdr, 0, len); i < len;) {
+	while (i < len) {
 		size_t eol = line_end(hdr, i, len);
 		if (eol == i)
 			break; /* the empty line ends the header */
@@ -107,18 +107,14 @@ int sipm_raw_header(const char *hdr, size_t len, const char *name, unsigned idx,
 		size_t n = i;
 		while (n < eol && hdr[n] != ':' && hdr[n] != ' ' && hdr[n] != '\t')
 			n++;
-		size_t hl = n - i;
 		size_t c = n;
 		while (c < eol && (hdr[c] == ' ' || hdr[c] == '\t'))
 			c++;
-		bool match = c < eol && hdr[c] == ':' &&
-		             ((hl == nlen && strncasecmp(hdr + i, name, nlen) == 0) ||
-		              (cf && hl == 1 && (hdr[i] | 0x20) == cf));
 		size_t end = next_line(hdr, i, len);
 		/* RFC 3261 section 7.3.1: continuation lines start with white space. */
 		while (end < len && (hdr[end] == ' ' || hdr[end] == '\t'))
 			end = next_line(hdr, end, len);
-		if (match && seen++ == idx) {
+		if (c < eol && hdr[c] == ':') {
 			size_t v = c + 1;
 			while (v < end && (hdr[v] == ' ' || hdr[v] == '\t'))
 				v++;
@@ -126,11 +122,39 @@ int sipm_raw_header(const char *hdr, size_t len, const char *name, unsigned idx,
 			while (e > v && (hdr[e - 1] == '\r' || hdr[e - 1] == '\n' ||
 			                 hdr[e - 1] == ' ' || hdr[e - 1] == '\t'))
 				e--;
-			*vp = hdr + v;
-			*vlenp = e - v;
+			f->name = hdr + i;
+			f->nlen = n - i;
+			f->val = hdr + v;
+			f->vlen = e - v;
+			*posp = end;
+			return true;
+		}
+		i = end; /* no colon: not a header field */
+	}
+	*posp = len;
+	return false;
+}
+
+bool sipm_field_is(const struct sipm_field *f, const char *name, size_t nlen, char cf)
+{
+	return (f->nlen == nlen && strncasecmp(f->name, name, nlen) == 0) ||
+	       (cf && f->nlen == 1 && (f->name[0] | 0x20) == cf);
+}
+
+int sipm_raw_header(const char *hdr, size_t len, const char *name, unsigned idx,
+                    const char **vp, size_t *vlenp)
+{
+	size_t nlen = strlen(name), pos = 0;
+	char cf = compact_of(name);
+	struct sipm_field f;
+	unsigned seen = 0;
+
+	while (sipm_field_next(hdr, len, &pos, &f)) {
+		if (sipm_field_is(&f, name, nlen, cf) && seen++ == idx) {
+			*vp = f.val;
+			*vlenp = f.vlen;
 			return 0;
 		}
-		i = end;
 	}
 	return -ENOENT;
 }
@@ -629,40 +653,57 @@ static void put_top_via(struct sbuf *sb, const char *v, size_t n, const char *ip
 int sipm_reply_build(const char *req, size_t len, const struct sipm_reply *r, char **outp,
                      size_t *lenp)
 {
-	static const char *const copied[] = {"From", "To", "Call-ID", "CSeq"};
-	const char *vals[4];
-	size_t vlens[4];
-	size_t hdr = sipm_header_len(req, len);
+	static const struct {
+		const char *name;
+		size_t nlen;
+		char cf;
+	} copied[] = {
+	    {"From", 4, 'f'}, {"To", 2, 't'}, {"Call-ID", 7, 'i'}, {"CSeq", 4, 0}};
+	const char *vals[4] = {NULL, NULL, NULL, NULL};
+	size_t vlens[4] = {0, 0, 0, 0};
+	size_t hdr = sipm_header_len(req, len), pos = 0;
+	unsigned vias = 0;
+	struct sipm_field f;
 	struct sbuf sb;
 
 	if (!hdr)
 		hdr = len;
 	if (r->code < 100 || r->code > 699)
 		return -EINVAL;
-	const char *v;
-	size_t vl;
-	if (sipm_raw_header(req, hdr, "Via", 0, &v, &vl) != 0)
-		return -EBADMSG;
-	for (size_t i = 0; i < 4; i++)
-		if (sipm_raw_header(req, hdr, copied[i], 0, &vals[i], &vlens[i]) != 0 ||
-		    vlens[i] == 0)
-			return -EBADMSG;
-
 	const char *reason = r->reason ? r->reason : err_sip_reason(r->code);
 	sbuf_init(&sb);
 	sbuf_printf(&sb, "SIP/2.0 %d ", r->code);
 	put_safe(&sb, reason, strlen(reason));
 	sbuf_puts(&sb, "\r\n");
-	for (unsigned i = 0; sipm_raw_header(req, hdr, "Via", i, &v, &vl) == 0; i++) {
-		sbuf_puts(&sb, "Via: ");
-		if (i == 0)
-			put_top_via(&sb, v, vl, r->src_ip, r->src_port);
-		else
-			put_safe(&sb, v, vl);
-		sbuf_puts(&sb, "\r\n");
+	/* One pass: the Vias in order as they come, the first of each other. */
+	while (sipm_field_next(req, hdr, &pos, &f)) {
+		if (sipm_field_is(&f, "Via", 3, 'v')) {
+			sbuf_puts(&sb, "Via: ");
+			if (vias++ == 0)
+				put_top_via(&sb, f.val, f.vlen, r->src_ip, r->src_port);
+			else
+				put_safe(&sb, f.val, f.vlen);
+			sbuf_puts(&sb, "\r\n");
+			continue;
+		}
+		for (size_t i = 0; i < 4; i++) {
+			if (!vals[i] && sipm_field_is(&f, copied[i].name, copied[i].nlen,
+			                              copied[i].cf)) {
+				vals[i] = f.val;
+				vlens[i] = f.vlen;
+				break;
+			}
+		}
+	}
+	bool whole = vias > 0;
+	for (size_t i = 0; i < 4; i++)
+		whole = whole && vals[i] && vlens[i] > 0;
+	if (!whole) {
+		sbuf_free(&sb);
+		return -EBADMSG;
 	}
 	for (size_t i = 0; i < 4; i++) {
-		sbuf_puts(&sb, copied[i]);
+		sbuf_puts(&sb, copied[i].name);
 		sbuf_puts(&sb, ": ");
 		put_safe(&sb, vals[i], vlens[i]);
 		/* To gets our tag unless the request had one (RFC 3261 8.2.6.2). */

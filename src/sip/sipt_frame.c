@@ -25,11 +25,13 @@ int sipt_content_length(const char *hdr, size_t len, size_t *clp, const char **w
 	bool found = false;
 	size_t cl = 0;
 
-	for (unsigned idx = 0;; idx++) {
-		const char *v;
-		size_t vlen;
-		if (sipm_raw_header(hdr, len, "Content-Length", idx, &v, &vlen) != 0)
-			break;
+	struct sipm_field fl;
+	size_t pos = 0;
+	while (sipm_field_next(hdr, len, &pos, &fl)) {
+		if (!sipm_field_is(&fl, "Content-Length", 14, 'l'))
+			continue;
+		const char *v = fl.val;
+		size_t vlen = fl.vlen;
 		size_t i = 0, val = 0, digits = 0;
 		while (i < vlen && v[i] >= '0' && v[i] <= '9') {
 			if (val > SIPT_MAX_MSG * (size_t)16) {
