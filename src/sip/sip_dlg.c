@@ -107,6 +107,41 @@ int sip_dlg_set_routes(struct sipd *d, const char *const *rr, size_t n, bool rev
 	return 0;
 }
 
+int sip_dlg_route(const struct sipd *d, struct sip_dlg_route *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->ruri = d->remote_target;
+	r->routes = (const char *const *)d->routes;
+	r->nroutes = d->nroutes;
+	if (!d->nroutes || strstr(d->routes[0], ";lr"))
+		return 0;
+	const char *first = d->routes[0];
+	const char *lt = strchr(first, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+	r->own_ruri = lt && gt ? strndup(lt + 1, (size_t)(gt - lt - 1)) : strdup(first);
+	size_t tl = strlen(d->remote_target) + 3;
+	r->own_last = malloc(tl);
+	r->own_list = calloc(d->nroutes, sizeof(*r->own_list));
+	if (!r->own_ruri || !r->own_last || !r->own_list) {
+		sip_dlg_route_free(r);
+		return -ENOMEM;
+	}
+	snprintf(r->own_last, tl, "<%s>", d->remote_target);
+	for (size_t i = 1; i < d->nroutes; i++)
+		r->own_list[i - 1] = d->routes[i];
+	r->own_list[d->nroutes - 1] = r->own_last;
+	r->ruri = r->own_ruri;
+	r->routes = r->own_list;
+	return 0;
+}
+
+void sip_dlg_route_free(struct sip_dlg_route *r)
+{
+	free(r->own_ruri);
+	free(r->own_last);
+	free(r->own_list);
+	memset(r, 0, sizeof(*r));
+}
+
 struct sipd *sip_dlg_by_id(struct sipleg *sl, uint64_t id)
 {
 	if (!sl->dlg_by_id)

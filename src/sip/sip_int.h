@@ -279,6 +279,23 @@ struct sipd *sip_dlg_new(struct sipleg *sl, const char *call_id, const char *loc
                          const char *peer, bool invite);
 int sip_dlg_set_routes(struct sipd *d, const char *const *rr, size_t n, bool reverse);
 struct sipd *sip_dlg_by_id(struct sipleg *sl, uint64_t id);
+/*
+ * RFC 3261 section 12.2.1.1: the Request-URI and Route values of a request in
+ * dialog d. With no route set or a loose first route (";lr"): the remote
+ * target and the route set as it is. With a strict first route: its URI (the
+ * part inside the angle brackets) is the Request-URI, the other routes follow
+ * and the remote target goes last as "<target>". Returns 0 or -ENOMEM;
+ * sip_dlg_route_free() after use.
+ */
+struct sip_dlg_route {
+	const char *ruri;
+	const char *const *routes;
+	size_t nroutes;
+	char *own_ruri, *own_last; /* strict routing's copies */
+	const char **own_list;
+};
+int sip_dlg_route(const struct sipd *d, struct sip_dlg_route *r);
+void sip_dlg_route_free(struct sip_dlg_route *r);
 void sip_dlg_ok_start(struct sipd *d, const char *msg, size_t len, uint32_t cseq,
                       const struct sip_dest *dest);
 void sip_dlg_ack_received(struct sipd *d, uint32_t cseq);

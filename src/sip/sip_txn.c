@@ -447,7 +447,6 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 		 * new transaction, inside the dialog. */
 		struct sipm_request rq = {0};
 		char via[256], tag[24], from[600], to[600];
-		char *ruri = dlg->remote_target;
 		sip_random_token(tag, 17);
 		const char *sp = strchr(c->via, ';');
 		snprintf(via, sizeof(via), "%.*s;branch=z9hG4bK%s;rport",
@@ -461,18 +460,13 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 		rq.to = to;
 		rq.call_id = dlg->call_id;
 		rq.cseq = c->cseq;
-		const char *const *routes = (const char *const *)dlg->routes;
-		size_t nroutes = dlg->nroutes;
-		if (nroutes && !strstr(routes[0], ";lr")) {
-			/* strict router: RFC 3261 section 12.2.1.1 */
-			ruri = dlg->routes[0];
-			routes++;
-			nroutes--;
-		}
-		rq.ruri = ruri;
-		rq.routes = routes;
-		rq.nroutes = nroutes;
-		struct sipd_inv *v = sip_dlg_inv(dlg);
+		struct sip_dlg_route dr;
+		int rerr =
+		    sip_dlg_route(dlg, &dr); /* -ENOMEM: no ACK; the 2xx comes again */
+		rq.ruri = dr.ruri;
+		rq.routes = dr.routes;
+		rq.nroutes = dr.nroutes;
+		struct sipd_inv *v = rerr ? NULL : sip_dlg_inv(dlg);
 		if (v) {
 			free(v->ack);
 			v->ack = NULL;
@@ -481,6 +475,7 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 				sip_send(sl, &v->ack_dest, v->ack, v->ack_len);
 			}
 		}
+		sip_dlg_route_free(&dr);
 	}
 	clt_finish(c, status, resp, dlg);
 }

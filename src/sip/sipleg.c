@@ -784,19 +784,21 @@ int sipleg_request(struct sipleg *sl, const struct sipleg_req *rq, sipleg_resp_h
 	const char *const *routes = NULL;
 	size_t nroutes = 0;
 	char tag[24];
+	struct sip_dlg_route dr = {0};
 	if (d) {
+		if (sip_dlg_route(d, &dr) != 0) {
+			sbuf_free(&from);
+			sbuf_free(&to);
+			sip_clt_free(c);
+			return -ENOMEM;
+		}
 		sbuf_printf(&from, "<%s>;tag=%s", d->local_uri, d->local_tag);
 		sbuf_printf(&to, "<%s>;tag=%s", d->remote_uri, d->remote_tag);
 		snprintf(callid, sizeof(callid), "%s", d->call_id);
 		c->cseq = ++d->local_cseq;
-		ruri = d->remote_target;
-		routes = (const char *const *)d->routes;
-		nroutes = d->nroutes;
-		if (nroutes && !strstr(routes[0], ";lr")) {
-			ruri = routes[0]; /* strict router, RFC 3261 section 12.2.1.1 */
-			routes++;
-			nroutes--;
-		}
+		ruri = dr.ruri;
+		routes = dr.routes;
+		nroutes = dr.nroutes;
 		c->dlg_id = d->id;
 		snprintf(tag, sizeof(tag), "%s", d->local_tag);
 		c->from_uri = strdup(d->local_uri);
@@ -878,11 +880,13 @@ int sipleg_request(struct sipleg *sl, const struct sipleg_req *rq, sipleg_resp_h
 		goto fail;
 	}
 	log_debug("sip", "peer %s: sending %s %s", p->name, rq->method, ruri);
+	sip_dlg_route_free(&dr);
 	sip_clt_send(c);
 	if (cp)
 		*cp = c;
 	return 0;
 fail:
+	sip_dlg_route_free(&dr);
 	free(hdrs);
 	free(sfrom);
 	free(sto);

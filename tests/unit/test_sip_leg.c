@@ -679,13 +679,44 @@ static void test_client_transactions(void **state)
 	free(ack);
 	sipd_terminate(e->dlg);
 
+	/* RFC 3261 12.2.1.1, a strict router first: its URI, without the angle
+	 * brackets, is the Request-URI; the remote target goes last as a Route */
+	assert_int_equal(sipleg_request(e->sip, &sub, on_response, e, NULL), 0);
+	char *ss = peer_recv(e, 1000, &from);
+	assert_non_null(ss);
+	snprintf(
+	    extra, sizeof(extra),
+	    "Contact: <sip:alice@127.0.0.1:%u>\r\nRecord-Route: <sip:rr1.sip.test>\r\n"
+	    "Record-Route: <sip:rr2.sip.test;maddr=127.0.0.1>\r\nExpires: 600\r\n",
+	    e->peer_port);
+	peer_answer(e, ss, 200, extra, &from);
+	wait_answer(e, 6);
+	assert_int_equal(e->status, 200);
+	notify.dialog = e->dlg;
+	assert_int_equal(sipleg_request(e->sip, &notify, on_response, e, NULL), 0);
+	char *sn = peer_recv(e, 1000, &from);
+	assert_non_null(sn);
+	assert_non_null(
+	    strstr(sn, "NOTIFY sip:rr2.sip.test;maddr=127.0.0.1 SIP/2.0\r\n"));
+	snprintf(want, sizeof(want), "\r\nRoute: <sip:alice@127.0.0.1:%u>\r\n",
+	         e->peer_port);
+	const char *sr1 = strstr(sn, "\r\nRoute: <sip:rr1.sip.test>\r\n");
+	const char *st = strstr(sn, want);
+	assert_true(sr1 && st && sr1 < st);
+	assert_null(strstr(sn, "Route: <sip:rr2"));
+	peer_answer(e, sn, 200, NULL, &from);
+	wait_answer(e, 7);
+	free(ss);
+	free(sn);
+	sipd_terminate(e->dlg);
+
 	/* a 2xx whose Contact is no SIP URI builds no dialog: the caller sees 502 */
 	assert_int_equal(sipleg_request(e->sip, &sub, on_response, e, NULL), 0);
 	char *bs = peer_recv(e, 1000, &from);
 	assert_non_null(bs);
 	peer_answer(e, bs, 200, "Contact: <http://peer.example/x>\r\nExpires: 600\r\n",
 	            &from);
-	wait_answer(e, 6);
+	wait_answer(e, 8);
 	assert_int_equal(e->status, 502);
 	assert_null(e->dlg);
 	free(bs);
