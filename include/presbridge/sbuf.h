@@ -18,6 +18,8 @@ struct sbuf {
 
 void sbuf_init(struct sbuf *sb);
 void sbuf_free(struct sbuf *sb);
+/* Room for n more bytes now, so a builder that knows its size allocates once. */
+void sbuf_reserve(struct sbuf *sb, size_t n);
 void sbuf_putn(struct sbuf *sb, const char *s, size_t n);
 void sbuf_puts(struct sbuf *sb, const char *s);
 void sbuf_putc(struct sbuf *sb, char c);

@@ -42,6 +42,11 @@ static int grow(struct sbuf *sb, size_t extra)
 	return 0;
 }
 
+void sbuf_reserve(struct sbuf *sb, size_t n)
+{
+	grow(sb, n);
+}
+
 void sbuf_putn(struct sbuf *sb, const char *s, size_t n)
 {
 	if (grow(sb, n))

@@ -538,11 +538,20 @@ const char *sipm_body(const struct sipm *m, size_t *lenp)
 
 /* Header values and reason phrases never carry a line break: a caller's text
  * (a peer's display name, an explanation) cannot inject a header. */
+/* s[0..n) with CR, LF and NUL made spaces (no header injection), in runs. */
 static void put_safe(struct sbuf *sb, const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		sbuf_putc(sb, (c == '\r' || c == '\n' || c == '\0') ? ' ' : c);
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i;
+		while (j < n && s[j] != '\r' && s[j] != '\n' && s[j] != '\0')
+			j++;
+		sbuf_putn(sb, s + i, j - i);
+		if (j < n) {
+			sbuf_putc(sb, ' ');
+			j++;
+		}
+		i = j;
 	}
 }
 
@@ -672,6 +681,7 @@ int sipm_reply_build(const char *req, size_t len, const struct sipm_reply *r, ch
 		return -EINVAL;
 	const char *reason = r->reason ? r->reason : err_sip_reason(r->code);
 	sbuf_init(&sb);
+	sbuf_reserve(&sb, hdr + r->body_len + 256); /* one allocation, mostly */
 	sbuf_printf(&sb, "SIP/2.0 %d ", r->code);
 	put_safe(&sb, reason, strlen(reason));
 	sbuf_puts(&sb, "\r\n");
@@ -726,6 +736,7 @@ int sipm_request_build(const struct sipm_request *r, char **outp, size_t *lenp)
 	if (!r->method || !r->ruri || !r->via || !r->from || !r->to || !r->call_id)
 		return -EINVAL;
 	sbuf_init(&sb);
+	sbuf_reserve(&sb, r->body_len + 1024);
 	put_safe(&sb, r->method, strlen(r->method));
 	sbuf_putc(&sb, ' ');
 	put_safe(&sb, r->ruri, strlen(r->ruri));
