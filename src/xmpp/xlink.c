@@ -27,6 +27,7 @@
  * 0) runs when it is ready, and from the idle handler when we queued data or when
  * TLS may hold decrypted bytes the socket no longer signals (see XL_DRAIN).
  */
+#include "presbridge/sbuf.h"
 #include "presbridge/xlink.h"
 
 #include <errno.h>
@@ -1246,6 +1247,84 @@ void xlink_set_free(struct xlink_set *s)
 	free(s);
 }
 
+/* & < > and " escaped (values are written in double quotes), as libstrophe does. */
+static void put_esc(struct sbuf *sb, const char *t)
+{
+	size_t run = 0, i = 0;
+	for (; t[i]; i++) {
+		const char *rep = t[i] == '&'   ? "&amp;"
+		                  : t[i] == '<' ? "&lt;"
+		                  : t[i] == '>' ? "&gt;"
+		                  : t[i] == '"' ? "&quot;"
+		                                : NULL;
+		if (!rep)
+			continue;
+		sbuf_putn(sb, t + run, i - run);
+		sbuf_puts(sb, rep);
+		run = i + 1;
+	}
+	sbuf_putn(sb, t + run, i - run);
+}
+
+/* pns: the parent's namespace; a child's equal xmlns is left out, as libstrophe
+ * does (the parser gives every child its inherited xmlns). */
+static void stanza_put(struct sbuf *sb, xmpp_stanza_t *st, const char *pns,
+                       unsigned depth)
+{
+	if (xmpp_stanza_is_text(st)) {
+		const char *t = xmpp_stanza_get_text_ptr(st);
+		if (t)
+			put_esc(sb, t);
+		return;
+	}
+	const char *name = xmpp_stanza_get_name(st);
+	if (!name || depth > 64) {
+		sb->err = -EINVAL;
+		return;
+	}
+	sbuf_putc(sb, '<');
+	sbuf_puts(sb, name);
+	const char *attr[2 * 16];
+	int n = xmpp_stanza_get_attribute_count(st);
+	if (n > 16) {
+		sb->err = -E2BIG; /* the bridge's stanzas carry a handful */
+		return;
+	}
+	n = xmpp_stanza_get_attributes(st, attr, 2 * 16);
+	for (int i = 0; i + 1 < n; i += 2) {
+		if (pns && strcmp(attr[i], "xmlns") == 0 && strcmp(attr[i + 1], pns) == 0)
+			continue;
+		sbuf_putc(sb, ' ');
+		sbuf_puts(sb, attr[i]);
+		sbuf_puts(sb, "=\"");
+		put_esc(sb, attr[i + 1]);
+		sbuf_putc(sb, '"');
+	}
+	xmpp_stanza_t *c = xmpp_stanza_get_children(st);
+	if (!c) {
+		sbuf_puts(sb, "/>");
+		return;
+	}
+	sbuf_putc(sb, '>');
+	const char *ns = xmpp_stanza_get_attribute(st, "xmlns");
+	for (; c; c = xmpp_stanza_get_next(c))
+		stanza_put(sb, c, ns, depth + 1);
+	sbuf_puts(sb, "</");
+	sbuf_puts(sb, name);
+	sbuf_putc(sb, '>');
+}
+
+int xlink_stanza_text(xmpp_stanza_t *st, char **outp, size_t *lenp)
+{
+	struct sbuf sb;
+	sbuf_init(&sb);
+	sbuf_reserve(&sb, 512);
+	stanza_put(&sb, st, NULL, 0);
+	int err = sb.err;
+	*outp = sbuf_take(&sb, lenp);
+	return *outp ? 0 : err ? err : -ENOMEM;
+}
+
 int xlink_send(struct xlink_set *s, xmpp_stanza_t *st)
 {
 	struct xroute_jid from;
@@ -1259,9 +1338,9 @@ int xlink_send(struct xlink_set *s, xmpp_stanza_t *st)
 	struct xlink *k = xl_find(s, from.domain, from.domain_len);
 	if (!k || k->removing)
 		return -ENOENT;
-	if (xmpp_stanza_to_text(st, &buf, &len) != XMPP_EOK)
-		return -ENOMEM;
-	int err = 0;
+	int err = xlink_stanza_text(st, &buf, &len);
+	if (err)
+		return err;
 	if (len > XLINK_MAX_STANZA) {
 		err = -E2BIG;
 	} else if (k->state == XL_UP) {
@@ -1272,7 +1351,7 @@ int xlink_send(struct xlink_set *s, xmpp_stanza_t *st)
 		if (err)
 			free(copy);
 	}
-	xmpp_free(xmpp_stanza_get_context(st), buf);
+	free(buf);
 	return err;
 }
 

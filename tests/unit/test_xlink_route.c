@@ -339,6 +339,42 @@ static void test_jid(void **state)
 }
 
 /* Every row of the dispatch table answers a request with a result. */
+/* xlink_stanza_text() writes what libstrophe's own writer writes, for the
+ * shapes the bridge sends; escaping holds for text and attribute values. */
+static void test_stanza_text(void **state)
+{
+	(void)state;
+	static const char *const in[] = {
+	    "<message to='bob@xmpp.test' from='alice@sip.test' type='chat' id='m1'>"
+	    "<body>hi &amp; &lt;bye&gt; \"q\" 'a'</body>"
+	    "<active xmlns='http://jabber.org/protocol/chatstates'/></message>",
+	    "<presence from='alice@sip.test/lync' to='bob@xmpp.test'><show>dnd</show>"
+	    "<status>in a call &lt;3</status><priority>0</priority></presence>",
+	    "<presence type='unavailable' from='a@sip.test' to='b@xmpp.test'/>",
+	    "<iq type='result' id='x&amp;1' to='xmpp.test' from='sip.test'>"
+	    "<query xmlns='http://jabber.org/protocol/disco#info'>"
+	    "<identity category='gateway' type='sip' name='SIP &quot;bridge&quot;'/>"
+	    "</query></iq>",
+	    "<message to='b@xmpp.test'><body>caf\xc3\xa9 \xe2\x82\xac</body></message>",
+	};
+	xmpp_ctx_t *xctx = xmpp_ctx_new(NULL, NULL);
+	assert_non_null(xctx);
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, in[i]);
+		assert_non_null(st);
+		char *ours = NULL, *theirs = NULL;
+		size_t ol = 0, tl = 0;
+		assert_int_equal(xlink_stanza_text(st, &ours, &ol), 0);
+		assert_int_equal(xmpp_stanza_to_text(st, &theirs, &tl), XMPP_EOK);
+		if (ol != strlen(ours) || strcmp(ours, theirs) != 0)
+			fail_msg("case %zu:\n ours   %s\n theirs %s", i, ours, theirs);
+		free(ours);
+		xmpp_free(xctx, theirs);
+		xmpp_stanza_release(st);
+	}
+	xmpp_ctx_free(xctx);
+}
+
 static void test_iq_table(void **state)
 {
 	(void)state;
@@ -369,7 +405,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_decide),        cmocka_unit_test(test_answers),
 	    cmocka_unit_test(test_error_minimal), cmocka_unit_test(test_jid),
-	    cmocka_unit_test(test_iq_table),
+	    cmocka_unit_test(test_iq_table),      cmocka_unit_test(test_stanza_text),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
