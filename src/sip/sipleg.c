@@ -38,6 +38,23 @@
 
 static const char *our_name(struct sipleg *sl);
 
+/* Random bytes from OpenSSL's generator, fetched 4 KiB at a time: one
+ * RAND_bytes() per token cost more than the rest of answering a MESSAGE. */
+static void random_bytes(unsigned char *out, size_t n)
+{
+	static unsigned char pool[4096];
+	static size_t left;
+	if (left < n) {
+		if (RAND_bytes(pool, (int)sizeof(pool)) != 1)
+			for (size_t i = 0; i < sizeof(pool); i++)
+				pool[i] = (unsigned char)(rand() & 0xff);
+		left = sizeof(pool);
+	}
+	left -= n;
+	memcpy(out, pool + left, n);
+	memset(pool + left, 0, n); /* used once */
+}
+
 void sip_random_token(char *out, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -45,9 +62,7 @@ void sip_random_token(char *out, size_t len)
 	size_t n = (len - 1) / 2 + 1;
 	if (n > sizeof(raw))
 		n = sizeof(raw);
-	if (RAND_bytes(raw, (int)n) != 1)
-		for (size_t i = 0; i < n; i++)
-			raw[i] = (unsigned char)(rand() & 0xff);
+	random_bytes(raw, n);
 	size_t o = 0;
 	for (size_t i = 0; i < n && o + 1 < len; i++) {
 		out[o++] = hex[raw[i] >> 4];
