@@ -1,8 +1,9 @@
 #!/bin/bash
 # The benchmark in one command: builds presbridge and the load tools (Release,
-# -O2, in build-bench), then measures presbridge, Kamailio (xmpp module) and a
-# plain TCP relay (the floor) on loopback with the same load and the same XMPP
-# sink, and prints one table of medians.
+# -O2, in build-bench), then measures presbridge, Kamailio (xmpp module; for
+# presence pua_xmpp, pua and its presence server) and a plain TCP relay (the
+# floor) on loopback with the same load and the same XMPP sink, and prints one
+# table of medians.
 #
 #   bench/run.sh [--quick] [--runs N] [--msgs N] [--pres N] [--pres-subs N]
 #                [--lat-rate R] [--lat-n N] [--subs "A B"] [--window W]
@@ -13,9 +14,16 @@
 # is the median of --runs runs (default 3); RSS is measured once, restart
 # --runs times over the same state.
 # --quick: tiny sizes, one run (CI: it only proves the code paths still work).
+# The TLS rows: the loadgen as a Lync pool with mutual TLS (a test CA made for
+# the run with openssl), presbridge with a TLS listener and a TLS [peer], and
+# Kamailio with tls.so (kamailio-tls-modules) and the same certificates.
 # Kamailio needs Debian's kamailio and kamailio-xmpp-modules; its xmpp.so is
 # copied and patched (see kam_xmpp_so) because 5.6.3 crashes on the first
-# stanza it reads. Needs: cmake, gcc, libssl-dev, taskset, ss; kamailio optional.
+# stanza it reads. Its presence rows add kamailio-presence-modules (pua_xmpp,
+# pua, presence, presence_xml; db_text is in kamailio) and UDP port 5060 on two
+# loopback addresses (see kam_presence_setup); without them those rows say n/a
+# and why. Needs: cmake, gcc, libssl-dev, openssl, taskset, ss; kamailio
+# optional.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 bdir=build-bench
@@ -94,6 +102,7 @@ free_port() {
 
 SIP_PORT=$(free_port) PEER_PORT=$(free_port) XMPP_PORT=$(free_port) CTL_PORT=$(free_port)
 RELAY_PORT=$(free_port) KAM_PORT=$(free_port)
+SIP_TLS_PORT=$(free_port) KAM_TLS_PORT=$(free_port)
 
 # ticks (1/CLK_TCK s) of user+system CPU of a process and its children processes
 cpu_ticks() {
@@ -173,7 +182,7 @@ EOF
 
 start_bridge() { # fresh state unless $1 = keep
 	[ "${1:-}" = keep ] || rm -rf "$W/state"
-	$ON_BRIDGE "$PB" -c "$W/pb.ini" 2>>"$W/presbridge.log" &
+	$ON_BRIDGE "$PB" -c "${PB_INI:-$W/pb.ini}" 2>>"$W/presbridge.log" &
 	PB_PID=$!
 	pids+=("$PB_PID")
 	wait_up || { log "presbridge's XMPP link did not come up (see $W/presbridge.log)"; return 1; }
@@ -202,16 +211,93 @@ measure_msgs() { # measure_msgs BOX TARGET_PORT PID
 	note lat_p999 "$box" "$(kv p999_us "$out")"
 }
 
+# The presence rows, the same load for every middlebox: the sink subscribes to
+# S SIP users and the peer NOTIFYs N times in those dialogs; then S SUBSCRIBEs
+# to XMPP users and N presence stanzas from the sink. Extra arguments go to the
+# second loadgen (sub). Fails when a figure is missing.
+measure_pres() { # measure_pres BOX TARGET_PORT [loadgen sub options]
+	local box=$1 port=$2 out rc=0 to=$((60 + pres / 500))
+	shift 2
+	out=$(lg notify --listen "$PEER_PORT" --ctl "$CTL_PORT" -s "$pres_subs" -n "$pres" \
+		-w "$window" --timeout "$to")
+	note pres_s2x "$box" "$(kv rate "$out")"
+	[ -n "$(kv rate "$out")" ] || rc=1
+	out=$(lg sub --target "$port" --listen "$PEER_PORT" --ctl "$CTL_PORT" -s "$pres_subs" \
+		-n "$pres" -w "$window" --timeout "$to" "$@")
+	note pres_x2s "$box" "$(kv rate "$out")"
+	[ -n "$(kv rate "$out")" ] || rc=1
+	return $rc
+}
+
 run_presbridge() {
 	start_bridge || return 1
 	measure_msgs presbridge "$SIP_PORT" "$PB_PID"
-	local out
-	out=$(lg notify --listen "$PEER_PORT" --ctl "$CTL_PORT" -s "$pres_subs" -n "$pres" -w "$window")
-	note pres_s2x presbridge "$(kv rate "$out")"
-	out=$(lg sub --target "$SIP_PORT" --listen "$PEER_PORT" --ctl "$CTL_PORT" -s "$pres_subs" \
-		-n "$pres" -w "$window")
-	note pres_x2s presbridge "$(kv rate "$out")"
+	measure_pres presbridge "$SIP_PORT"
 	stop "$PB_PID"
+}
+
+# ---- TLS ----
+# A test CA made for the run (RSA 2048, as tests/integration/ca.sh makes them).
+# The loadgen is the Lync pool: its certificate names the [peer lync] host
+# (presbridge refuses a peer whose certificate does not, RFC 5922) and carries
+# clientAuth, which presbridge requires of a peer. The middlebox (presbridge,
+# and Kamailio in its TLS rows) presents bridge.xmpp.test, which the loadgen
+# checks (--tls-name). Both carry serverAuth and clientAuth: every side of
+# mutual TLS is a client on one connection and a server on the other.
+TLS_BRIDGE_NAME=bridge.xmpp.test
+TLS_WHY=
+make_certs() {
+	local d=$W/tls n name
+	mkdir -p "$d"
+	openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 3650 \
+		-keyout "$d/ca.key" -out "$d/ca.crt" -subj "/O=presbridge bench/CN=presbridge bench CA" \
+		-addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>>"$W/tls.log" || return 1
+	for n in "bridge:$TLS_BRIDGE_NAME" "peer:$TLS_PEER_NAME"; do
+		name=${n#*:} n=${n%%:*}
+		printf '%s\n' "basicConstraints = critical,CA:FALSE" \
+			"keyUsage = critical,digitalSignature,keyEncipherment" \
+			"extendedKeyUsage = serverAuth,clientAuth" "subjectAltName = DNS:$name" \
+			"subjectKeyIdentifier = hash" "authorityKeyIdentifier = keyid" >"$d/$n.ext"
+		openssl req -new -nodes -newkey rsa:2048 -sha256 -keyout "$d/$n.key" \
+			-out "$d/$n.csr" -subj "/O=presbridge bench/CN=$name" 2>>"$W/tls.log" &&
+			openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+				-set_serial "0x$(openssl rand -hex 8)" -days 825 -sha256 \
+				-extfile "$d/$n.ext" -out "$d/$n.crt" 2>>"$W/tls.log" || return 1
+	done
+}
+
+# pb-tls.ini: pb.ini with a TLS listener instead of TCP and [peer lync] over TLS.
+write_conf_tls() {
+	TLS_PEER_NAME=$(sed -n 's/^host = //p' "$W/pb.ini" | head -1)
+	make_certs || { TLS_WHY="openssl could not make the test CA (see $W/tls.log)"; return 1; }
+	sed -e "s|^listen = tcp:.*|listen = tls:127.0.0.1:$SIP_TLS_PORT\ncert = $W/tls/bridge.crt\nkey = $W/tls/bridge.key\nca = $W/tls/ca.crt|" \
+		-e 's|^transport = tcp$|transport = tls|' "$W/pb.ini" >"$W/pb-tls.ini"
+	if ! "$PB" -c "$W/pb-tls.ini" -n >"$W/pb-tls.check" 2>&1; then
+		TLS_WHY="presbridge -n refuses pb-tls.ini (see $W/pb-tls.check)"
+		return 1
+	fi
+	TLS_LG=(--tls "$W/tls/peer.crt" "$W/tls/peer.key" "$W/tls/ca.crt" --tls-name "$TLS_BRIDGE_NAME")
+}
+
+measure_tls() { # measure_tls BOX TARGET_PORT: the MESSAGE rates over mutual TLS
+	local box=$1 port=$2 out
+	out=$(lg msg "${TLS_LG[@]}" --target "$port" --ctl "$CTL_PORT" -n "$msgs" -w "$window" -u 1000)
+	note msg_s2x_tls "$box" "$(kv rate "$out")"
+	out=$(lg x2s "${TLS_LG[@]}" --listen "$PEER_PORT" --ctl "$CTL_PORT" -n "$msgs" -w "$window" \
+		-u 1000)
+	note msg_x2s_tls "$box" "$(kv rate "$out")"
+}
+
+run_presbridge_tls() {
+	[ -z "$TLS_WHY" ] || { log "TLS: $TLS_WHY"; return 1; }
+	PB_INI=$W/pb-tls.ini start_bridge || return 1
+	measure_tls presbridge "$SIP_TLS_PORT"
+	# kill -9: its state goes with the next start, and a graceful stop waits
+	# over 2 s for xmppsink to close the XMPP stream, which it never does
+	kill -9 "$PB_PID"
+	wait "$PB_PID" 2>/dev/null
+	return 0
 }
 
 run_floor() {
@@ -261,17 +347,70 @@ kam_xmpp_so() {
 	KAM_PATCHED=$(wc -w <<<"$offs")
 }
 
-run_kamailio() {
-	KAM_WHY=
-	if ! command -v kamailio >/dev/null ||
-		[ ! -f /usr/lib/x86_64-linux-gnu/kamailio/modules/xmpp.so ]; then
-		KAM_WHY="kamailio or kamailio-xmpp-modules not installed"
-		return 1
-	fi
-	mkdir -p "$W/kam"
-	kam_xmpp_so || { KAM_WHY="could not patch a copy of xmpp.so (objdump/readelf?)"; return 1; }
-	cat >"$W/kam/kamailio.cfg" <<EOF
-#!KAMAILIO
+# Kamailio's presence job (the presence rows): xmpp + pua_xmpp + pua + presence +
+# presence_xml, the chain of README.pua_xmpp, in the instance that does the page
+# mode. NOTIFY->presence: an XMPP subscribe becomes pua's SUBSCRIBE to the SIP
+# user, relayed to the peer; the peer's NOTIFYs come back in that dialog and
+# pua_xmpp_notify() makes them <presence/>. presence->NOTIFY: the peer's
+# SUBSCRIBE goes to the presence server (handle_subscribe; presence_xml with
+# force_active, no XCAP), pua_xmpp_req_winfo() watches its watchers and makes
+# them XMPP subscribes; XMPP presence becomes pua's PUBLISH to that server, which
+# NOTIFYs the watcher.
+# pua sends its SUBSCRIBEs to their request URI (5.6 gives them no outbound
+# proxy) and Kamailio finds a host only through DNS, which the loopback run has
+# not: the xmpp module's gwmap gives each domain a SIP-side name that is a
+# loopback address of Kamailio's own with a UDP listener on 5060 (a URI without
+# port and transport): sip.test is KAM_SIPGW, xmpp.test KAM_XMPPGW. The script
+# relays what reaches KAM_SIPGW to the peer over TCP and serves KAM_XMPPGW (and
+# xmpp.test) with the presence server; pua's PUBLISHes take its outbound proxy,
+# this instance over TCP.
+# The database is db_text (in the kamailio package; tables in memory, files
+# written at exit): subscriptions are written back on a timer (subs_db_mode 2:
+# mode 0, no database, crashes in add_waiting_watchers on the first
+# presence.winfo NOTIFY), presentities (publ_cache 2) and pua's dialogs (db_mode
+# 0) stay in memory, so no NOTIFY or PUBLISH of the measured runs waits for a
+# database: the engine serves the setup only (db_sqlite would need one more
+# package, kamailio-sqlite-modules).
+kam_presence_setup() {
+	local mods=/usr/lib/x86_64-linux-gnu/kamailio/modules m used a i
+	local schema=/usr/share/kamailio/dbtext/kamailio
+	for m in db_text presence presence_xml pua pua_xmpp; do
+		[ -f "$mods/$m.so" ] ||
+			{ KAM_PRES_WHY="no $m.so (kamailio-presence-modules not installed?)"; return 1; }
+	done
+	[ -d "$schema" ] || { KAM_PRES_WHY="no db_text tables in $schema"; return 1; }
+	used=" $(ss -Huan 'sport = :5060' 2>/dev/null | awk '{print $4}' | tr '\n' ' ')"
+	case $used in *" 0.0.0.0:5060 "* | *" *:5060 "* | *" [::]:5060 "*)
+		KAM_PRES_WHY="UDP port 5060 is taken on every address (KAM_SIPGW, KAM_XMPPGW)"
+		return 1 ;;
+	esac
+	KAM_SIPGW=
+	for i in 1 2 3 4 5 6 7 8; do
+		a=127.$((RANDOM % 200 + 50)).$((RANDOM % 250 + 1))
+		case $used in *" $a."*) continue ;; esac
+		KAM_SIPGW=$a.2 KAM_XMPPGW=$a.3
+		break
+	done
+	[ -n "$KAM_SIPGW" ] || { KAM_PRES_WHY="no loopback address with UDP port 5060 free"; return 1; }
+	rm -rf "$W/kam/db"
+	mkdir -p "$W/kam/db" || { KAM_PRES_WHY="could not make $W/kam/db"; return 1; }
+	for m in version presentity active_watchers watchers pua xcap; do
+		cp "$schema/$m" "$W/kam/db/" || { KAM_PRES_WHY="could not copy $schema/$m"; return 1; }
+	done
+	# db_text knows no column defaults; presence leaves flags out of its inserts
+	sed -i '1s/ flags(int) / flags(int,null) /' "$W/kam/db/active_watchers"
+}
+
+kam_cfg() { # kam_cfg PRESENCE: the configuration on stdout, the presence job with 1
+	local mods=/usr/lib/x86_64-linux-gnu/kamailio/modules
+	echo '#!KAMAILIO'
+	[ "$1" = 1 ] && cat <<EOF
+#!define WITH_PRESENCE
+#!define SIPGW "$KAM_SIPGW"
+#!define XMPPGW "$KAM_XMPPGW"
+#!define PEER "sip:127.0.0.1:$PEER_PORT;transport=tcp"
+EOF
+	cat <<EOF
 debug=1
 log_stderror=yes
 fork=yes
@@ -279,7 +418,15 @@ children=1
 tcp_children=1
 auto_aliases=no
 listen=tcp:127.0.0.1:$KAM_PORT
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+# as in the TLS instance: past the default 32 KiB queued on a connection being
+# opened, Kamailio drops it with the MESSAGEs in it (the XMPP->SIP row timed out)
+tcp_conn_wq_max=4194304
+tcp_wq_max=67108864
+#!ifdef WITH_PRESENCE
+listen=udp:$KAM_SIPGW:5060
+listen=udp:$KAM_XMPPGW:5060
+#!endif
+mpath="$mods/"
 loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "pv.so"
@@ -290,8 +437,179 @@ modparam("xmpp", "xmpp_domain", "sip.test")
 modparam("xmpp", "xmpp_host", "127.0.0.1")
 modparam("xmpp", "xmpp_port", $XMPP_PORT)
 modparam("xmpp", "xmpp_password", "bench-secret")
-modparam("xmpp", "gwmap", "sip.test=sip.test;xmpp.test=xmpp.test")
 modparam("xmpp", "outbound_proxy", "sip:127.0.0.1:$PEER_PORT;transport=tcp")
+#!ifdef WITH_PRESENCE
+modparam("xmpp", "gwmap", "$KAM_SIPGW=sip.test;$KAM_XMPPGW=xmpp.test")
+loadmodule "db_text.so"
+loadmodule "presence.so"
+loadmodule "presence_xml.so"
+loadmodule "pua.so"
+loadmodule "pua_xmpp.so"
+modparam("presence", "db_url", "text://$W/kam/db")
+modparam("presence", "subs_db_mode", 2)
+modparam("presence", "publ_cache", 2)
+modparam("presence", "server_address", "sip:127.0.0.1:$KAM_PORT;transport=tcp")
+modparam("presence_xml", "db_url", "text://$W/kam/db")
+modparam("presence_xml", "force_active", 1)
+modparam("pua", "db_url", "text://$W/kam/db")
+modparam("pua", "db_mode", 0)
+modparam("pua", "outbound_proxy", "sip:127.0.0.1:$KAM_PORT;transport=tcp")
+modparam("pua_xmpp", "server_address", "sip:$KAM_XMPPGW")
+#!else
+modparam("xmpp", "gwmap", "sip.test=sip.test;xmpp.test=xmpp.test")
+#!endif
+EOF
+	cat <<'EOF'
+request_route {
+	if (is_method("MESSAGE")) {
+		if (xmpp_send_message()) { sl_send_reply("200", "Accepted"); }
+		else { sl_send_reply("500", "xmpp failed"); }
+		exit;
+	}
+	if (is_method("OPTIONS")) { sl_send_reply("200", "OK"); exit; }
+#!ifdef WITH_PRESENCE
+	route(PRESENCE);
+#!endif
+	sl_send_reply("501", "Not Implemented");
+}
+#!ifdef WITH_PRESENCE
+route[PRESENCE] {
+	# in pua's dialogs: the peer's presence, the presence server's watcher info
+	if (is_method("NOTIFY")) {
+		$var(from) = $fu; # parsed here: pua_xmpp logs an error when it must parse it
+		if (pua_xmpp_notify()) { sl_send_reply("200", "OK"); }
+		else { sl_send_reply("481", "Subscription does not exist"); }
+		exit;
+	}
+	# pua subscribes an XMPP user to a SIP user: on to the peer
+	if (is_method("SUBSCRIBE") && $rd == SIPGW) {
+		$du = PEER;
+		$rd = "sip.test";
+		if (!t_relay()) { sl_reply_error(); }
+		exit;
+	}
+	# the presence server of the XMPP users
+	if (is_method("PUBLISH|SUBSCRIBE")) {
+		if ($rd == "xmpp.test") { $rd = XMPPGW; }
+		if (!t_newtran()) { sl_reply_error(); exit; }
+		if (is_method("PUBLISH")) {
+			handle_publish();
+		} else {
+			handle_subscribe();
+			if ($hdr(Event) == "presence") { pua_xmpp_req_winfo("$ru", "$hdr(Expires)"); }
+		}
+		t_release();
+		exit;
+	}
+}
+#!endif
+EOF
+}
+
+kam_start() { # kam_start PRESENCE: configure, start and wait for the XMPP link
+	kam_cfg "$1" >"$W/kam/kamailio.cfg"
+	# 1 GiB of shared memory: tm keeps every finished transaction for its
+	# wait_timer (5 s), 100,000 and more at these rates; 256 MiB ran out.
+	$ON_BRIDGE kamailio -f "$W/kam/kamailio.cfg" -DD -E -w "$W/kam" -Y "$W/kam" \
+		-m 1024 -M 32 >"$W/kamailio.log" 2>&1 &
+	KAM_PID=$!
+	pids+=("$KAM_PID")
+	wait_up && return 0
+	stop "$KAM_PID"
+	return 1
+}
+
+run_kamailio() {
+	local with_pres=1
+	KAM_WHY='' KAM_PRES_WHY=''
+	if ! command -v kamailio >/dev/null ||
+		[ ! -f /usr/lib/x86_64-linux-gnu/kamailio/modules/xmpp.so ]; then
+		KAM_WHY="kamailio or kamailio-xmpp-modules not installed"
+		return 1
+	fi
+	mkdir -p "$W/kam"
+	kam_xmpp_so || { KAM_WHY="could not patch a copy of xmpp.so (objdump/readelf?)"; return 1; }
+	kam_presence_setup || with_pres=0
+	if ! kam_start "$with_pres"; then
+		if [ "$with_pres" = 0 ]; then
+			KAM_WHY="Kamailio's xmpp component did not connect (see kamailio.log)"
+			return 1
+		fi
+		mv "$W/kamailio.log" "$W/kamailio-presence.log"
+		KAM_PRES_WHY="Kamailio did not start with the presence modules (see kamailio-presence.log)"
+		with_pres=0
+		kam_start 0 || { KAM_WHY="Kamailio's xmpp component did not connect (see kamailio.log)"; return 1; }
+	fi
+	measure_msgs kamailio "$KAM_PORT" "$KAM_PID"
+	if [ "$with_pres" = 1 ]; then
+		# pua_xmpp carries <show>, not <status> (the time stamp), into the PIDF
+		measure_pres kamailio "$KAM_PORT" --any-notify ||
+			log "Kamailio: a presence figure is missing (see $W/loadgen.log, $W/kamailio.log)"
+	else
+		log "Kamailio presence rows: $KAM_PRES_WHY"
+	fi
+	stop "$KAM_PID"
+}
+
+# Kamailio's TLS rows: an instance of its own with a TLS listener only (tls.so
+# from kamailio-tls-modules, mutual TLS with the certificates presbridge gets)
+# and the xmpp module's outbound proxy over TLS to the loadgen's listener.
+run_kamailio_tls() {
+	local mods=/usr/lib/x86_64-linux-gnu/kamailio/modules d=$W/kamtls side
+	KAM_TLS_WHY=
+	if ! command -v kamailio >/dev/null || [ ! -f $mods/xmpp.so ]; then
+		KAM_TLS_WHY="kamailio or kamailio-xmpp-modules not installed"
+		return 1
+	fi
+	[ -f $mods/tls.so ] || { KAM_TLS_WHY="kamailio-tls-modules not installed"; return 1; }
+	[ -z "$TLS_WHY" ] || { KAM_TLS_WHY=$TLS_WHY; return 1; }
+	mkdir -p "$d" "$W/kam"
+	[ -f "$W/kam/xmpp.so" ] || kam_xmpp_so ||
+		{ KAM_TLS_WHY="could not patch a copy of xmpp.so (objdump/readelf?)"; return 1; }
+	for side in server client; do
+		cat <<EOF
+[$side:default]
+method = TLSv1.2+
+verify_certificate = yes
+require_certificate = yes
+private_key = $W/tls/bridge.key
+certificate = $W/tls/bridge.crt
+ca_list = $W/tls/ca.crt
+
+EOF
+	done >"$d/tls.cfg"
+	cat >"$d/kamailio.cfg" <<EOF
+#!KAMAILIO
+debug=1
+log_stderror=yes
+fork=yes
+children=1
+tcp_children=1
+auto_aliases=no
+enable_tls=yes
+listen=tls:127.0.0.1:$KAM_TLS_PORT
+# a window of 500 MESSAGEs is more than the default queues (64 KiB of clear
+# text per connection while its handshake runs, 32 KiB per TCP connection):
+# past them Kamailio drops the connection with what it queued
+tcp_conn_wq_max=4194304
+tcp_wq_max=67108864
+mpath="$mods/"
+loadmodule "tls.so"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "textops.so"
+loadmodule "$W/kam/xmpp.so"
+modparam("tls", "config", "$d/tls.cfg")
+modparam("tls", "con_ct_wq_max", 4194304)
+modparam("tls", "ct_wq_max", 67108864)
+modparam("xmpp", "backend", "component")
+modparam("xmpp", "xmpp_domain", "sip.test")
+modparam("xmpp", "xmpp_host", "127.0.0.1")
+modparam("xmpp", "xmpp_port", $XMPP_PORT)
+modparam("xmpp", "xmpp_password", "bench-secret")
+modparam("xmpp", "gwmap", "sip.test=sip.test;xmpp.test=xmpp.test")
+modparam("xmpp", "outbound_proxy", "sip:127.0.0.1:$PEER_PORT;transport=tls")
 request_route {
 	if (is_method("MESSAGE")) {
 		if (xmpp_send_message()) { sl_send_reply("200", "Accepted"); }
@@ -302,18 +620,16 @@ request_route {
 	sl_send_reply("501", "Not Implemented");
 }
 EOF
-	# 1 GiB of shared memory: tm keeps every finished transaction for its
-	# wait_timer (5 s), 100,000 and more at these rates; 256 MiB ran out.
-	$ON_BRIDGE kamailio -f "$W/kam/kamailio.cfg" -DD -E -w "$W/kam" -Y "$W/kam" \
-		-m 1024 -M 32 >"$W/kamailio.log" 2>&1 &
+	$ON_BRIDGE kamailio -f "$d/kamailio.cfg" -DD -E -w "$d" -Y "$d" \
+		-m 1024 -M 32 >"$W/kamailio-tls.log" 2>&1 &
 	KAM_PID=$!
 	pids+=("$KAM_PID")
 	if ! wait_up; then
-		KAM_WHY="Kamailio's xmpp component did not connect (see kamailio.log)"
+		KAM_TLS_WHY="Kamailio's xmpp component did not connect (see kamailio-tls.log)"
 		stop "$KAM_PID"
 		return 1
 	fi
-	measure_msgs kamailio "$KAM_PORT" "$KAM_PID"
+	measure_tls kamailio "$KAM_TLS_PORT"
 	stop "$KAM_PID"
 }
 
@@ -358,15 +674,20 @@ run_memory() {
 }
 
 write_conf
+write_conf_tls || log "TLS: $TLS_WHY"
 start_sink || exit 1
 for r in $(seq 1 "$runs"); do
 	log "run $r of $runs: presbridge"
 	run_presbridge || log "presbridge run failed (see $W/presbridge.log, $W/loadgen.log)"
+	log "run $r of $runs: presbridge, TLS"
+	run_presbridge_tls || log "presbridge TLS run failed (see $W/presbridge.log, $W/loadgen.log)"
 	log "run $r of $runs: floor (TCP relay)"
 	run_floor
 	if [ "$kamailio" = 1 ]; then
 		log "run $r of $runs: Kamailio"
 		run_kamailio || log "Kamailio: ${KAM_WHY:-failed}"
+		log "run $r of $runs: Kamailio, TLS"
+		run_kamailio_tls || log "Kamailio TLS: ${KAM_TLS_WHY:-failed}"
 	fi
 done
 log "memory and restart"
@@ -387,7 +708,7 @@ kam_na=${KAM_WHY:-}
 [ "$kamailio" = 1 ] || kam_na="skipped (--no-kamailio)"
 echo
 echo "presbridge benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $ncpu CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $pinning"
-echo "medians of $runs run(s); messages $msgs, presence updates $pres over $pres_subs subscriptions, latency at $lat_rate/s ($lat_n messages), TCP, window $window"
+echo "medians of $runs run(s); messages $msgs, presence updates $pres over $pres_subs subscriptions, latency at $lat_rate/s ($lat_n messages), TCP (TLS where a row says so), window $window"
 echo
 printf '%-34s %12s %12s %12s %10s %10s\n' figure presbridge kamailio floor pb/kam pb/floor
 printf '%-34s %12s %12s %12s %10s %10s\n' ---------------------------------- ------------ ------------ ------------ ---------- ----------
@@ -401,6 +722,8 @@ row() { # row LABEL FIGURE HIGHER_IS_BETTER
 }
 row "MESSAGE SIP->XMPP /s" msg_s2x 1
 row "MESSAGE XMPP->SIP /s" msg_x2s 1
+row "MESSAGE SIP->XMPP /s, TLS" msg_s2x_tls 1
+row "MESSAGE XMPP->SIP /s, TLS" msg_x2s_tls 1
 row "NOTIFY->presence /s" pres_s2x 1
 row "presence->NOTIFY /s" pres_x2s 1
 row "latency p50 us @${lat_rate}/s" lat_p50 0
@@ -422,11 +745,31 @@ if [ -n "$kam_na" ]; then
 else
 	echo "- kamailio: 5.6.3 from Debian with a private copy of xmpp.so patched in ${KAM_PATCHED:-?} places"
 	echo "  (cmpb \$0,(%rsi) -> test %rsi,%rsi: kamailio issue #4154), pinned with all its processes."
+	if [ -n "${KAM_PRES_WHY:-}" ]; then
+		echo "- kamailio presence rows n/a: $KAM_PRES_WHY"
+	else
+		echo "- kamailio presence: the same instance with pua_xmpp, pua, presence, presence_xml"
+		echo "  (force_active) and db_text (subscriptions written back, presentities and pua in memory)."
+		echo "  pua's SUBSCRIBEs need a routable request URI: each domain's SIP-side name (gwmap) is a"
+		echo "  loopback address of Kamailio's with UDP 5060, relayed on to the peer over TCP."
+		echo "  presence->NOTIFY counts NOTIFYs: pua_xmpp carries <show>, not <status> (the time stamp),"
+		echo "  into PIDF. pua sends a user's next PUBLISH before the last one's answer: with more"
+		echo "  updates in flight than subscriptions (--quick) presence answers 412 and pua resends."
+	fi
 fi
-echo "- kamailio presence rows n/a: pua_xmpp needs Kamailio's presence server, pua and a"
-echo "  database between SIP and XMPP; not set up by this script. RSS and restart: n/a (no"
-echo "  comparable persisted subscription table in the xmpp module)."
+echo "- kamailio RSS and restart: n/a (not measured; its presence state here is in memory,"
+echo "  written back to db_text on a timer)."
 echo "- floor RSS/restart: n/a (a relay keeps no state)."
+echo "- TLS rows: mutual TLS 1.2 or later (OpenSSL negotiates 1.3), a test CA made for the run;"
+echo "  the loadgen checks the middlebox's certificate (name, chain, serverAuth/clientAuth) and"
+echo "  presents one naming the [peer] host. floor n/a: the relay does not terminate TLS."
+if [ "$kamailio" = 1 ] && [ -n "${KAM_TLS_WHY:-}" ]; then
+	echo "- kamailio TLS rows n/a: $KAM_TLS_WHY"
+elif [ "$kamailio" = 1 ]; then
+	echo "  kamailio TLS: an instance of its own (tls.so, the middlebox's certificate, MESSAGE"
+	echo "  routes only); both its instances queue up to 4 MiB per connection (tcp_conn_wq_max,"
+	echo "  tls con_ct_wq_max): at the defaults it drops a connection and its MESSAGEs at startup."
+fi
 if [ "$missing" -gt 0 ]; then
 	echo "bench: $missing presbridge figure(s) missing: see the logs (--keep keeps $W)" >&2
 	exit 1

@@ -13,8 +13,24 @@
  *   lat                            -> n=N p50=US p99=US p999=US (and forgets nothing)
  *   gen KIND N WIN USERS RATE      send N stanzas (KIND msg | pres | sub), at most
  *                                  WIN ahead of the acks, RATE per second (0: as
- *                                  fast as the window allows)   -> ok
- *   ack COUNT                      the load generator has seen COUNT (no answer)
+ *                                  fast as the window allows); stops the other
+ *                                  kinds' generators            -> ok
+ *   add KIND N WIN USERS RATE      the same, alongside the generators running
+ *                                  (loadgen mix: msg and pres at once) -> ok
+ *   ack COUNT                      the load generator has seen COUNT of what the
+ *                                  last gen/add sends (no answer)
+ *   ack KIND COUNT                 the same for KIND's generator (no answer)
+ *   kinds                          -> msg=N pres=N gmsg=N gpres=N gsub=N
+ *                                  msg_p50 msg_p99 pres_p50 pres_p99 (us) up=0|1:
+ *                                  measured <message>s and <presence>s since
+ *                                  reset, what each generator has sent; the
+ *                                  percentiles are of the samples since the last
+ *                                  kinds, which it forgets, with lat's (a long
+ *                                  run's samples would grow without bound)
+ *   stop                           end every generator -> ok
+ *   say STANZA                     send STANZA (one line of XML) on the component
+ *                                  link as it is (no answer; loadgen mix revokes
+ *                                  subscriptions with it)
  * A stanza is "measured" when it carries a time stamp marker "#T<ns>#" (see
  * bench.h); its latency is now minus that stamp.
  */
@@ -46,14 +62,36 @@ static struct {
 	struct conn *ctl;
 	/* counters */
 	uint64_t measured, total, subs;
+	uint64_t nmsg, npres; /* measured, by stanza */
 	int64_t first, last;
 	struct lat lat;
-	/* generator */
-	char gkind[8];
-	uint64_t gn, gsent, gwin, gacked, gusers, grate;
-	int64_t gstart;
-	unsigned seq;
+	struct lat ilat[2]; /* since the last kinds: <message>, <presence> */
+	/* generators, one per kind; last: the one a plain ack and stats mean */
+	struct gen {
+		uint64_t n, sent, win, acked, users, rate;
+		int64_t start;
+	} gen[3];
+	int glast;
 } g;
+
+static const char *const gen_kinds[3] = {"msg", "pres", "sub"};
+
+static int gen_kind(const char *s)
+{
+	for (int i = 0; i < 3; i++)
+		if (strcmp(s, gen_kinds[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Some generator still has stanzas to send at a rate: poll, do not block. */
+static bool gen_paced(void)
+{
+	for (int i = 0; i < 3; i++)
+		if (g.gen[i].sent < g.gen[i].n && g.gen[i].rate)
+			return true;
+	return false;
+}
 
 static void arm(struct conn *c)
 {
@@ -166,6 +204,12 @@ static void on_stanza(struct conn *c, const char *st, size_t n)
 	g.last = now;
 	g.measured++;
 	lat_add(&g.lat, now - t);
+	bool pres = st[1] == 'p';
+	if (pres)
+		g.npres++;
+	else
+		g.nmsg++;
+	lat_add(&g.ilat[pres], now - t);
 }
 
 /* Split the stream into top-level stanzas by element depth. */
@@ -204,6 +248,8 @@ static void comp_scan(struct conn *c)
 			c->depth--;
 			if (c->depth == 1)
 				on_stanza(c, b->p + c->start, j + 1 - c->start);
+			if (c->depth == 0) /* </stream:stream>: close ours too */
+				send_out(c, "</stream:stream>", 16);
 			if (c->depth < 0)
 				c->depth = 0;
 		} else if (b->p[j - 1] == '/') {
@@ -281,51 +327,61 @@ static void comp_input(struct conn *c)
 	comp_scan(c);
 }
 
-/* Emit generated stanzas while the window, the rate and the socket allow. */
-static void generate(void)
+/* Emit generated stanzas of kind k while its window, its rate and the socket
+ * allow. */
+static void generate_kind(struct conn *c, int k)
 {
-	struct conn *c = g.comp;
-	if (!c || g.gsent >= g.gn)
+	struct gen *gn = &g.gen[k];
+	if (gn->sent >= gn->n)
 		return;
-	uint64_t allowed = g.gn;
-	if (g.grate) {
-		uint64_t due = (uint64_t)((double)(bench_now_ns() - g.gstart) * 1e-9 *
-		                          (double)g.grate) +
+	uint64_t allowed = gn->n;
+	if (gn->rate) {
+		uint64_t due = (uint64_t)((double)(bench_now_ns() - gn->start) * 1e-9 *
+		                          (double)gn->rate) +
 		               1;
 		if (due < allowed)
 			allowed = due;
 	}
-	if (g.gwin && g.gacked + g.gwin < allowed)
-		allowed = g.gacked + g.gwin;
+	if (gn->win && gn->acked + gn->win < allowed)
+		allowed = gn->acked + gn->win;
 	char buf[1024];
-	while (g.gsent < allowed && bbuf_used(&c->out) < (1u << 20)) {
-		uint64_t u = g.gsent % g.gusers;
-		int k;
+	while (gn->sent < allowed && bbuf_used(&c->out) < (1u << 20)) {
+		uint64_t u = gn->sent % gn->users;
+		int n;
 		int64_t now = bench_now_ns();
-		if (strcmp(g.gkind, "msg") == 0)
-			k = snprintf(
+		if (k == 0)
+			n = snprintf(
 			    buf, sizeof(buf),
 			    "<message type='chat' id='b%llu' from='x%llu@xmpp.test/r' "
 			    "to='s%llu@sip.test'><body>hello from xmpp #T%lld#</body>"
 			    "</message>",
-			    (unsigned long long)g.gsent, (unsigned long long)u,
+			    (unsigned long long)gn->sent, (unsigned long long)u,
 			    (unsigned long long)u, (long long)now);
-		else if (strcmp(g.gkind, "pres") == 0)
-			k = snprintf(
+		else if (k == 1)
+			n = snprintf(
 			    buf, sizeof(buf),
 			    "<presence from='x%llu@xmpp.test/r' to='w%llu@sip.test'>"
 			    "<show>%s</show><status>busy #T%lld#</status>"
 			    "<priority>1</priority></presence>",
 			    (unsigned long long)u, (unsigned long long)u,
-			    g.gsent & 1 ? "away" : "dnd", (long long)now);
+			    gn->sent & 1 ? "away" : "dnd", (long long)now);
 		else
-			k = snprintf(buf, sizeof(buf),
+			n = snprintf(buf, sizeof(buf),
 			             "<presence type='subscribe' from='x%llu@xmpp.test' "
 			             "to='s%llu@sip.test'/>",
 			             (unsigned long long)u, (unsigned long long)u);
-		bbuf_put(&c->out, buf, (size_t)k);
-		g.gsent++;
+		bbuf_put(&c->out, buf, (size_t)n);
+		gn->sent++;
 	}
+}
+
+static void generate(void)
+{
+	struct conn *c = g.comp;
+	if (!c)
+		return;
+	for (int k = 0; k < 3; k++)
+		generate_kind(c, k);
 	if (!c->want_out && bbuf_used(&c->out)) {
 		if (bbuf_flush(&c->out, c->fd) == 0 && bbuf_used(&c->out)) {
 			c->want_out = true;
@@ -336,15 +392,17 @@ static void generate(void)
 
 static void ctl_line(struct conn *c, char *line)
 {
-	char out[256];
+	char out[512];
 	int k = 0;
 	unsigned long long a = 0, b = 0, u = 0, r = 0;
-	char kind[8];
+	char kind[8], verb[8];
+	int gk;
 
 	if (strcmp(line, "reset") == 0) {
 		g.measured = g.total = g.subs = 0;
+		g.nmsg = g.npres = 0;
 		g.first = g.last = 0;
-		g.lat.n = 0;
+		g.lat.n = g.ilat[0].n = g.ilat[1].n = 0;
 		k = snprintf(out, sizeof(out), "ok\n");
 	} else if (strcmp(line, "stats") == 0) {
 		k = snprintf(out, sizeof(out),
@@ -353,26 +411,56 @@ static void ctl_line(struct conn *c, char *line)
 		             (unsigned long long)g.measured, (long long)g.first,
 		             (long long)g.last, (unsigned long long)g.total,
 		             (unsigned long long)g.subs, g.comp != NULL,
-		             (unsigned long long)g.gsent, (unsigned long long)g.gacked);
+		             (unsigned long long)g.gen[g.glast].sent,
+		             (unsigned long long)g.gen[g.glast].acked);
 	} else if (strcmp(line, "lat") == 0) {
 		k = snprintf(out, sizeof(out), "n=%zu p50=%.1f p99=%.1f p999=%.1f\n",
 		             g.lat.n, lat_pct(&g.lat, 0.5), lat_pct(&g.lat, 0.99),
 		             lat_pct(&g.lat, 0.999));
-	} else if (sscanf(line, "gen %7s %llu %llu %llu %llu", kind, &a, &b, &u, &r) ==
-	           5) {
-		snprintf(g.gkind, sizeof(g.gkind), "%s", kind);
-		g.gn = a;
-		g.gwin = b;
-		g.gusers = u ? u : 1;
-		g.grate = r;
-		g.gsent = g.gacked = 0;
-		g.gstart = bench_now_ns();
+	} else if (strcmp(line, "kinds") == 0) {
+		k = snprintf(
+		    out, sizeof(out),
+		    "msg=%llu pres=%llu gmsg=%llu gpres=%llu gsub=%llu "
+		    "msg_p50=%.1f msg_p99=%.1f pres_p50=%.1f pres_p99=%.1f up=%d\n",
+		    (unsigned long long)g.nmsg, (unsigned long long)g.npres,
+		    (unsigned long long)g.gen[0].sent, (unsigned long long)g.gen[1].sent,
+		    (unsigned long long)g.gen[2].sent, lat_pct(&g.ilat[0], 0.5),
+		    lat_pct(&g.ilat[0], 0.99), lat_pct(&g.ilat[1], 0.5),
+		    lat_pct(&g.ilat[1], 0.99), g.comp != NULL);
+		g.lat.n = g.ilat[0].n = g.ilat[1].n = 0;
+	} else if (strcmp(line, "stop") == 0) {
+		for (int i = 0; i < 3; i++)
+			g.gen[i].n = g.gen[i].sent;
+		k = snprintf(out, sizeof(out), "ok\n");
+	} else if (sscanf(line, "%7s %7s %llu %llu %llu %llu", verb, kind, &a, &b, &u,
+	                  &r) == 6 &&
+	           (strcmp(verb, "gen") == 0 || strcmp(verb, "add") == 0) &&
+	           (gk = gen_kind(kind)) >= 0) {
+		if (strcmp(verb, "gen") == 0)
+			for (int i = 0; i < 3; i++)
+				g.gen[i].n = g.gen[i].sent;
+		struct gen *gn = &g.gen[gk];
+		gn->n = a;
+		gn->win = b;
+		gn->users = u ? u : 1;
+		gn->rate = r;
+		gn->sent = gn->acked = 0;
+		gn->start = bench_now_ns();
+		g.glast = gk;
 		k = snprintf(out, sizeof(out), "ok\n");
 		send_out(c, out, (size_t)k);
 		generate();
 		return;
+	} else if (sscanf(line, "ack %7s %llu", kind, &a) == 2 &&
+	           (gk = gen_kind(kind)) >= 0) {
+		g.gen[gk].acked = a;
+		return;
+	} else if (strncmp(line, "say ", 4) == 0) {
+		if (g.comp)
+			send_out(g.comp, line + 4, strlen(line + 4));
+		return;
 	} else if (sscanf(line, "ack %llu", &a) == 1) {
-		g.gacked = a;
+		g.gen[g.glast].acked = a;
 		return;
 	} else {
 		k = snprintf(out, sizeof(out), "error: unknown command\n");
@@ -418,7 +506,7 @@ int main(int argc, char **argv)
 	conn_add(cfd, C_CTL_LISTEN);
 	for (;;) {
 		struct epoll_event ev[64];
-		int timeout = g.comp && g.gsent < g.gn && g.grate ? 1 : -1;
+		int timeout = g.comp && gen_paced() ? 1 : -1;
 		int n = epoll_wait(g.ep, ev, 64, timeout);
 		for (int i = 0; i < n; i++) {
 			struct conn *c = ev[i].data.ptr;
