@@ -62,6 +62,10 @@ static bool has_declaration(const char *buf, size_t len)
 	const char *end = buf + len;
 
 	while ((p = memchr(p, '<', (size_t)(end - p))) != NULL) {
+		if (end - p < 2 || p[1] != '!') { /* every declaration starts "<!" */
+			p++;
+			continue;
+		}
 		for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
 			size_t bl = strlen(bad[k]);
 			if ((size_t)(end - p) >= bl && strncmp(p, bad[k], bl) == 0)
@@ -72,6 +76,11 @@ static bool has_declaration(const char *buf, size_t len)
 	return false;
 }
 
+#define XMLS_CTXT_DOCS  10000
+#define XMLS_CTXT_NAMES 4096
+static xmlParserCtxt *cached_ctxt;
+static unsigned cached_uses;
+
 int xmls_parse(const char *buf, size_t len, size_t max, xmlDoc **docp)
 {
 	if (len > max || len > INT32_MAX)
@@ -81,7 +90,15 @@ int xmls_parse(const char *buf, size_t len, size_t max, xmlDoc **docp)
 	if (has_declaration(buf, len))
 		return -EPERM;
 
-	xmlParserCtxt *ctxt = xmlNewParserCtxt();
+	/* One parser context serves one document after another (libxml2 resets it
+	 * for each): creating one, with its dictionary, was a tenth of reading a
+	 * PIDF. Its dictionary keeps the names it saw, so it is renewed after
+	 * XMLS_CTXT_DOCS documents or once it holds XMLS_CTXT_NAMES names: a peer
+	 * sending ever new element names cannot grow it without bound. */
+	xmlParserCtxt *ctxt = cached_ctxt;
+	cached_ctxt = NULL;
+	if (!ctxt)
+		ctxt = xmlNewParserCtxt();
 	if (!ctxt)
 		return -ENOMEM;
 	int opts =
@@ -94,7 +111,13 @@ int xmls_parse(const char *buf, size_t len, size_t max, xmlDoc **docp)
 		err = -EPERM;
 	else if (!xmlDocGetRootElement(doc))
 		err = -EBADMSG;
-	xmlFreeParserCtxt(ctxt);
+	if (!err && ++cached_uses < XMLS_CTXT_DOCS &&
+	    (!ctxt->dict || xmlDictSize(ctxt->dict) < XMLS_CTXT_NAMES)) {
+		cached_ctxt = ctxt;
+	} else {
+		xmlFreeParserCtxt(ctxt);
+		cached_uses = 0;
+	}
 	if (err) {
 		xmlFreeDoc(doc);
 		return err;

@@ -62,6 +62,41 @@ static void test_parse_table(void **state)
 	}
 }
 
+/* The parser context is kept from one document to the next: every case gives
+ * the same answer in any order, and documents with ever new names (past the
+ * renewal limits) each read back their own root and text. */
+static void test_context_reuse(void **state)
+{
+	(void)state;
+	size_t n = sizeof(parse_cases) / sizeof(parse_cases[0]);
+	for (size_t round = 0; round < 3 * n; round++) {
+		const struct parse_case *c = &parse_cases[(round * 7) % n];
+		xmlDoc *doc = NULL;
+		int err = xmls_parse(c->doc, strlen(c->doc), XMLS_MAX_DEFAULT, &doc);
+		if (err != c->want)
+			fail_msg("round %zu, case '%s': got %d, want %d", round, c->name,
+			         err, c->want);
+		xmlFreeDoc(doc);
+	}
+	for (unsigned i = 0; i < 12000; i++) {
+		char buf[96], name[32];
+		snprintf(name, sizeof(name), "e%u", i);
+		int len =
+		    snprintf(buf, sizeof(buf), "<%s a='%u'>t%u</%s>", name, i, i, name);
+		xmlDoc *doc = NULL;
+		assert_int_equal(xmls_parse(buf, (size_t)len, XMLS_MAX_DEFAULT, &doc), 0);
+		xmlNode *root = xmlDocGetRootElement(doc);
+		xmlChar *text = xmlNodeGetContent(root);
+		char want[16];
+		snprintf(want, sizeof(want), "t%u", i);
+		if (strcmp((const char *)root->name, name) != 0 ||
+		    strcmp((const char *)text, want) != 0)
+			fail_msg("document %u read back as <%s>%s", i, root->name, text);
+		xmlFree(text);
+		xmlFreeDoc(doc);
+	}
+}
+
 static void test_oversize(void **state)
 {
 	(void)state;
@@ -105,9 +140,8 @@ static void test_navigation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_table),
-	    cmocka_unit_test(test_oversize),
-	    cmocka_unit_test(test_embedded_nul),
+	    cmocka_unit_test(test_parse_table), cmocka_unit_test(test_context_reuse),
+	    cmocka_unit_test(test_oversize),    cmocka_unit_test(test_embedded_nul),
 	    cmocka_unit_test(test_navigation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
