@@ -26,6 +26,9 @@ struct sipm {
 	int status;
 	char **cache; /* unfolded header values handed out by sipm_header */
 	size_t ncache;
+	struct sipm_field *fields; /* the header fields, found once (find_field) */
+	size_t nfields;
+	bool indexed;
 };
 
 /* RFC 3261 section 7.3.3 and the registry's later compact forms. */
@@ -205,6 +208,7 @@ void sipm_free(struct sipm *m)
 	for (size_t i = 0; i < m->ncache; i++)
 		free(m->cache[i]);
 	free(m->cache);
+	free(m->fields);
 	free(m);
 }
 
@@ -479,11 +483,48 @@ const char *sipm_text(const struct sipm *m, size_t *lenp)
 	return m->text;
 }
 
+/* The idx-th field called name: from the index of m's fields, built on the
+ * first look-up (one pass over the header instead of one per look-up). */
+static int find_field(struct sipm *m, const char *name, unsigned idx, const char **vp,
+                      size_t *vlenp)
+{
+	if (!m->indexed) {
+		size_t pos = 0, cap = 0;
+		struct sipm_field f;
+		while (sipm_field_next(m->text, m->hdr_len, &pos, &f)) {
+			if (m->nfields == cap) {
+				cap = cap ? 2 * cap : 24;
+				struct sipm_field *n =
+				    realloc(m->fields, cap * sizeof(*n));
+				if (!n) { /* no index: scan the text */
+					m->nfields = 0;
+					return sipm_raw_header(m->text, m->hdr_len, name,
+					                       idx, vp, vlenp);
+				}
+				m->fields = n;
+			}
+			m->fields[m->nfields++] = f;
+		}
+		m->indexed = true;
+	}
+	size_t nlen = strlen(name);
+	char cf = compact_of(name);
+	unsigned seen = 0;
+	for (size_t i = 0; i < m->nfields; i++) {
+		if (sipm_field_is(&m->fields[i], name, nlen, cf) && seen++ == idx) {
+			*vp = m->fields[i].val;
+			*vlenp = m->fields[i].vlen;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 const char *sipm_header(struct sipm *m, const char *name, unsigned idx)
 {
 	const char *v;
 	size_t vlen;
-	if (sipm_raw_header(m->text, m->hdr_len, name, idx, &v, &vlen) != 0)
+	if (find_field(m, name, idx, &v, &vlen) != 0)
 		return NULL;
 	char **nc = realloc(m->cache, (m->ncache + 1) * sizeof(*nc));
 	if (!nc)
