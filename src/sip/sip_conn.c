@@ -730,10 +730,15 @@ done:
 	}
 }
 
+/* Reads of one connection per readiness event: a peer that always has more to
+ * send must not keep the loop from the XMPP leg, timers and other peers (the
+ * poll is level-triggered: the rest is read next turn). */
+#define CONN_READS_PER_TURN 4
+
 static void conn_read(struct sip_conn *c)
 {
 	struct sipleg *sl = c->sl;
-	for (;;) {
+	for (unsigned reads = 1;; reads++) {
 		size_t want = sl->lim.max_msg + 8192;
 		if (c->incap < want) {
 			char *n = realloc(c->in, want);
@@ -810,6 +815,9 @@ static void conn_read(struct sip_conn *c)
 		c->last_rx = loop_now(sl->loop);
 		conn_process(c);
 		if (c->dead)
+			return;
+		/* Decrypted bytes inside OpenSSL wake no poll: read them now. */
+		if (reads >= CONN_READS_PER_TURN && !(c->ssl && SSL_pending(c->ssl) > 0))
 			return;
 	}
 }

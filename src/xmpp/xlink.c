@@ -226,14 +226,15 @@ static void xl_reap(struct xlink *k)
 
 static void xl_flush(struct xlink *k);
 
-/* Run libstrophe for this link once, without waiting. */
-static void xl_pump(struct xlink *k)
+/* Run libstrophe for this link once, without waiting. true: the socket had
+ * something to read before the run. */
+static bool xl_pump(struct xlink *k)
 {
 	struct xlink *saved;
 	struct pollfd pfd = {.fd = k->fd, .events = POLLIN};
 
 	if (!k->conn)
-		return;
+		return false;
 	bool readable = k->fd >= 0 && poll(&pfd, 1, 0) > 0;
 	xl_flush(k);
 	k->dirty = false;
@@ -248,13 +249,20 @@ static void xl_pump(struct xlink *k)
 		k->drain--;
 	xl_reap(k);
 	xl_sync_fd(k);
+	return readable;
 }
+
+/* libstrophe reads 4 KiB per run; a turn reads up to this many runs' worth, so
+ * a busy SIP peer (up to 4 reads of 72 KiB a turn) does not starve the link. */
+#define XL_READS_PER_TURN 8
 
 static void xl_on_fd(int fd, unsigned events, void *arg)
 {
+	struct xlink *k = arg;
 	(void)fd;
 	(void)events;
-	xl_pump(arg);
+	for (unsigned i = 0; i < XL_READS_PER_TURN && xl_pump(k) && k->conn; i++)
+		;
 }
 
 /* Keep the loop's watch in step with libstrophe's socket: read always, write while
