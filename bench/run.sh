@@ -153,31 +153,10 @@ start_sink() {
 stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
 # ---- presbridge ----
+# shellcheck source=bench/bridge-conf.sh
+. "$top/bench/bridge-conf.sh"
 write_conf() {
-	cat >"$W/pb.ini" <<EOF
-[bridge]
-state = state/presbridge.db
-mappings = $top/mappings
-log_level = warn
-max_subscriptions = 0
-max_subscriptions_per_user = 0
-
-[sip]
-listen = tcp:127.0.0.1:$SIP_PORT
-
-[xmpp]
-server = 127.0.0.1:$XMPP_PORT
-secret = bench-secret
-tls = off
-
-[peer lync]
-host = lync.sip.test
-address = 127.0.0.1:$PEER_PORT
-transport = tcp
-domains = sip.test
-trusted = yes
-im = page
-EOF
+	bench_bridge_conf "$top" "$SIP_PORT" "$XMPP_PORT" "$PEER_PORT" >"$W/pb.ini"
 }
 
 start_bridge() { # fresh state unless $1 = keep
