@@ -380,9 +380,12 @@ kam_presence_setup() {
 	sed -i '1s/ flags(int) / flags(int,null) /' "$W/kam/db/active_watchers"
 }
 
-kam_cfg() { # kam_cfg PRESENCE: the configuration on stdout, the presence job with 1
-	local mods=/usr/lib/x86_64-linux-gnu/kamailio/modules
+kam_cfg() { # kam_cfg PRESENCE [TLS]: the configuration on stdout, the presence job
+	# with PRESENCE 1, the SIP side over mutual TLS ($W/kamtls/tls.cfg) with TLS 1
+	local mods=/usr/lib/x86_64-linux-gnu/kamailio/modules tp=tcp port=$KAM_PORT
+	[ "${2:-0}" = 1 ] && tp=tls port=$KAM_TLS_PORT
 	echo '#!KAMAILIO'
+	[ "$tp" = tls ] && printf '#!define WITH_TLS\nenable_tls=yes\n'
 	[ "$1" = 1 ] && cat <<EOF
 #!define WITH_PRESENCE
 #!define SIPGW "$KAM_SIPGW"
@@ -396,9 +399,10 @@ fork=yes
 children=1
 tcp_children=1
 auto_aliases=no
-listen=tcp:127.0.0.1:$KAM_PORT
-# as in the TLS instance: past the default 32 KiB queued on a connection being
-# opened, Kamailio drops it with the MESSAGEs in it (the XMPP->SIP row timed out)
+listen=$tp:127.0.0.1:$port
+# a window of 500 MESSAGEs is more than the default queues (32 KiB per TCP
+# connection being opened, 64 KiB of clear text while a TLS handshake runs):
+# past them Kamailio drops the connection with the MESSAGEs in it
 tcp_conn_wq_max=4194304
 tcp_wq_max=67108864
 #!ifdef WITH_PRESENCE
@@ -406,6 +410,12 @@ listen=udp:$KAM_SIPGW:5060
 listen=udp:$KAM_XMPPGW:5060
 #!endif
 mpath="$mods/"
+#!ifdef WITH_TLS
+loadmodule "tls.so"
+modparam("tls", "config", "$W/kamtls/tls.cfg")
+modparam("tls", "con_ct_wq_max", 4194304)
+modparam("tls", "ct_wq_max", 67108864)
+#!endif
 loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "pv.so"
@@ -416,7 +426,7 @@ modparam("xmpp", "xmpp_domain", "sip.test")
 modparam("xmpp", "xmpp_host", "127.0.0.1")
 modparam("xmpp", "xmpp_port", $XMPP_PORT)
 modparam("xmpp", "xmpp_password", "bench-secret")
-modparam("xmpp", "outbound_proxy", "sip:127.0.0.1:$PEER_PORT;transport=tcp")
+modparam("xmpp", "outbound_proxy", "sip:127.0.0.1:$PEER_PORT;transport=$tp")
 #!ifdef WITH_PRESENCE
 modparam("xmpp", "gwmap", "$KAM_SIPGW=sip.test;$KAM_XMPPGW=xmpp.test")
 loadmodule "db_text.so"
@@ -557,48 +567,7 @@ ca_list = $W/tls/ca.crt
 
 EOF
 	done >"$d/tls.cfg"
-	cat >"$d/kamailio.cfg" <<EOF
-#!KAMAILIO
-debug=1
-log_stderror=yes
-fork=yes
-children=1
-tcp_children=1
-auto_aliases=no
-enable_tls=yes
-listen=tls:127.0.0.1:$KAM_TLS_PORT
-# a window of 500 MESSAGEs is more than the default queues (64 KiB of clear
-# text per connection while its handshake runs, 32 KiB per TCP connection):
-# past them Kamailio drops the connection with what it queued
-tcp_conn_wq_max=4194304
-tcp_wq_max=67108864
-mpath="$mods/"
-loadmodule "tls.so"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "textops.so"
-loadmodule "$W/kam/xmpp.so"
-modparam("tls", "config", "$d/tls.cfg")
-modparam("tls", "con_ct_wq_max", 4194304)
-modparam("tls", "ct_wq_max", 67108864)
-modparam("xmpp", "backend", "component")
-modparam("xmpp", "xmpp_domain", "sip.test")
-modparam("xmpp", "xmpp_host", "127.0.0.1")
-modparam("xmpp", "xmpp_port", $XMPP_PORT)
-modparam("xmpp", "xmpp_password", "bench-secret")
-modparam("xmpp", "gwmap", "sip.test=sip.test;xmpp.test=xmpp.test")
-modparam("xmpp", "outbound_proxy", "sip:127.0.0.1:$PEER_PORT;transport=tls")
-request_route {
-	if (is_method("MESSAGE")) {
-		if (xmpp_send_message()) { sl_send_reply("200", "Accepted"); }
-		else { sl_send_reply("500", "xmpp failed"); }
-		exit;
-	}
-	if (is_method("OPTIONS")) { sl_send_reply("200", "OK"); exit; }
-	sl_send_reply("501", "Not Implemented");
-}
-EOF
+	kam_cfg 0 1 >"$d/kamailio.cfg"
 	$ON_BRIDGE kamailio -f "$d/kamailio.cfg" -DD -E -w "$d" -Y "$d" \
 		-m 1024 -M 32 >"$W/kamailio-tls.log" 2>&1 &
 	KAM_PID=$!

@@ -181,32 +181,10 @@ soak_bench() {
 		SINK_PID=$LAST_PID
 		wait_alive "$SINK_PID" 10 sink_answers || die "xmppsink did not start"
 	}
-	# The configuration of bench/run.sh: one trusted Lync peer (loadgen) over TCP,
-	# the sink as XMPP server, the state in a file, no subscription limits.
-	cat >"$T_DIR/soak.ini" <<EOF
-[bridge]
-state = state/presbridge.db
-mappings = $top/mappings
-log_level = warn
-max_subscriptions = 0
-max_subscriptions_per_user = 0
-
-[sip]
-listen = tcp:127.0.0.1:$SIP_PORT
-
-[xmpp]
-server = 127.0.0.1:$XMPP_PORT
-secret = bench-secret
-tls = off
-
-[peer lync]
-host = lync.sip.test
-address = 127.0.0.1:$PEER_PORT
-transport = tcp
-domains = sip.test
-trusted = yes
-im = page
-EOF
+	# The configuration of bench/run.sh (bench/bridge-conf.sh).
+	# shellcheck source=bench/bridge-conf.sh
+	. "$top/bench/bridge-conf.sh"
+	bench_bridge_conf "$top" "$SIP_PORT" "$XMPP_PORT" "$PEER_PORT" >"$T_DIR/soak.ini"
 	start_bridge() { # start_bridge NAME: fresh state, a fresh sink, the link up
 		[[ -z ${PID:-} ]] || stop_pid "$PID" 10
 		start_sink
