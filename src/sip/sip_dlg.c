@@ -13,19 +13,52 @@
 
 #include "sip_int.h"
 
-static struct sipd **cid_bucket(struct sipleg *sl, const char *call_id)
+static uint32_t cid_hash(const char *call_id)
 {
 	uint32_t h = 2166136261u;
 	for (const char *p = call_id; *p; p++) {
 		h ^= (unsigned char)*p;
 		h *= 16777619u;
 	}
-	return &sl->dlg_by_cid[h % SIP_DLG_HASH];
+	return h;
+}
+
+static struct sipd **cid_bucket(struct sipleg *sl, const char *call_id)
+{
+	return &sl->dlg_by_cid[cid_hash(call_id) & (sl->dlg_nb - 1)];
 }
 
 static struct sipd **id_bucket(struct sipleg *sl, uint64_t id)
 {
-	return &sl->dlg_by_id[id % SIP_DLG_HASH];
+	return &sl->dlg_by_id[id & (sl->dlg_nb - 1)];
+}
+
+/* Both tables at nb buckets (a power of two), every dialog chained anew. */
+static int dlg_rehash(struct sipleg *sl, size_t nb)
+{
+	struct sipd **by_cid = calloc(nb, sizeof(*by_cid));
+	struct sipd **by_id = calloc(nb, sizeof(*by_id));
+	if (!by_cid || !by_id) {
+		free(by_cid);
+		free(by_id);
+		return -ENOMEM;
+	}
+	free(sl->dlg_by_cid);
+	free(sl->dlg_by_id);
+	sl->dlg_by_cid = by_cid;
+	sl->dlg_by_id = by_id;
+	sl->dlg_nb = nb;
+	for (struct sipd *d = sl->dlgs; d; d = d->next) {
+		struct sipd **ib = id_bucket(sl, d->id);
+		d->hnext_id = *ib;
+		*ib = d;
+		if (d->call_id) {
+			struct sipd **cb = cid_bucket(sl, d->call_id);
+			d->hnext_cid = *cb;
+			*cb = d;
+		}
+	}
+	return 0;
 }
 
 static void unchain(struct sipd **pp, struct sipd *d, bool by_cid)
@@ -42,15 +75,11 @@ struct sipd *sip_dlg_new(struct sipleg *sl, const char *call_id, const char *loc
                          const char *remote_uri, const char *remote_target,
                          const char *peer, bool invite)
 {
-	if (!sl->dlg_by_cid) {
-		sl->dlg_by_cid = calloc(SIP_DLG_HASH, sizeof(*sl->dlg_by_cid));
-		sl->dlg_by_id = calloc(SIP_DLG_HASH, sizeof(*sl->dlg_by_id));
-		if (!sl->dlg_by_cid || !sl->dlg_by_id) {
-			free(sl->dlg_by_cid);
-			free(sl->dlg_by_id);
-			sl->dlg_by_cid = sl->dlg_by_id = NULL;
-			return NULL;
-		}
+	/* Up to two dialogs a bucket on average: 65,536 buckets hold 131,072. */
+	if (!sl->dlg_by_cid || sl->ndlgs >= 2 * sl->dlg_nb) {
+		size_t nb = sl->dlg_by_cid ? 2 * sl->dlg_nb : SIP_DLG_HASH_MIN;
+		if (dlg_rehash(sl, nb) != 0 && !sl->dlg_by_cid)
+			return NULL; /* a full table still works, only slower */
 	}
 	struct sipd *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -236,10 +265,10 @@ void sipd_terminate(struct sipd *d)
 		unchain(cid_bucket(sl, d->call_id), d, true);
 	/* A request of d may still await its answer: it loses the dialog, not
 	 * its memory. */
-	for (unsigned h = 0; h < SIP_HASH; h++)
+	for (unsigned h = 0; d->nsrv && h < SIP_HASH; h++)
 		for (struct sipleg_srv *st = sl->srv[h]; st; st = st->hnext)
 			if (st->dlg == d)
-				st->dlg = NULL;
+				sip_srv_set_dlg(st, NULL);
 	if (d->inv)
 		loop_timer_cancel(sl->loop, &d->inv->ok_t);
 	free(d->call_id);
@@ -266,6 +295,7 @@ void sip_dlg_stop(struct sipleg *sl)
 	free(sl->dlg_by_cid);
 	free(sl->dlg_by_id);
 	sl->dlg_by_cid = sl->dlg_by_id = NULL;
+	sl->dlg_nb = 0;
 }
 
 void sipd_set_arg(struct sipd *d, void *arg)

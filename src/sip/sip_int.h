@@ -28,8 +28,8 @@
 #define SIP_T4          5000u
 #define SIP_TXN_TIMEOUT (64u * SIP_T1)
 
-#define SIP_HASH     1024u
-#define SIP_DLG_HASH 65536u
+#define SIP_HASH         1024u
+#define SIP_DLG_HASH_MIN 64u /* dialog buckets to start with; doubled as needed */
 
 struct sip_listener {
 	struct sipleg *sl;
@@ -187,6 +187,7 @@ struct sipd {
 	uint32_t local_cseq, remote_cseq;
 	bool have_remote_cseq;
 	bool invite;
+	unsigned nsrv; /* server transactions whose dlg is this (sip_srv_set_dlg) */
 	char peer[64];
 	void *arg;
 	/* INVITE dialogs only (allocated when first needed): a subscription's
@@ -224,10 +225,12 @@ struct sipleg {
 	size_t nsrv, nclt;
 	struct sipd *dlgs;
 	size_t ndlgs;
-	/* Dialogs by Call-ID and by id (SIP_DLG_HASH buckets each, allocated with
-	 * the first dialog): a bridge holds one per subscription, 100,000 and more,
-	 * and looks one up for every in-dialog request and response. */
+	/* Dialogs by Call-ID and by id (dlg_nb buckets each, a power of two,
+	 * allocated with the first dialog and doubled past two dialogs a bucket):
+	 * a bridge holds one per subscription, 100,000 and more, and looks one up
+	 * for every in-dialog request and response. */
 	struct sipd **dlg_by_cid, **dlg_by_id;
+	size_t dlg_nb;
 	struct sip_once once[SIP_ONCE_MAX];
 	char *udp_buf;
 	sipleg_tap_h *tap; /* test seam: NULL in the daemon (sipleg_set_tap) */
@@ -265,6 +268,9 @@ void sip_srv_respond(struct sipleg_srv *st, int code, char *text, size_t len);
 void sip_srv_retransmission(struct sipleg_srv *st);
 void sip_srv_ack(struct sipleg_srv *st);
 void sip_srv_free(struct sipleg_srv *st);
+/* Tie st to dialog d (NULL: to none), counted in d->nsrv so that ending a
+ * dialog looks for its transactions only when it has some. */
+void sip_srv_set_dlg(struct sipleg_srv *st, struct sipd *d);
 struct sipleg_clt *sip_clt_new(struct sipleg *sl);
 int sip_clt_send(struct sipleg_clt *c);
 void sip_clt_response(struct sipleg *sl, struct sipm *resp);

@@ -57,9 +57,19 @@ struct sipleg_srv *sip_srv_find(struct sipleg *sl, const char *key)
 	return NULL;
 }
 
+void sip_srv_set_dlg(struct sipleg_srv *st, struct sipd *d)
+{
+	if (st->dlg)
+		st->dlg->nsrv--;
+	st->dlg = d;
+	if (d)
+		d->nsrv++;
+}
+
 void sip_srv_free(struct sipleg_srv *st)
 {
 	struct sipleg *sl = st->sl;
+	sip_srv_set_dlg(st, NULL);
 	for (struct sipleg_srv **pp = &sl->srv[sip_hash(st->key)]; *pp;
 	     pp = &(*pp)->hnext)
 		if (*pp == st) {
@@ -482,7 +492,7 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 
 void sip_txn_stop(struct sipleg *sl)
 {
-	for (unsigned h = 0; h < SIP_HASH; h++) {
+	for (unsigned h = 0; (sl->nsrv || sl->nclt) && h < SIP_HASH; h++) {
 		while (sl->srv[h])
 			sip_srv_free(sl->srv[h]);
 		while (sl->clt[h])

@@ -277,7 +277,7 @@ int sipleg_reply(struct sipleg_srv *st, const struct sipleg_reply *r, struct sip
 		sip_dlg_set_routes(d, rr, nrr, false);
 		d->remote_cseq = sipm_cseq(st->req);
 		d->have_remote_cseq = true;
-		st->dlg = d;
+		sip_srv_set_dlg(st, d);
 	}
 	if (ok2xx && d && strcmp(method, "INVITE") == 0)
 		sip_dlg_ok_start(d, text, tlen, sipm_cseq(st->req), &st->src.back);
@@ -647,7 +647,7 @@ static void handle_request(struct sipleg *sl, struct sip_src *s, struct sipm *m)
 				d->remote_target = t;
 			}
 		}
-		st->dlg = d;
+		sip_srv_set_dlg(st, d);
 		row->fn(sl, st);
 		return;
 	}

@@ -758,6 +758,61 @@ static bool answer_tcp(struct loop *l, int fd, unsigned ms)
 
 /* An outbound plain TCP connection outlives the bound on its connect (which is
  * the TLS handshake limit): it once closed every such connection after 10 s. */
+/* 300 subscription dialogs: the dialog tables start at 64 buckets and double
+ * past two dialogs a bucket (64 -> 128 -> 256), so every dialog below was
+ * created before, across or after a regrowth; each must still be found by its
+ * in-dialog refresh, and a refresh to a tag nobody issued must not be. */
+static void test_many_dialogs(void **state)
+{
+	struct env *e = *state;
+	enum { N = 300 };
+	static char tags[N][64];
+	char msg[1024];
+	for (int i = 0; i < N; i++) {
+		int n =
+		    snprintf(msg, sizeof(msg),
+		             "SUBSCRIBE sip:bob@xmpp.test SIP/2.0\r\n"
+		             "Via: SIP/2.0/UDP 127.0.0.1:%u;branch=z9hG4bK-many-%d\r\n"
+		             "Max-Forwards: 70\r\n"
+		             "From: <sip:u%d@sip.test>;tag=f%d\r\n"
+		             "To: <sip:bob@xmpp.test>\r\n"
+		             "Call-ID: many-%d@127.0.0.1\r\n"
+		             "CSeq: 1 SUBSCRIBE\r\n"
+		             "Contact: <sip:u%d@127.0.0.1:%u>\r\n"
+		             "Event: presence\r\nExpires: 3600\r\n"
+		             "Content-Length: 0\r\n\r\n",
+		             e->peer_port, i, i, i, i, i, e->peer_port);
+		char *out = exchange(e, e->peer, msg, (size_t)n, 2000);
+		assert_non_null(strstr(out, "SIP/2.0 200 "));
+		to_tag(out, tags[i], sizeof(tags[i]));
+		free(out);
+	}
+	assert_int_equal(sipleg_dialog_count(e->sip), N);
+	int before = e->in_dialog;
+	for (int i = 0; i <= N; i++) {
+		/* i == N: a tag of no dialog, on a Call-ID that has one */
+		int n =
+		    snprintf(msg, sizeof(msg),
+		             "SUBSCRIBE sip:bob@xmpp.test SIP/2.0\r\n"
+		             "Via: SIP/2.0/UDP 127.0.0.1:%u;branch=z9hG4bK-refresh-%d\r\n"
+		             "Max-Forwards: 70\r\n"
+		             "From: <sip:u%d@sip.test>;tag=f%d\r\n"
+		             "To: <sip:bob@xmpp.test>;tag=%s\r\n"
+		             "Call-ID: many-%d@127.0.0.1\r\n"
+		             "CSeq: 2 SUBSCRIBE\r\n"
+		             "Contact: <sip:u%d@127.0.0.1:%u>\r\n"
+		             "Event: presence\r\nExpires: 3600\r\n"
+		             "Content-Length: 0\r\n\r\n",
+		             e->peer_port, i, i % N, i % N, i < N ? tags[i] : "nobody",
+		             i % N, i % N, e->peer_port);
+		char *out = exchange(e, e->peer, msg, (size_t)n, 2000);
+		assert_non_null(strstr(out, i < N ? "SIP/2.0 200 " : "SIP/2.0 481 "));
+		free(out);
+	}
+	assert_int_equal(e->in_dialog - before, N);
+	assert_int_equal(sipleg_dialog_count(e->sip), N);
+}
+
 static void test_tcp_peer_outlives_connect_bound(void **state)
 {
 	(void)state;
@@ -845,6 +900,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_golden_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invite_error_until_ack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_trust, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_dialogs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_transactions, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
