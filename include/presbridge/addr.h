@@ -64,6 +64,13 @@ int addr_map_load_users(struct addr_map *m, const char *text, size_t len,
                         const char *fname, struct diag_list *dl);
 
 size_t addr_map_domain_count(const struct addr_map *m);
+/*
+ * Row i (0 .. addr_map_domain_count() - 1, in the order loaded) of the domain
+ * map: its home and both names (borrowed from m; NULL pointers skipped).
+ * Returns 0, or -ENOENT past the last row.
+ */
+int addr_map_domain(const struct addr_map *m, size_t i, enum addr_home *homep,
+                    const char **sip_domainp, const char **xmpp_domainp);
 size_t addr_map_alias_count(const struct addr_map *m);
 
 /*

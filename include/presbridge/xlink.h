@@ -169,7 +169,7 @@ int xlink_feed(struct xlink_set *s, const char *domain, const char *text, size_t
 /*
  * The component domains of cf: the XMPP-side names of the SIP-homed rows of
  * domains.map, in file order, without duplicates. *vp: caller-owns (each string
- * and the array, free()). Returns 0, -ENOENT (domains.map unreadable) or -ENOMEM.
+ * and the array, free()). Returns 0, -ENOENT (no domains.map loaded) or -ENOMEM.
  */
 int xlink_component_domains(const struct conf *cf, char ***vp, size_t *np);
 

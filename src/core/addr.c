@@ -79,6 +79,20 @@ size_t addr_map_domain_count(const struct addr_map *m)
 	return m->ndom;
 }
 
+int addr_map_domain(const struct addr_map *m, size_t i, enum addr_home *homep,
+                    const char **sip_domainp, const char **xmpp_domainp)
+{
+	if (i >= m->ndom)
+		return -ENOENT;
+	if (homep)
+		*homep = m->dom[i].home;
+	if (sip_domainp)
+		*sip_domainp = m->dom[i].sip_name;
+	if (xmpp_domainp)
+		*xmpp_domainp = m->dom[i].xmpp_name;
+	return 0;
+}
+
 size_t addr_map_alias_count(const struct addr_map *m)
 {
 	return m->nalias;

@@ -361,6 +361,35 @@ static void test_map_files(void **state)
 
 /* "ip literal" above: 10.0.0.300 is a syntactically valid DNS-ish name; the map accepts
  * names, and a second test shows an empty map refuses everything. */
+/* The rows listed in the order loaded (what the XMPP leg opens a component
+ * link for), then -ENOENT past the last. */
+static void test_domain_rows(void **state)
+{
+	const struct addr_map *m = *state;
+	static const struct {
+		enum addr_home home;
+		const char *sip, *xmpp;
+	} rows[] = {
+	    {ADDR_HOME_SIP, "sip.test", "sip.test"},
+	    {ADDR_HOME_XMPP, "xmpp.test", "xmpp.test"},
+	    {ADDR_HOME_SIP, "lync.example.com", "lync-xmpp.example.com"},
+	    {ADDR_HOME_XMPP, "sip-cisco.example.com", "cisco.example.net"},
+	};
+	size_t n = sizeof(rows) / sizeof(rows[0]);
+	assert_int_equal(addr_map_domain_count(m), n);
+	for (size_t i = 0; i < n; i++) {
+		enum addr_home home;
+		const char *sip, *xmpp;
+		assert_int_equal(addr_map_domain(m, i, &home, &sip, &xmpp), 0);
+		assert_int_equal(home, rows[i].home);
+		assert_string_equal(sip, rows[i].sip);
+		assert_string_equal(xmpp, rows[i].xmpp);
+		assert_int_equal(addr_map_domain(m, i, NULL, NULL, NULL), 0);
+	}
+	assert_int_equal(addr_map_domain(m, n, NULL, NULL, NULL), -ENOENT);
+	assert_int_equal(addr_map_domain(m, (size_t)-1, NULL, NULL, NULL), -ENOENT);
+}
+
 static void test_empty_map_refuses(void **state)
 {
 	(void)state;
@@ -417,6 +446,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_too_long, setup, teardown),
 	    cmocka_unit_test(test_escape),
 	    cmocka_unit_test(test_map_files),
+	    cmocka_unit_test_setup_teardown(test_domain_rows, setup, teardown),
 	    cmocka_unit_test(test_empty_map_refuses),
 	    cmocka_unit_test(test_shipped_domains_map),
 	};
