@@ -1139,8 +1139,10 @@ int xlink_set_new(struct xlink_set **sp, struct loop *l, const struct conf *cf,
 	err = loop_idle_add(l, xl_idle, s);
 	if (err)
 		goto fail;
+	/* The first attempts run on the loop's first turn, not in here: a caller
+	 * that replaces the sockets (xlink_set_tap) before then opens none. */
 	for (struct xlink *k = s->links; k; k = k->next)
-		xl_attempt(k);
+		loop_timer_start(l, &k->retry, 0, xl_attempt, k);
 	*sp = s;
 	return 0;
 fail:
