@@ -1,11 +1,29 @@
 #!/bin/bash
 # Build the libFuzzer targets (fuzz/, clang, ASan+UBSan) into build-fuzz and run
-# each for SECONDS (default 20; FUZZ_BUILD_DIR picks another build folder), seeded from the golden data the unit tests use.
+# them, seeded from the golden data the unit tests use. FUZZ_BUILD_DIR picks
+# another build folder.
+#
+#   scripts/fuzz.sh [SECONDS]                 each target for SECONDS (default 20;
+#                                             CI), a fresh corpus each time
+#   scripts/fuzz.sh --runs N [TARGET ...]     the long run: each target (default
+#                                             all six) for N executions at nice 19,
+#                                             its corpus kept in build-fuzz/corpus-NAME
+#                                             across runs; prints executions, time,
+#                                             rate, edges and corpus size
+#
 # A crash leaves its input as build-fuzz/crash-* and fails the run: turn it into
-# a regression test. Ends with "N passed, N failed", one per target.
+# a regression test (fuzz/README.md). Ends with "N passed, N failed", one per
+# target.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-secs=${1:-20}
+secs=20 runs=0
+if [ "${1:-}" = "--runs" ]; then
+	runs=${2:?"--runs needs a number"}
+	shift 2
+elif [ $# -gt 0 ]; then
+	secs=$1
+	shift
+fi
 bdir=${FUZZ_BUILD_DIR:-build-fuzz}
 cd "$top" || exit 1
 CC=clang cmake -S . -B "$bdir" -DPB_FUZZ=ON -DPB_TESTS=OFF -DPB_WERROR=ON >/dev/null &&
@@ -18,19 +36,41 @@ targets=(pres:tests/data/pres sip:tests/data/sip msg:tests/data/msg maps:mapping
 pass=0 fail=0
 for t in "${targets[@]}"; do
 	name=${t%%:*} seeds=${t#*:}
-	corpus=$(mktemp -d)
+	if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx -e "$name" -e "fuzz_$name"; then
+		continue
+	fi
 	log=$bdir/fuzz_$name.log
-	if (cd "$bdir" && ./"fuzz_$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+	if [ "$runs" -gt 0 ]; then
+		corpus=$top/$bdir/corpus-$name
+		mkdir -p "$corpus"
+		how=(-runs="$runs")
+		nice=(nice -n 19)
+	else
+		corpus=$(mktemp -d)
+		how=(-max_total_time="$secs")
+		nice=()
+	fi
+	start=$(date +%s)
+	if (cd "$bdir" && "${nice[@]}" ./"fuzz_$name" "${how[@]}" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 "$corpus" "$top/$seeds") >"$log" 2>&1; then
-		runs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$log")
-		echo "PASS fuzz_$name: $runs executions in $secs s, no crash"
+		n=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$log")
+		if [ "$runs" -gt 0 ]; then
+			s=$(($(date +%s) - start))
+			last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
+			cov=$(sed -nE 's/.* cov: ([0-9]+) .*/\1/p' <<<"$last")
+			corp=$(sed -nE 's/.* corp: ([0-9]+)\/.*/\1/p' <<<"$last")
+			echo "PASS fuzz_$name: $n executions in $s s ($((n / (s > 0 ? s : 1)))/s)," \
+				"$cov edges, $corp corpus units, no crash"
+		else
+			echo "PASS fuzz_$name: $n executions in $secs s, no crash"
+		fi
 		pass=$((pass + 1))
 	else
 		echo "FAIL fuzz_$name: see $log"
 		grep -E 'ERROR|SUMMARY|Test unit written' "$log" | head -5 | sed 's/^/    /'
 		fail=$((fail + 1))
 	fi
-	rm -rf "$corpus"
+	[ "$runs" -gt 0 ] || rm -rf "$corpus"
 done
 echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+[ "$fail" -eq 0 ] && [ $((pass + fail)) -gt 0 ]
