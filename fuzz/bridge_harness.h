@@ -61,12 +61,13 @@ static unsigned hb_free_port(int type)
 	return ntohs(a.sin_port);
 }
 
-static void hb_init(void)
+/* (Re)load hb_cf with fresh ports for the bridge's UDP listener, the XMPP
+ * server and the peer. */
+static void hb_conf(void)
 {
 	char dir[] = "/tmp/pb-fuzz-XXXXXX", path[64];
 	struct diag_list dl;
 
-	log_set_level(getenv("PB_FUZZ_LOG") ? LOG_LVL_TRACE : LOG_LVL_ERROR);
 	if (!mkdtemp(dir))
 		abort();
 	snprintf(path, sizeof(path), "%s/fuzz.ini", dir);
@@ -84,6 +85,8 @@ static void hb_init(void)
 	        HB_PEER_IP, hb_free_port(SOCK_DGRAM),
 	        getenv("PB_FUZZ_PAGE") ? "page" : "session");
 	fclose(f);
+	conf_free(hb_cf);
+	hb_cf = NULL;
 	diag_init(&dl);
 	if (conf_load(&hb_cf, path, &dl) != 0) {
 		fprintf(stderr, "fuzz: %s does not load\n", path);
@@ -92,6 +95,12 @@ static void hb_init(void)
 	diag_free(&dl);
 	unlink(path);
 	rmdir(dir);
+}
+
+static void hb_init(void)
+{
+	log_set_level(getenv("PB_FUZZ_LOG") ? LOG_LVL_TRACE : LOG_LVL_ERROR);
+	hb_conf();
 	if (loop_new(&hb_loop) != 0)
 		abort();
 	xmpp_initialize();
@@ -145,8 +154,14 @@ static void hb_xmpp_out(const char *domain, const char *text, size_t len, void *
 static struct bridge *hb_start(void)
 {
 	struct bridge *b = NULL;
-	if (bridge_new(&b, hb_loop, hb_cf) != 0)
-		abort();
+	/* Each bridge binds its UDP listener anew, and between two inputs another
+	 * process on the machine may take that port (it is an ephemeral one): then
+	 * the bridge does not start, and the next try has new ports. */
+	for (int tries = 0; bridge_new(&b, hb_loop, hb_cf) != 0; tries++) {
+		if (tries == 10)
+			abort();
+		hb_conf();
+	}
 	hb_out = 0;
 	sipleg_set_tap(b->sip, hb_sip_out, NULL);
 	xlink_set_tap(b->xmpp, hb_xmpp_out, NULL);
