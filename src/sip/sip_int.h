@@ -242,6 +242,8 @@ struct sipleg {
  * usable SIP/SIPS URIs, so they may become a dialog's remote target and route
  * set (sipleg.c). */
 bool sip_target_ok(struct sipm *m);
+/* From/To URIs, tags and Call-ID of m usable in the requests of a dialog. */
+bool sip_names_ok(const struct sipm *m);
 
 int sip_conn_start(struct sipleg *sl);
 void sip_conn_stop(struct sipleg *sl);

@@ -416,14 +416,16 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 	struct sipd *dlg = c->dlg_id ? sip_dlg_by_id(sl, c->dlg_id) : NULL;
 	if (c->invite && status >= 300)
 		clt_ack_error(c, resp);
-	if (status < 300 && c->create_dialog && !dlg && !sip_target_ok(resp)) {
+	if (status < 300 && c->create_dialog && !dlg &&
+	    (!sip_target_ok(resp) || !sip_names_ok(resp))) {
 		/* a 2xx whose Contact or Record-Route could not be the Request-URI
-		 * of a request: no dialog is built on it (the caller sees 502) */
+		 * of a request, or whose To could not be the To of one: no dialog
+		 * is built on it (the caller sees 502) */
 		if (sip_once(sl, c->peer, "bad-target"))
 			log_warn(
 			    "sip",
-			    "peer %s: the %d to %s carries a Contact or Record-Route "
-			    "that is no usable SIP URI; treated as 502",
+			    "peer %s: the %d to %s carries a Contact, Record-Route, To "
+			    "or tag that SIP does not allow in a request; treated as 502",
 			    c->peer, status, c->method);
 		status = 502;
 	}
@@ -463,7 +465,8 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 		         sp ? (int)(sp - c->via) : (int)strlen(c->via), c->via, tag);
 		snprintf(from, sizeof(from), "<%s>;tag=%s", dlg->local_uri,
 		         dlg->local_tag);
-		snprintf(to, sizeof(to), "<%s>;tag=%s", dlg->remote_uri, dlg->remote_tag);
+		snprintf(to, sizeof(to), "<%s>%s%s", dlg->remote_uri,
+		         *dlg->remote_tag ? ";tag=" : "", dlg->remote_tag);
 		rq.method = "ACK";
 		rq.via = via;
 		rq.from = from;

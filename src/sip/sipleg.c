@@ -569,6 +569,29 @@ bool sip_target_ok(struct sipm *m)
 	return true;
 }
 
+/* Printable ASCII without space (RFC 3261 section 25.1: what a URI,
+ * a tag or a Call-ID may hold is a subset). */
+static bool printable(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v <= 0x20 || (unsigned char)*v >= 0x7f)
+			return false;
+	return true;
+}
+
+/* The From and To URIs, the tags and the Call-ID of m become the From, To and
+ * Call-ID of every request the bridge sends in a dialog built on m; each must
+ * be something a SIP parser reads (a To URI holding control bytes went into the
+ * From of a NOTIFY: found by fuzz/fuzz_sipbridge.c). */
+bool sip_names_ok(const struct sipm *m)
+{
+	const char *from = sipm_from_uri(m), *to = sipm_to_uri(m);
+	return *from && *to && printable(from) && printable(to) &&
+	       !strpbrk(from, "\"<>") && !strpbrk(to, "\"<>") &&
+	       printable(sipm_from_tag(m)) && printable(sipm_to_tag(m)) &&
+	       printable(sipm_call_id(m));
+}
+
 static void handle_request(struct sipleg *sl, struct sip_src *s, struct sipm *m)
 {
 	const char *method = sipm_method(m);
@@ -619,6 +642,12 @@ static void handle_request(struct sipleg *sl, struct sip_src *s, struct sipm *m)
 		sipleg_reply_code(st, 400,
 		                  "the Contact or a Record-Route is not a well-formed "
 		                  "sip: or sips: URI");
+		return;
+	}
+	if (row->target_refresh && !sip_names_ok(m)) {
+		sipleg_reply_code(st, 400,
+		                  "the From or To URI, a tag or the Call-ID holds bytes "
+		                  "SIP does not allow there");
 		return;
 	}
 	if (*sipm_to_tag(m)) {
@@ -808,7 +837,10 @@ int sipleg_request(struct sipleg *sl, const struct sipleg_req *rq, sipleg_resp_h
 			return -ENOMEM;
 		}
 		sbuf_printf(&from, "<%s>;tag=%s", d->local_uri, d->local_tag);
-		sbuf_printf(&to, "<%s>;tag=%s", d->remote_uri, d->remote_tag);
+		/* RFC 3261 section 12.1.1: a peer of RFC 2543 may send no From tag;
+		 * the remote tag is then null and the To carries none. */
+		sbuf_printf(&to, "<%s>%s%s", d->remote_uri, *d->remote_tag ? ";tag=" : "",
+		            d->remote_tag);
 		snprintf(callid, sizeof(callid), "%s", d->call_id);
 		c->cseq = ++d->local_cseq;
 		ruri = dr.ruri;

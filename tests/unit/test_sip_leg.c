@@ -44,6 +44,7 @@ struct env {
 	int status;
 	struct sipd *dlg;
 	int answered;
+	struct sipd *srv_dlg; /* the dialog of the last SUBSCRIBE answered */
 };
 
 static unsigned bound_port(int fd)
@@ -139,6 +140,7 @@ static void on_request(struct sipleg_srv *srv, struct sipm *req, void *arg)
 		}
 		assert_int_equal(sipleg_reply(srv, &r, NULL), 0);
 		assert_int_equal(sipleg_reply(srv, &r, NULL), -EALREADY);
+		e->srv_dlg = sipleg_srv_dialog(srv);
 	} else if (strcmp(m, "BYE") == 0) {
 		/* the dialog may end before the answer goes out */
 		sipd_terminate(sipleg_srv_dialog(srv));
@@ -356,6 +358,22 @@ static const struct golden_row {
      400,
      {"SIP/2.0 400 Bad Request (the Contact or a Record-Route is not a well-formed sip: "
       "or sips: URI)"},
+     0,
+     NONE},
+    /* found by fuzz_sipbridge: the To URI's bytes became the From of the
+     * dialog's NOTIFY */
+    {"bad-to-bytes.sip",
+     NONE,
+     400,
+     {"SIP/2.0 400 Bad Request (the From or To URI, a tag or the Call-ID holds bytes SIP "
+      "does not allow there)"},
+     0,
+     NONE},
+    {"bad-from-tag-bytes.sip",
+     NONE,
+     400,
+     {"SIP/2.0 400 Bad Request (the From or To URI, a tag or the Call-ID holds bytes SIP "
+      "does not allow there)"},
      0,
      NONE},
 };
@@ -813,6 +831,57 @@ static void test_many_dialogs(void **state)
 	assert_int_equal(sipleg_dialog_count(e->sip), N);
 }
 
+/* RFC 3261 section 12.1.1: a SUBSCRIBE without a From tag (RFC 2543) makes a
+ * dialog with a null remote tag; the bridge's NOTIFY in it carries a To without
+ * a tag (before: "To: <...>;tag=", which no parser reads; fuzz_sipbridge), and
+ * the peer's refresh without a From tag finds the dialog. */
+static void test_no_from_tag(void **state)
+{
+	struct env *e = *state;
+	struct sockaddr_in from;
+	char msg[1024], tag[64];
+	const char *fmt = "SUBSCRIBE sip:bob@xmpp.test SIP/2.0\r\n"
+	                  "Via: SIP/2.0/UDP 127.0.0.1:%u;branch=z9hG4bK-notag-%d\r\n"
+	                  "Max-Forwards: 70\r\n"
+	                  "From: <sip:old@sip.test>\r\n"
+	                  "To: <sip:bob@xmpp.test>%s%s\r\n"
+	                  "Call-ID: notag@127.0.0.1\r\n"
+	                  "CSeq: %d SUBSCRIBE\r\n"
+	                  "Contact: <sip:old@127.0.0.1:%u>\r\n"
+	                  "Event: presence\r\nExpires: 3600\r\n"
+	                  "Content-Length: 0\r\n\r\n";
+	int n = snprintf(msg, sizeof(msg), fmt, e->peer_port, 1, "", "", 1, e->peer_port);
+	char *out = exchange(e, e->peer, msg, (size_t)n, 2000);
+	assert_non_null(strstr(out, "SIP/2.0 200 "));
+	to_tag(out, tag, sizeof(tag));
+	free(out);
+	assert_non_null(e->srv_dlg);
+	assert_string_equal(sipd_remote_tag(e->srv_dlg), "");
+
+	struct sipleg_req notify = {.method = "NOTIFY", .dialog = e->srv_dlg};
+	assert_int_equal(sipleg_request(e->sip, &notify, on_response, e, NULL), 0);
+	char *nt = peer_recv(e, 1000, &from);
+	assert_non_null(nt);
+	assert_non_null(strstr(nt, "\r\nTo: <sip:old@sip.test>\r\n"));
+	char want[128];
+	snprintf(want, sizeof(want), "\r\nFrom: <sip:bob@xmpp.test>;tag=%s\r\n", tag);
+	assert_non_null(strstr(nt, want));
+	struct sipm *m = NULL;
+	assert_int_equal(sipm_parse(&m, nt, strlen(nt), NULL), 0);
+	sipm_free(m);
+	peer_answer(e, nt, 200, NULL, &from);
+	wait_answer(e, 1);
+	free(nt);
+
+	int before = e->in_dialog;
+	n = snprintf(msg, sizeof(msg), fmt, e->peer_port, 2, ";tag=", tag, 2,
+	             e->peer_port);
+	out = exchange(e, e->peer, msg, (size_t)n, 2000);
+	assert_non_null(strstr(out, "SIP/2.0 200 "));
+	free(out);
+	assert_int_equal(e->in_dialog, before + 1);
+}
+
 static void test_tcp_peer_outlives_connect_bound(void **state)
 {
 	(void)state;
@@ -901,6 +970,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_invite_error_until_ack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_trust, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_dialogs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_from_tag, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_transactions, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
