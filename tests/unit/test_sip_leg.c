@@ -369,6 +369,15 @@ static const struct golden_row {
       "does not allow there)"},
      0,
      NONE},
+    /* found by fuzz_sipbridge: libosip2 reads this To as "sip:bob@xmpp.test:",
+     * which it then refuses to parse in the NOTIFY's From */
+    {"bad-to-empty-port.sip",
+     NONE,
+     400,
+     {"SIP/2.0 400 Bad Request (the From or To URI, a tag or the Call-ID holds bytes SIP "
+      "does not allow there)"},
+     0,
+     NONE},
     {"bad-from-tag-bytes.sip",
      NONE,
      400,
