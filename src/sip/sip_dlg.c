@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "presbridge/log.h"
+#include "presbridge/sbuf.h"
 
 #include "sip_int.h"
 
@@ -286,6 +287,13 @@ void sipd_terminate(struct sipd *d)
 		free(d->inv);
 	}
 	free(d);
+}
+
+void sip_dlg_from_to(const struct sipd *d, struct sbuf *from, struct sbuf *to)
+{
+	sbuf_printf(from, "<%s>;tag=%s", d->local_uri, d->local_tag);
+	sbuf_printf(to, "<%s>%s%s", d->remote_uri, *d->remote_tag ? ";tag=" : "",
+	            d->remote_tag);
 }
 
 void sip_dlg_stop(struct sipleg *sl)

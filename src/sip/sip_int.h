@@ -241,6 +241,11 @@ struct sipleg {
 /* RFC 3261 section 12.1: m's Contact (if any) and every Record-Route value are
  * usable SIP/SIPS URIs, so they may become a dialog's remote target and route
  * set (sipleg.c). */
+/* Append the From and To of a request in d (RFC 3261 section 12.2.1.1): the
+ * local URI with the local tag; the remote URI with the remote tag, or with
+ * none when it is null (section 12.1.1: an RFC 2543 peer sent no From tag). */
+struct sbuf;
+void sip_dlg_from_to(const struct sipd *d, struct sbuf *from, struct sbuf *to);
 bool sip_target_ok(struct sipm *m);
 /* From/To URIs, tags and Call-ID of m usable in the requests of a dialog. */
 bool sip_names_ok(const struct sipm *m);

@@ -458,28 +458,29 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 		/* RFC 3261 section 13.2.2.4: the UAC core acknowledges a 2xx with a
 		 * new transaction, inside the dialog. */
 		struct sipm_request rq = {0};
-		char via[256], tag[24], from[600], to[600];
+		char via[256], tag[24];
+		struct sbuf from, to;
 		sip_random_token(tag, 17);
 		const char *sp = strchr(c->via, ';');
 		snprintf(via, sizeof(via), "%.*s;branch=z9hG4bK%s;rport",
 		         sp ? (int)(sp - c->via) : (int)strlen(c->via), c->via, tag);
-		snprintf(from, sizeof(from), "<%s>;tag=%s", dlg->local_uri,
-		         dlg->local_tag);
-		snprintf(to, sizeof(to), "<%s>%s%s", dlg->remote_uri,
-		         *dlg->remote_tag ? ";tag=" : "", dlg->remote_tag);
+		sbuf_init(&from);
+		sbuf_init(&to);
+		sip_dlg_from_to(dlg, &from, &to);
+		char *sfrom = sbuf_take(&from, NULL), *sto = sbuf_take(&to, NULL);
 		rq.method = "ACK";
 		rq.via = via;
-		rq.from = from;
-		rq.to = to;
+		rq.from = sfrom;
+		rq.to = sto;
 		rq.call_id = dlg->call_id;
 		rq.cseq = c->cseq;
 		struct sip_dlg_route dr;
-		int rerr =
-		    sip_dlg_route(dlg, &dr); /* -ENOMEM: no ACK; the 2xx comes again */
+		int rerr = sip_dlg_route(dlg, &dr);
 		rq.ruri = dr.ruri;
 		rq.routes = dr.routes;
 		rq.nroutes = dr.nroutes;
-		struct sipd_inv *v = rerr ? NULL : sip_dlg_inv(dlg);
+		/* -ENOMEM (route set, From or To): no ACK; the 2xx comes again */
+		struct sipd_inv *v = rerr || !sfrom || !sto ? NULL : sip_dlg_inv(dlg);
 		if (v) {
 			free(v->ack);
 			v->ack = NULL;
@@ -489,6 +490,8 @@ void sip_clt_response(struct sipleg *sl, struct sipm *resp)
 			}
 		}
 		sip_dlg_route_free(&dr);
+		free(sfrom);
+		free(sto);
 	}
 	clt_finish(c, status, resp, dlg);
 }

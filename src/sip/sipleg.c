@@ -529,22 +529,26 @@ static void on_benotify(struct sipleg *sl, struct sip_src *s, struct sipm *m)
 		sl->h.request(NULL, m, sl->arg);
 }
 
+/* Printable ASCII without space (RFC 3261 section 25.1: what a URI,
+ * a tag or a Call-ID may hold is a subset). */
+static bool printable(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v <= 0x20 || (unsigned char)*v >= 0x7f)
+			return false;
+	return true;
+}
+
 /* n bytes of u in the URI characters of RFC 3261 section 25.1 (printable
  * ASCII without space, quote and angle brackets), and a URI libosip2 parses:
  * its parser reads some text it cannot write back readably ("<sip:b@h: x>"
  * comes out as "sip:b@h:", whose empty port it refuses; fuzz_sipbridge). */
 static bool uri_ok(const char *u, size_t n)
 {
-	if (n == 0)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)u[i];
-		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>')
-			return false;
-	}
-	char *z = strndup(u, n);
+	char *z = n ? strndup(u, n) : NULL;
 	osip_uri_t *o = NULL;
-	bool ok = z && osip_uri_init(&o) == 0 && osip_uri_parse(o, z) == 0;
+	bool ok = z && strlen(z) == n && printable(z) && !strpbrk(z, "\"<>") &&
+	          osip_uri_init(&o) == 0 && osip_uri_parse(o, z) == 0;
 	osip_uri_free(o);
 	free(z);
 	return ok;
@@ -580,16 +584,6 @@ bool sip_target_ok(struct sipm *m)
 	const char *const *rr = sipm_record_routes(m, &n);
 	for (size_t i = 0; i < n; i++)
 		if (!route_ok(rr[i]))
-			return false;
-	return true;
-}
-
-/* Printable ASCII without space (RFC 3261 section 25.1: what a URI,
- * a tag or a Call-ID may hold is a subset). */
-static bool printable(const char *v)
-{
-	for (; *v; v++)
-		if ((unsigned char)*v <= 0x20 || (unsigned char)*v >= 0x7f)
 			return false;
 	return true;
 }
@@ -850,11 +844,7 @@ int sipleg_request(struct sipleg *sl, const struct sipleg_req *rq, sipleg_resp_h
 			sip_clt_free(c);
 			return -ENOMEM;
 		}
-		sbuf_printf(&from, "<%s>;tag=%s", d->local_uri, d->local_tag);
-		/* RFC 3261 section 12.1.1: a peer of RFC 2543 may send no From tag;
-		 * the remote tag is then null and the To carries none. */
-		sbuf_printf(&to, "<%s>%s%s", d->remote_uri, *d->remote_tag ? ";tag=" : "",
-		            d->remote_tag);
+		sip_dlg_from_to(d, &from, &to);
 		snprintf(callid, sizeof(callid), "%s", d->call_id);
 		c->cseq = ++d->local_cseq;
 		ruri = dr.ruri;
