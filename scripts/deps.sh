@@ -42,7 +42,7 @@ SUDO=
 echo "deps: installing:$missing"
 
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-	for unit in ejabberd.service kamailio.service epmd.service epmd.socket; do
+	for unit in ejabberd.service kamailio.service prosody.service dnsmasq.service epmd.service epmd.socket; do
 		$SUDO systemctl mask "$unit" >/dev/null 2>&1 || true
 	done
 fi

@@ -17,6 +17,7 @@
 #include "presbridge/daemon.h"
 #include "presbridge/probe.h"
 #include "presbridge/siptls.h"
+#include "presbridge/xs2s.h"
 #include "presbridge/version.h"
 
 enum {
@@ -67,8 +68,12 @@ static int check(const char *path)
 	int err = conf_load(&cf, path, &dl);
 	/* Certificates are checked once the configuration itself is sound: their
 	 * paths and roles come from it. */
-	if (!err)
+	if (!err) {
 		err = siptls_check_conf(cf, &dl);
+		int e2 = xs2s_check_conf(cf, &dl);
+		if (!err)
+			err = e2;
+	}
 	print_diags(&dl, stdout);
 	if (!err)
 		printf("configuration OK\n");

@@ -17,7 +17,7 @@
 struct addr_map;
 struct presmap;
 
-#define CONF_MAX_KEYS 32
+#define CONF_MAX_KEYS 64
 
 /* Defaults of the [bridge] limits: room for a large enterprise, a bound on what a
  * misbehaving peer can make the bridge hold. */
@@ -50,6 +50,30 @@ enum conf_xmpp_tls {
 	CONF_XMPP_TLS_OFF,
 };
 
+/* How the XMPP leg reaches the XMPP side. */
+enum conf_xmpp_transport {
+	CONF_XMPP_COMPONENT, /* XEP-0114 component of the site's own XMPP server */
+	CONF_XMPP_S2S,       /* the bridge is itself the XMPP server of the SIP domains
+	                        and federates server-to-server (RFC 6120) */
+};
+
+/* TLS on a server-to-server stream (RFC 7590: required by default). */
+enum conf_s2s_tls {
+	CONF_S2S_TLS_REQUIRED, /* STARTTLS or direct TLS, never plain text */
+	CONF_S2S_TLS_OPTIONAL, /* TLS when the peer offers it, plain text otherwise */
+	CONF_S2S_TLS_OFF,      /* plain TCP (dialback only); a warning from -n */
+};
+
+/* Authentication methods a server-to-server peer may use (bit mask). */
+enum {
+	CONF_S2S_AUTH_EXTERNAL = 1 << 0, /* SASL EXTERNAL with certificates, XEP-0178 */
+	CONF_S2S_AUTH_DIALBACK = 1 << 1, /* server dialback, XEP-0220 */
+};
+
+#define CONF_S2S_PORT_DEFAULT            5269u
+#define CONF_S2S_IDLE_TIMEOUT_DEFAULT    600u
+#define CONF_S2S_CONNECT_TIMEOUT_DEFAULT 20u
+
 enum conf_im {
 	CONF_IM_SESSION, /* INVITE + MESSAGE in the dialog, as Lync does */
 	CONF_IM_PAGE,    /* MESSAGE outside a dialog (RFC 3428) */
@@ -58,6 +82,21 @@ enum conf_im {
 struct conf_hostport {
 	char *host; /* a name or an IP literal without brackets */
 	uint16_t port;
+};
+
+/* One [s2s-peer DOMAIN] section: what differs for one federated XMPP domain. */
+struct conf_s2s_peer {
+	char *domain; /* from the section header */
+	unsigned line;
+	struct conf_hostport
+	    address; /* static route; host NULL: DNS (SRV, then A/AAAA) */
+	unsigned address_line;
+	enum conf_s2s_tls tls;
+	bool has_tls; /* tls set here; otherwise [s2s] tls applies */
+	unsigned tls_line;
+	unsigned auth; /* CONF_S2S_AUTH_* mask; 0: [s2s] auth applies */
+	unsigned auth_line;
+	bool direct_tls; /* the static route speaks TLS from the first byte (XEP-0368) */
 };
 
 struct conf_listen {
@@ -111,6 +150,24 @@ struct conf {
 	char *xmpp_ca;
 	char *xmpp_name; /* the name the server certificate must carry */
 
+	enum conf_xmpp_transport xmpp_transport;
+
+	/* [s2s]: the bridge as the XMPP server of the SIP domains */
+	struct conf_hostport *s2s_listen; /* host:port, port 5269 when not given */
+	size_t ns2s_listen;
+	unsigned s2s_listen_line;
+	char *s2s_cert, *s2s_key, *s2s_ca; /* resolved; default: the [sip] ones */
+	char *s2s_secret;                  /* dialback secret; NULL: random per start */
+	enum conf_s2s_tls s2s_tls;
+	unsigned s2s_auth;         /* CONF_S2S_AUTH_* allowed by default */
+	uint32_t s2s_idle_timeout; /* seconds an idle stream stays open */
+	uint32_t
+	    s2s_connect_timeout; /* seconds from connect to an authenticated stream */
+	char *s2s_dns;           /* "IP:PORT[,IP:PORT]": resolver; NULL: resolv.conf */
+	bool s2s_direct_tls;     /* also look up _xmpps-server (XEP-0368) */
+	struct conf_s2s_peer *s2s_peers;
+	size_t ns2s_peers;
+
 	struct conf_peer *peers;
 	size_t npeers;
 
@@ -137,6 +194,13 @@ unsigned conf_key_line(const struct conf *cf, const char *section, const char *k
  */
 const struct conf_peer *conf_peer_for_domain(const struct conf *cf,
                                              const char *sip_domain);
+
+/* The [s2s-peer] section of an XMPP domain (case-insensitive); NULL if none. */
+const struct conf_s2s_peer *conf_s2s_peer(const struct conf *cf, const char *domain);
+
+/* What applies to a federated XMPP domain: its [s2s-peer] values, else [s2s]. */
+enum conf_s2s_tls conf_s2s_tls_for(const struct conf *cf, const char *domain);
+unsigned conf_s2s_auth_for(const struct conf *cf, const char *domain);
 
 const char *conf_tp_name(enum conf_tp tp);
 const char *conf_log_name(enum conf_log lvl);

@@ -173,4 +173,11 @@ int xlink_feed(struct xlink_set *s, const char *domain, const char *text, size_t
  */
 int xlink_component_domains(const struct conf *cf, char ***vp, size_t *np);
 
+/* The XMPP-side names of the SIP-homed (sip_homed) or XMPP-homed rows of
+ * domains.map, as xlink_component_domains. */
+int xlink_domains(const struct conf *cf, bool sip_homed, char ***vp, size_t *np);
+
+/* Free a string vector of n strings (NULL allowed). */
+void xlink_strv_free(char **v, size_t n);
+
 #endif

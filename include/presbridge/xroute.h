@@ -120,4 +120,19 @@ struct xroute_jid {
  */
 int xroute_jid_split(const char *jid, struct xroute_jid *out);
 
+struct xlink_handlers;
+
+/* Write an answer back to where a stanza came from (st borrowed). */
+typedef int(xroute_reply_h)(xmpp_stanza_t *st, void *arg);
+
+/*
+ * One incoming stanza for hosted domain `domain`, whatever transport carried it
+ * (component link or server-to-server stream): decide (xroute_decide), answer
+ * link-local iqs and refusals through reply(arg), hand presence and messages to
+ * h->stanza and answer its refusals. st borrowed; size its wire length.
+ */
+void xroute_dispatch(xmpp_ctx_t *ctx, xmpp_stanza_t *st, size_t size, const char *domain,
+                     const char *const *domains, size_t ndomains,
+                     const struct xlink_handlers *h, xroute_reply_h *reply, void *arg);
+
 #endif

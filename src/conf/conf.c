@@ -24,6 +24,8 @@ enum sect {
 	SECT_SIP,
 	SECT_XMPP,
 	SECT_PEER,
+	SECT_S2S,
+	SECT_S2S_PEER,
 };
 
 enum ktype {
@@ -37,7 +39,9 @@ enum ktype {
 	KT_LISTEN, /* repeatable: scheme:host:port */
 	KT_BOOL,
 	KT_DOMAINS,
-	KT_UINT, /* a whole number from 0 to 4294967295 */
+	KT_UINT,       /* a whole number from 0 to 4294967295 */
+	KT_S2S_LISTEN, /* repeatable: host[:port], port 5269 by default */
+	KT_AUTHS,      /* a list of external, dialback */
 };
 
 struct enum_row {
@@ -57,6 +61,15 @@ static const struct enum_row xmpp_tls_modes[] = {
     {"direct", CONF_XMPP_TLS_DIRECT}, {"off", CONF_XMPP_TLS_OFF}, {NULL, 0}};
 static const struct enum_row im_modes[] = {
     {"session", CONF_IM_SESSION}, {"page", CONF_IM_PAGE}, {NULL, 0}};
+static const struct enum_row xmpp_transports[] = {
+    {"component", CONF_XMPP_COMPONENT}, {"s2s", CONF_XMPP_S2S}, {NULL, 0}};
+static const struct enum_row s2s_tls_modes[] = {{"required", CONF_S2S_TLS_REQUIRED},
+                                                {"optional", CONF_S2S_TLS_OPTIONAL},
+                                                {"off", CONF_S2S_TLS_OFF},
+                                                {NULL, 0}};
+static const struct enum_row s2s_auths[] = {{"external", CONF_S2S_AUTH_EXTERNAL},
+                                            {"dialback", CONF_S2S_AUTH_DIALBACK},
+                                            {NULL, 0}};
 static const struct enum_row booleans[] = {
     {"yes", 1}, {"no", 0}, {"true", 1}, {"false", 0}, {"on", 1}, {"off", 0}, {NULL, 0}};
 
@@ -78,6 +91,7 @@ struct key_def {
 
 #define C(f) offsetof(struct conf, f)
 #define P(f) offsetof(struct conf_peer, f)
+#define S(f) offsetof(struct conf_s2s_peer, f)
 
 static const struct key_def keys[] = {
     {SECT_BRIDGE, "state", KT_STATE, C(state), NULL, 0, false, false},
@@ -94,8 +108,11 @@ static const struct key_def keys[] = {
     {SECT_SIP, "key", KT_FILE, C(key), NULL, 0, false, false},
     {SECT_SIP, "ca", KT_FILE, C(ca), NULL, 0, false, false},
     {SECT_SIP, "idle_timeout", KT_UINT, C(sip_idle_timeout), NULL, 0, false, false},
-    {SECT_XMPP, "server", KT_HOSTPORT, C(xmpp_server), NULL, 5275, false, true},
-    {SECT_XMPP, "secret", KT_SECRET, C(xmpp_secret), NULL, 0, false, true},
+    /* server and secret are required with transport = component (check_xmpp) */
+    {SECT_XMPP, "server", KT_HOSTPORT, C(xmpp_server), NULL, 5275, false, false},
+    {SECT_XMPP, "secret", KT_SECRET, C(xmpp_secret), NULL, 0, false, false},
+    {SECT_XMPP, "transport", KT_ENUM, C(xmpp_transport), xmpp_transports, 0, false,
+     false},
     {SECT_XMPP, "tls", KT_ENUM, C(xmpp_tls), xmpp_tls_modes, 0, false, false},
     {SECT_XMPP, "ca", KT_FILE, C(xmpp_ca), NULL, 0, false, false},
     {SECT_XMPP, "name", KT_STRING, C(xmpp_name), NULL, 0, false, false},
@@ -105,6 +122,22 @@ static const struct key_def keys[] = {
     {SECT_PEER, "domains", KT_DOMAINS, 0, NULL, 0, false, true},
     {SECT_PEER, "trusted", KT_BOOL, P(trusted), booleans, 0, false, false},
     {SECT_PEER, "im", KT_ENUM, P(im), im_modes, 0, false, false},
+    {SECT_S2S, "listen", KT_S2S_LISTEN, 0, NULL, 0, false, false},
+    {SECT_S2S, "cert", KT_FILE, C(s2s_cert), NULL, 0, false, false},
+    {SECT_S2S, "key", KT_FILE, C(s2s_key), NULL, 0, false, false},
+    {SECT_S2S, "ca", KT_FILE, C(s2s_ca), NULL, 0, false, false},
+    {SECT_S2S, "dialback_secret", KT_STRING, C(s2s_secret), NULL, 0, false, false},
+    {SECT_S2S, "tls", KT_ENUM, C(s2s_tls), s2s_tls_modes, 0, false, false},
+    {SECT_S2S, "auth", KT_AUTHS, C(s2s_auth), s2s_auths, 0, false, false},
+    {SECT_S2S, "idle_timeout", KT_UINT, C(s2s_idle_timeout), NULL, 0, false, false},
+    {SECT_S2S, "connect_timeout", KT_UINT, C(s2s_connect_timeout), NULL, 0, false, false},
+    {SECT_S2S, "dns", KT_STRING, C(s2s_dns), NULL, 0, false, false},
+    {SECT_S2S, "direct_tls", KT_BOOL, C(s2s_direct_tls), booleans, 0, false, false},
+    {SECT_S2S_PEER, "address", KT_HOSTPORT, S(address), NULL, CONF_S2S_PORT_DEFAULT,
+     false, false},
+    {SECT_S2S_PEER, "tls", KT_ENUM, S(tls), s2s_tls_modes, 0, false, false},
+    {SECT_S2S_PEER, "auth", KT_AUTHS, S(auth), s2s_auths, 0, false, false},
+    {SECT_S2S_PEER, "direct_tls", KT_BOOL, S(direct_tls), booleans, 0, false, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -117,6 +150,7 @@ static const struct {
     {"bridge", SECT_BRIDGE},
     {"sip", SECT_SIP},
     {"xmpp", SECT_XMPP},
+    {"s2s", SECT_S2S},
 };
 
 struct loader {
@@ -125,9 +159,11 @@ struct loader {
 	const char *fname;
 	struct conf_file src;
 	enum sect sect;
-	unsigned sect_line[SECT_PEER + 1]; /* first header line of each global section */
-	unsigned global_seen[NKEYS];       /* line each key was set at, global sections */
-	unsigned (*peer_seen)[NKEYS];      /* the same for each peer */
+	unsigned
+	    sect_line[SECT_S2S_PEER + 1]; /* first header line of each global section */
+	unsigned global_seen[NKEYS];      /* line each key was set at, global sections */
+	unsigned (*peer_seen)[NKEYS];     /* the same for each peer */
+	unsigned (*s2s_peer_seen)[NKEYS]; /* and for each [s2s-peer] */
 	int oom;
 };
 
@@ -351,6 +387,79 @@ static void parse_domains(struct loader *ld, struct conf_peer *p, const char *v,
 	free(copy);
 }
 
+static void parse_s2s_listen(struct loader *ld, const char *v, unsigned line)
+{
+	struct conf *cf = ld->cf;
+	struct conf_hostport hp = {0};
+	const char *why = NULL;
+	int e = parse_hostport(v, CONF_S2S_PORT_DEFAULT, false, &hp, &why);
+
+	if (e == -ENOMEM) {
+		ld->oom = 1;
+		return;
+	}
+	if (e) {
+		err_at(ld, line, "listen '%s': %s", v, why);
+		return;
+	}
+	if (!addr_is_ip(hp.host)) {
+		err_at(
+		    ld, line,
+		    "listen '%s': give the IP address to listen on, as 192.0.2.10:5269",
+		    v);
+		free(hp.host);
+		return;
+	}
+	for (size_t i = 0; i < cf->ns2s_listen; i++)
+		if (cf->s2s_listen[i].port == hp.port &&
+		    strcmp(cf->s2s_listen[i].host, hp.host) == 0) {
+			err_at(ld, line, "listen '%s': the same address is listed twice",
+			       v);
+			free(hp.host);
+			return;
+		}
+	struct conf_hostport *nl =
+	    realloc(cf->s2s_listen, (cf->ns2s_listen + 1) * sizeof(*nl));
+	if (!nl) {
+		free(hp.host);
+		ld->oom = 1;
+		return;
+	}
+	cf->s2s_listen = nl;
+	nl[cf->ns2s_listen++] = hp;
+}
+
+/* "external, dialback": the methods a peer may authenticate with. */
+static void parse_auths(struct loader *ld, const struct key_def *k, unsigned *mask,
+                        const char *v, unsigned line)
+{
+	char *copy = strdup(v), *save = NULL;
+	unsigned m = 0;
+	char list[128];
+	int ev;
+
+	if (!copy) {
+		ld->oom = 1;
+		return;
+	}
+	for (char *tok = strtok_r(copy, ", \t", &save); tok;
+	     tok = strtok_r(NULL, ", \t", &save)) {
+		if (enum_lookup(k->enums, tok, &ev)) {
+			enum_list(k->enums, list, sizeof(list));
+			err_at(ld, line, "%s: '%s' is not one of %s", k->name, tok, list);
+			free(copy);
+			return;
+		}
+		m |= (unsigned)ev;
+	}
+	free(copy);
+	if (!m) {
+		err_at(ld, line, "%s: name at least one of external, dialback", k->name);
+		return;
+	}
+	*mask = m;
+}
+
 static void apply(struct loader *ld, const struct key_def *k, void *base, const char *v,
                   unsigned line)
 {
@@ -359,7 +468,8 @@ static void apply(struct loader *ld, const struct key_def *k, void *base, const 
 	char list[128];
 	int ev;
 
-	if (k->type != KT_LISTEN && k->type != KT_SECRET && !*v) {
+	if (k->type != KT_LISTEN && k->type != KT_S2S_LISTEN && k->type != KT_SECRET &&
+	    !*v) {
 		err_at(ld, line, "%s: needs a value", k->name);
 		return;
 	}
@@ -453,7 +563,64 @@ static void apply(struct loader *ld, const struct key_def *k, void *base, const 
 	case KT_DOMAINS:
 		parse_domains(ld, base, v, line);
 		break;
+	case KT_S2S_LISTEN:
+		parse_s2s_listen(ld, v, line);
+		break;
+	case KT_AUTHS:
+		parse_auths(ld, k, (unsigned *)((char *)base + k->off), v, line);
+		break;
 	}
+}
+
+/* [s2s-peer DOMAIN]: settings for one federated XMPP domain. */
+static void begin_s2s_peer(struct loader *ld, const char *dn, unsigned line)
+{
+	struct conf *cf = ld->cf;
+
+	while (*dn == ' ' || *dn == '\t')
+		dn++;
+	if (!*dn || !addr_domain_valid(dn)) {
+		err_at(ld, line,
+		       "section [s2s-peer %s]: name the XMPP domain, as [s2s-peer "
+		       "cisco.example.com]",
+		       dn);
+		return;
+	}
+	for (size_t i = 0; i < cf->ns2s_peers; i++)
+		if (strcasecmp(cf->s2s_peers[i].domain, dn) == 0) {
+			err_at(ld, line,
+			       "section [s2s-peer %s]: already defined at line %u", dn,
+			       cf->s2s_peers[i].line);
+			return;
+		}
+	struct conf_s2s_peer *np =
+	    realloc(cf->s2s_peers, (cf->ns2s_peers + 1) * sizeof(*np));
+	if (!np) {
+		ld->oom = 1;
+		return;
+	}
+	cf->s2s_peers = np;
+	unsigned(*ns)[NKEYS] =
+	    realloc(ld->s2s_peer_seen, (cf->ns2s_peers + 1) * sizeof(*ns));
+	if (!ns) {
+		ld->oom = 1;
+		return;
+	}
+	ld->s2s_peer_seen = ns;
+	memset(ns[cf->ns2s_peers], 0, sizeof(ns[0]));
+	struct conf_s2s_peer *p = &np[cf->ns2s_peers];
+	memset(p, 0, sizeof(*p));
+	p->domain = strdup(dn);
+	if (!p->domain) {
+		ld->oom = 1;
+		return;
+	}
+	for (char *c = p->domain; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	p->line = line;
+	cf->ns2s_peers++;
+	ld->sect = SECT_S2S_PEER;
 }
 
 static void begin_section(void *arg, const char *name, unsigned line)
@@ -462,6 +629,11 @@ static void begin_section(void *arg, const char *name, unsigned line)
 	struct conf *cf = ld->cf;
 
 	ld->sect = SECT_NONE;
+	if (strncmp(name, "s2s-peer", 8) == 0 &&
+	    (name[8] == ' ' || name[8] == '\t' || !name[8])) {
+		begin_s2s_peer(ld, name + 8, line);
+		return;
+	}
 	if (strncmp(name, "peer", 4) == 0 &&
 	    (name[4] == ' ' || name[4] == '\t' || !name[4])) {
 		const char *pn = name + 4;
@@ -526,7 +698,9 @@ static void begin_section(void *arg, const char *name, unsigned line)
 		ld->sect = sections[i].sect;
 		return;
 	}
-	err_at(ld, line, "unknown section [%s] (known: bridge, sip, xmpp, peer NAME)",
+	err_at(ld, line,
+	       "unknown section [%s] (known: bridge, sip, xmpp, s2s, peer NAME, s2s-peer "
+	       "DOMAIN)",
 	       name);
 }
 
@@ -558,15 +732,19 @@ static void on_key(void *arg, const char *name, const char *value, unsigned line
 		return;
 	}
 	unsigned *seen = ld->sect == SECT_PEER ? &ld->peer_seen[ld->cf->npeers - 1][i]
-	                                       : &ld->global_seen[i];
-	if (*seen && keys[i].type != KT_LISTEN) {
+	                 : ld->sect == SECT_S2S_PEER
+	                     ? &ld->s2s_peer_seen[ld->cf->ns2s_peers - 1][i]
+	                     : &ld->global_seen[i];
+	if (*seen && keys[i].type != KT_LISTEN && keys[i].type != KT_S2S_LISTEN) {
 		err_at(ld, line, "'%s' is already set at line %u", name, *seen);
 		return;
 	}
 	if (!*seen)
 		*seen = line;
 	void *base = ld->sect == SECT_PEER ? (void *)&ld->cf->peers[ld->cf->npeers - 1]
-	                                   : (void *)ld->cf;
+	             : ld->sect == SECT_S2S_PEER
+	                 ? (void *)&ld->cf->s2s_peers[ld->cf->ns2s_peers - 1]
+	                 : (void *)ld->cf;
 	apply(ld, &keys[i], base, value, line);
 }
 
@@ -602,6 +780,7 @@ static void check_required(struct loader *ld)
 			err_at(ld, ld->sect_line[keys[k].sect], "[%s] needs '%s'",
 			       keys[k].sect == SECT_SIP    ? "sip"
 			       : keys[k].sect == SECT_XMPP ? "xmpp"
+			       : keys[k].sect == SECT_S2S  ? "s2s"
 			                                   : "bridge",
 			       keys[k].name);
 		}
@@ -614,6 +793,123 @@ static size_t key_index(enum sect sect, const char *name)
 		if (keys[k].sect == sect && strcmp(keys[k].name, name) == 0)
 			return k;
 	return NKEYS;
+}
+
+static char *dup_at(struct loader *ld, const char *s)
+{
+	char *d = s ? strdup(s) : NULL;
+	if (s && !d)
+		ld->oom = 1;
+	return d;
+}
+
+/*
+ * [xmpp] transport picks what the rest of [xmpp] and [s2s] must hold: a component
+ * needs server and secret; server-to-server needs a listener and TLS material
+ * (its own, or the [sip] certificate, which already names the bridge).
+ */
+static void check_xmpp(struct loader *ld)
+{
+	struct conf *cf = ld->cf;
+	unsigned xl = ld->sect_line[SECT_XMPP], sl = ld->sect_line[SECT_S2S];
+
+	for (size_t i = 0; i < cf->ns2s_peers; i++) {
+		struct conf_s2s_peer *p = &cf->s2s_peers[i];
+		unsigned *seen = ld->s2s_peer_seen[i];
+		p->address_line = seen[key_index(SECT_S2S_PEER, "address")];
+		p->tls_line = seen[key_index(SECT_S2S_PEER, "tls")];
+		p->auth_line = seen[key_index(SECT_S2S_PEER, "auth")];
+		p->has_tls = p->tls_line != 0;
+	}
+	if (!xl)
+		return;
+	if (cf->xmpp_transport == CONF_XMPP_COMPONENT) {
+		static const char *const need[] = {"server", "secret"};
+		for (size_t i = 0; i < 2; i++)
+			if (!ld->global_seen[key_index(SECT_XMPP, need[i])])
+				err_at(ld, xl,
+				       "[xmpp] needs '%s' (transport = component)",
+				       need[i]);
+		if (sl || cf->ns2s_peers)
+			warn_at(ld, sl ? sl : cf->s2s_peers[0].line,
+			        "[s2s] settings are not used: [xmpp] transport is "
+			        "component");
+		return;
+	}
+	/* server-to-server */
+	if (!sl) {
+		err_at(ld, xl,
+		       "[xmpp] transport = s2s needs an [s2s] section with 'listen'");
+		return;
+	}
+	if (!cf->ns2s_listen)
+		err_at(ld, sl,
+		       "[s2s] needs 'listen': the address peers connect to (port 5269 "
+		       "unless given)");
+	if (!cf->s2s_cert)
+		cf->s2s_cert = dup_at(ld, cf->cert);
+	if (!cf->s2s_key)
+		cf->s2s_key = dup_at(ld, cf->key);
+	if (!cf->s2s_ca)
+		cf->s2s_ca = dup_at(ld, cf->ca);
+	static const char *const material[] = {"cert", "key", "ca"};
+	char *const have[] = {cf->s2s_cert, cf->s2s_key, cf->s2s_ca};
+	for (size_t m = 0; m < 3; m++)
+		if (!have[m])
+			err_at(ld, sl,
+			       "[s2s] needs '%s' (or [sip] %s): server-to-server streams "
+			       "use TLS",
+			       material[m], material[m]);
+	if (!cf->s2s_auth)
+		cf->s2s_auth = CONF_S2S_AUTH_EXTERNAL | CONF_S2S_AUTH_DIALBACK;
+	if (!cf->s2s_idle_timeout)
+		cf->s2s_idle_timeout = CONF_S2S_IDLE_TIMEOUT_DEFAULT;
+	if (!cf->s2s_connect_timeout)
+		cf->s2s_connect_timeout = CONF_S2S_CONNECT_TIMEOUT_DEFAULT;
+	if (cf->s2s_connect_timeout > 600)
+		err_at(ld, ld->global_seen[key_index(SECT_S2S, "connect_timeout")],
+		       "[s2s] connect_timeout: 1 to 600 seconds");
+	if (cf->s2s_idle_timeout > 86400u)
+		err_at(ld, ld->global_seen[key_index(SECT_S2S, "idle_timeout")],
+		       "[s2s] idle_timeout: 1 to 86400 seconds");
+	unsigned secret_line = ld->global_seen[key_index(SECT_S2S, "dialback_secret")];
+	if (cf->s2s_secret && strlen(cf->s2s_secret) < 16)
+		warn_at(
+		    ld, secret_line,
+		    "[s2s] dialback_secret: shorter than 16 characters; dialback keys "
+		    "made from it can be guessed (XEP-0185 section 4)");
+	if (!cf->s2s_secret && (cf->s2s_auth & CONF_S2S_AUTH_DIALBACK))
+		warn_at(
+		    ld, sl,
+		    "[s2s] has no dialback_secret: a random one is made at every start, "
+		    "so dialback keys of streams opened before a restart (or by another "
+		    "node serving the same domain) cannot be verified");
+	if (cf->s2s_tls == CONF_S2S_TLS_OFF)
+		warn_at(ld, ld->global_seen[key_index(SECT_S2S, "tls")],
+		        "[s2s] tls = off: every federated stanza crosses the network in "
+		        "clear text and peers are authenticated by dialback alone");
+	for (size_t i = 0; i < cf->ns2s_peers; i++) {
+		const struct conf_s2s_peer *p = &cf->s2s_peers[i];
+		unsigned auth = p->auth ? p->auth : cf->s2s_auth;
+		enum conf_s2s_tls tls = p->has_tls ? p->tls : cf->s2s_tls;
+		if (tls == CONF_S2S_TLS_OFF && p->has_tls)
+			warn_at(ld, p->tls_line,
+			        "[s2s-peer %s] tls = off: plain TCP, authenticated by "
+			        "dialback alone; anyone on the path reads and changes "
+			        "the stanzas",
+			        p->domain);
+		if (tls == CONF_S2S_TLS_OFF && !(auth & CONF_S2S_AUTH_DIALBACK))
+			err_at(ld, p->auth_line ? p->auth_line : p->line,
+			       "[s2s-peer %s] without TLS only dialback can authenticate "
+			       "the peer: add dialback to auth",
+			       p->domain);
+		if (p->direct_tls && !p->address.host)
+			err_at(
+			    ld, p->line,
+			    "[s2s-peer %s] direct_tls needs 'address' (a static route); "
+			    "DNS finds direct TLS by _xmpps-server SRV records",
+			    p->domain);
+	}
 }
 
 /* Cross-checks that need the whole file: TLS material, peers among themselves. */
@@ -702,12 +998,15 @@ static void check_consistency(struct loader *ld)
 				       "uses it",
 				       material[m], tls_line);
 	}
-	if (ld->sect_line[SECT_XMPP] && cf->xmpp_tls == CONF_XMPP_TLS_DIRECT &&
+	check_xmpp(ld);
+	if (ld->sect_line[SECT_XMPP] && cf->xmpp_transport == CONF_XMPP_COMPONENT &&
+	    cf->xmpp_tls == CONF_XMPP_TLS_DIRECT &&
 	    !ld->global_seen[key_index(SECT_XMPP, "ca")])
 		err_at(ld, ld->sect_line[SECT_XMPP],
 		       "[xmpp] needs 'ca' to verify the XMPP server's certificate (tls = "
 		       "direct)");
-	if (ld->sect_line[SECT_XMPP] && cf->xmpp_tls == CONF_XMPP_TLS_OFF)
+	if (ld->sect_line[SECT_XMPP] && cf->xmpp_transport == CONF_XMPP_COMPONENT &&
+	    cf->xmpp_tls == CONF_XMPP_TLS_OFF)
 		warn_at(
 		    ld, ld->global_seen[key_index(SECT_XMPP, "tls")],
 		    "[xmpp] tls = off: the component secret and every stanza cross the "
@@ -865,6 +1164,7 @@ int conf_load(struct conf **cfp, const char *path, struct diag_list *dl)
 		err = -EINVAL;
 out:
 	free(ld.peer_seen);
+	free(ld.s2s_peer_seen);
 	if (err) {
 		conf_free(cf);
 		return err;
@@ -892,6 +1192,33 @@ const struct conf_peer *conf_peer_for_domain(const struct conf *cf,
 			if (strcasecmp(cf->peers[i].domains[d], sip_domain) == 0)
 				return &cf->peers[i];
 	return NULL;
+}
+
+static void explicit_wipe(char *s)
+{
+	volatile char *v = s;
+	while (*v)
+		*v++ = 0;
+}
+
+const struct conf_s2s_peer *conf_s2s_peer(const struct conf *cf, const char *domain)
+{
+	for (size_t i = 0; i < cf->ns2s_peers; i++)
+		if (strcasecmp(cf->s2s_peers[i].domain, domain) == 0)
+			return &cf->s2s_peers[i];
+	return NULL;
+}
+
+enum conf_s2s_tls conf_s2s_tls_for(const struct conf *cf, const char *domain)
+{
+	const struct conf_s2s_peer *p = conf_s2s_peer(cf, domain);
+	return p && p->has_tls ? p->tls : cf->s2s_tls;
+}
+
+unsigned conf_s2s_auth_for(const struct conf *cf, const char *domain)
+{
+	const struct conf_s2s_peer *p = conf_s2s_peer(cf, domain);
+	return p && p->auth ? p->auth : cf->s2s_auth;
 }
 
 void conf_free(struct conf *cf)
@@ -922,6 +1249,22 @@ void conf_free(struct conf *cf)
 		free(p->domains);
 	}
 	free(cf->peers);
+	for (size_t i = 0; i < cf->ns2s_listen; i++)
+		free(cf->s2s_listen[i].host);
+	free(cf->s2s_listen);
+	free(cf->s2s_cert);
+	free(cf->s2s_key);
+	free(cf->s2s_ca);
+	if (cf->s2s_secret) {
+		explicit_wipe(cf->s2s_secret);
+		free(cf->s2s_secret);
+	}
+	free(cf->s2s_dns);
+	for (size_t i = 0; i < cf->ns2s_peers; i++) {
+		free(cf->s2s_peers[i].domain);
+		free(cf->s2s_peers[i].address.host);
+	}
+	free(cf->s2s_peers);
 	addr_map_free(cf->addr);
 	presmap_free(cf->pres);
 	free(cf);

@@ -40,6 +40,7 @@
 #include "presbridge/siptls.h"
 #include "presbridge/version.h"
 #include "presbridge/xlink.h"
+#include "presbridge/xs2s.h"
 #include "presbridge/xproto.h"
 #include "presbridge/xtls.h"
 
@@ -1234,8 +1235,10 @@ int probe_run(const char *config_path, bool json, FILE *out)
 
 	diag_init(&dl);
 	int err = conf_load(&cf, config_path, &dl);
-	if (!err)
+	if (!err) {
 		siptls_check_conf(cf, &dl);
+		xs2s_check_conf(cf, &dl);
+	}
 	size_t offline_errors = diag_count(&dl, DIAG_ERROR);
 
 	if (!json) {

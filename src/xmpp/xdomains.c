@@ -1,6 +1,7 @@
 /*
- * The component domains: the XMPP-side names of the SIP-homed rows of
- * domains.map, one component link each.
+ * The XMPP-side names of domains.map: the component (or hosted server-to-server)
+ * domains are those of the SIP-homed rows, the federated peers those of the
+ * XMPP-homed rows.
  */
 #include "presbridge/xlink.h"
 
@@ -11,7 +12,14 @@
 #include "presbridge/addr.h"
 #include "presbridge/conf.h"
 
-int xlink_component_domains(const struct conf *cf, char ***vp, size_t *np)
+void xlink_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+int xlink_domains(const struct conf *cf, bool sip_homed, char ***vp, size_t *np)
 {
 	char **v = NULL;
 	size_t n = 0;
@@ -24,15 +32,11 @@ int xlink_component_domains(const struct conf *cf, char ***vp, size_t *np)
 		return -ENOENT;
 	/* The rows conf_load() read, in file order; xmpp names are unique there. */
 	for (size_t i = 0; addr_map_domain(cf->addr, i, &home, NULL, &xname) == 0; i++) {
-		if (home != ADDR_HOME_SIP)
+		if ((home == ADDR_HOME_SIP) != sip_homed)
 			continue;
 		char **nv = realloc(v, (n + 1) * sizeof(*v));
 		if (!nv || !(nv[n] = strdup(xname))) {
-			if (nv)
-				v = nv;
-			for (size_t j = 0; j < n; j++)
-				free(v[j]);
-			free(v);
+			xlink_strv_free(nv ? nv : v, n);
 			return -ENOMEM;
 		}
 		v = nv;
@@ -41,4 +45,9 @@ int xlink_component_domains(const struct conf *cf, char ***vp, size_t *np)
 	*vp = v;
 	*np = n;
 	return 0;
+}
+
+int xlink_component_domains(const struct conf *cf, char ***vp, size_t *np)
+{
+	return xlink_domains(cf, true, vp, np);
 }

@@ -51,6 +51,7 @@
 #include "presbridge/xproto.h"
 #include "presbridge/xqueue.h"
 #include "presbridge/xroute.h"
+#include "presbridge/xs2s.h"
 #include "presbridge/xtls.h"
 
 #define MOD              "xmpp"
@@ -144,6 +145,9 @@ struct xlink_set {
 	uint32_t rnd;
 	xlink_tap_h *tap; /* test seam: NULL in the daemon (xlink_set_tap) */
 	void *tap_arg;
+	/* [xmpp] transport = s2s: the server-to-server transport serves every call
+	 * of the interface below and no component link exists. */
+	struct xs2s *s2s;
 };
 
 /* The link whose libstrophe call is running. The sockopt and certificate-failure
@@ -590,63 +594,16 @@ static void xl_stream_error(struct xlink *k, xmpp_stanza_t *st)
 	         text ? "\")" : "", se->fix[0] ? "; " : "", se->fix);
 }
 
-static void xl_to_bridge(struct xlink *k, xmpp_stanza_t *st, const struct xroute_in *in,
-                         const struct xroute_out *out)
+static int xl_reply(xmpp_stanza_t *st, void *arg)
 {
-	struct xlink_set *s = k->set;
-	struct xlink_refusal r = {ERR_COND_SERVICE_UNAVAILABLE,
-	                          "this bridge does not relay messages"};
-	int v;
-
-	if (s->h.stanza)
-		v = s->h.stanza(k->domain, st, &r, s->h.arg);
-	else
-		v = strcmp(in->name, "message") == 0 ? XLINK_REFUSE : XLINK_TAKEN;
-	if (v != XLINK_REFUSE || (in->type && strcmp(in->type, "error") == 0))
-		return;
-	xmpp_stanza_t *e = xroute_error(k->ctx, in, out->reply_from, r.cond, r.text);
-	if (e) {
-		xl_send_stanza(k, e);
-		xmpp_stanza_release(e);
-	}
+	return xl_send_stanza(arg, st);
 }
 
 static void xl_route(struct xlink *k, xmpp_stanza_t *st, size_t size)
 {
 	struct xlink_set *s = k->set;
-	struct xroute_in in;
-	struct xroute_out out;
-	xmpp_stanza_t *reply = NULL;
-
-	xroute_read(st, size, &in);
-	xroute_decide(&in, k->domain, (const char *const *)s->p.domains, s->p.ndomains,
-	              XLINK_MAX_STANZA, &out);
-	switch (out.action) {
-	case XROUTE_IGNORE:
-		log_debug(MOD, "%s: <%s type='%s'> from %s to %s ignored: %s", k->domain,
-		          in.name ? in.name : "?", in.type ? in.type : "",
-		          in.from ? in.from : "?", in.to ? in.to : k->domain, out.why);
-		return;
-	case XROUTE_REFUSE:
-		log_debug(MOD, "%s: <%s> from %s to %s refused with %s: %s", k->domain,
-		          in.name, in.from, in.to ? in.to : k->domain,
-		          err_cond_name(out.cond), out.why);
-		reply = xroute_error(k->ctx, &in, out.reply_from, out.cond, out.why);
-		break;
-	case XROUTE_IQ:
-		reply = out.iq->build(k->ctx, &in, out.reply_from);
-		break;
-	case XROUTE_BRIDGE:
-		xl_to_bridge(k, st, &in, &out);
-		return;
-	}
-	if (!reply) {
-		log_error(MOD, "%s: out of memory answering <%s> from %s", k->domain,
-		          in.name, in.from);
-		return;
-	}
-	xl_send_stanza(k, reply);
-	xmpp_stanza_release(reply);
+	xroute_dispatch(k->ctx, st, size, k->domain, (const char *const *)s->p.domains,
+	                s->p.ndomains, &s->h, xl_reply, k);
 }
 
 static int xl_on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
@@ -881,9 +838,7 @@ static void params_free(struct xl_params *p)
 	free_secret(p->secret);
 	free(p->ca);
 	free(p->name);
-	for (size_t i = 0; i < p->ndomains; i++)
-		free(p->domains[i]);
-	free(p->domains);
+	xlink_strv_free(p->domains, p->ndomains);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -1110,6 +1065,19 @@ int xlink_set_new(struct xlink_set **sp, struct loop *l, const struct conf *cf,
 	if (h)
 		s->h = *h;
 	s->rnd = (uint32_t)(loop_clock_ms() ^ ((uint64_t)getpid() * 2654435761u)) | 1u;
+	if (cf->xmpp_transport == CONF_XMPP_S2S) {
+		xmpp_initialize();
+		s->sctx = xmpp_ctx_new(NULL, NULL);
+		if (!s->sctx) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		err = xs2s_new(&s->s2s, l, cf, s->sctx, &s->h);
+		if (err)
+			goto fail;
+		*sp = s;
+		return 0;
+	}
 	err = params_from_conf(cf, &s->p);
 	if (err)
 		goto fail;
@@ -1153,7 +1121,17 @@ fail:
 int xlink_set_apply(struct xlink_set *s, const struct conf *cf)
 {
 	struct xl_params np;
-	int err = params_from_conf(cf, &np);
+	int err;
+
+	if ((cf->xmpp_transport == CONF_XMPP_S2S) != (s->s2s != NULL)) {
+		log_error(MOD,
+		          "[xmpp] transport changed: restart the bridge to switch "
+		          "between component and server-to-server; keeping the old one");
+		return -EINVAL;
+	}
+	if (s->s2s)
+		return xs2s_apply(s->s2s, cf);
+	err = params_from_conf(cf, &np);
 
 	if (err) {
 		log_error(
@@ -1219,6 +1197,11 @@ int xlink_set_apply(struct xlink_set *s, const struct conf *cf)
 
 void xlink_set_stop(struct xlink_set *s, void (*done)(void *arg), void *arg)
 {
+	if (s->s2s) {
+		s->stopping = true;
+		xs2s_stop(s->s2s, done, arg);
+		return;
+	}
 	s->stopping = true;
 	s->done = done;
 	s->done_arg = arg;
@@ -1239,6 +1222,7 @@ void xlink_set_free(struct xlink_set *s)
 	if (!s)
 		return;
 	s->stopping = true;
+	xs2s_free(s->s2s);
 	while (s->links) {
 		struct xlink *k = s->links;
 		s->links = k->next;
@@ -1341,6 +1325,8 @@ int xlink_send(struct xlink_set *s, xmpp_stanza_t *st)
 	char *buf = NULL;
 	size_t len = 0;
 
+	if (s->s2s)
+		return xs2s_send(s->s2s, st);
 	if (s->stopping)
 		return -ESHUTDOWN;
 	if (xroute_jid_split(xmpp_stanza_get_from(st), &from) != 0)
@@ -1372,6 +1358,8 @@ xmpp_ctx_t *xlink_stanza_ctx(struct xlink_set *s)
 
 bool xlink_is_up(const struct xlink_set *s, const char *domain)
 {
+	if (s->s2s)
+		return xs2s_is_up(s->s2s, domain);
 	if (domain) {
 		const struct xlink *k = xl_find(s, domain, strlen(domain));
 		return k && k->state == XL_UP;
@@ -1411,6 +1399,8 @@ unsigned xlink_retry_after(const struct xlink_set *s, const char *domain)
 size_t xlink_count(const struct xlink_set *s)
 {
 	size_t n = 0;
+	if (s->s2s)
+		return xs2s_count(s->s2s);
 	for (const struct xlink *k = s->links; k; k = k->next)
 		n++;
 	return n;
@@ -1418,6 +1408,8 @@ size_t xlink_count(const struct xlink_set *s)
 
 const char *xlink_domain(const struct xlink_set *s, size_t i)
 {
+	if (s->s2s)
+		return xs2s_domain(s->s2s, i);
 	for (const struct xlink *k = s->links; k; k = k->next)
 		if (i-- == 0)
 			return k->domain;

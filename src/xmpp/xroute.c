@@ -6,7 +6,11 @@
 
 #include "presbridge/addr.h"
 #include "presbridge/version.h"
+#include "presbridge/log.h"
+#include "presbridge/xlink.h"
 #include "presbridge/xmlsafe.h"
+
+#define MOD "xmpp"
 
 /* RFC 7622 section 3.3.1: characters a localpart never holds unescaped. */
 static const char local_forbidden[] = " \"&'/:<>@";
@@ -407,4 +411,65 @@ void xroute_decide(const struct xroute_in *in, const char *domain,
 		return;
 	}
 	decide_iq(in, in->to ? &to : NULL, out);
+}
+
+/* ---- one incoming stanza, whatever transport carried it ---- */
+
+static void to_bridge(xmpp_ctx_t *ctx, xmpp_stanza_t *st, const char *domain,
+                      const struct xroute_in *in, const struct xroute_out *out,
+                      const struct xlink_handlers *h, xroute_reply_h *reply, void *arg)
+{
+	struct xlink_refusal r = {ERR_COND_SERVICE_UNAVAILABLE,
+	                          "this bridge does not relay messages"};
+	int v;
+
+	if (h->stanza)
+		v = h->stanza(domain, st, &r, h->arg);
+	else
+		v = strcmp(in->name, "message") == 0 ? XLINK_REFUSE : XLINK_TAKEN;
+	if (v != XLINK_REFUSE || (in->type && strcmp(in->type, "error") == 0))
+		return;
+	xmpp_stanza_t *e = xroute_error(ctx, in, out->reply_from, r.cond, r.text);
+	if (e) {
+		reply(e, arg);
+		xmpp_stanza_release(e);
+	}
+}
+
+void xroute_dispatch(xmpp_ctx_t *ctx, xmpp_stanza_t *st, size_t size, const char *domain,
+                     const char *const *domains, size_t ndomains,
+                     const struct xlink_handlers *h, xroute_reply_h *reply, void *arg)
+{
+	struct xroute_in in;
+	struct xroute_out out;
+	xmpp_stanza_t *answer = NULL;
+
+	xroute_read(st, size, &in);
+	xroute_decide(&in, domain, domains, ndomains, XLINK_MAX_STANZA, &out);
+	switch (out.action) {
+	case XROUTE_IGNORE:
+		log_debug(MOD, "%s: <%s type='%s'> from %s to %s ignored: %s", domain,
+		          in.name ? in.name : "?", in.type ? in.type : "",
+		          in.from ? in.from : "?", in.to ? in.to : domain, out.why);
+		return;
+	case XROUTE_REFUSE:
+		log_debug(MOD, "%s: <%s> from %s to %s refused with %s: %s", domain,
+		          in.name, in.from, in.to ? in.to : domain,
+		          err_cond_name(out.cond), out.why);
+		answer = xroute_error(ctx, &in, out.reply_from, out.cond, out.why);
+		break;
+	case XROUTE_IQ:
+		answer = out.iq->build(ctx, &in, out.reply_from);
+		break;
+	case XROUTE_BRIDGE:
+		to_bridge(ctx, st, domain, &in, &out, h, reply, arg);
+		return;
+	}
+	if (!answer) {
+		log_error(MOD, "%s: out of memory answering <%s> from %s", domain,
+		          in.name, in.from);
+		return;
+	}
+	reply(answer, arg);
+	xmpp_stanza_release(answer);
 }

@@ -17,15 +17,52 @@
 #   EJ_COMPONENT_TLS        true (direct TLS, default) | false (plain TCP)
 #   EJ_LOGLEVEL             ejabberd loglevel (default info; debug shows every stanza)
 #   EJ_EXTRA_YAML           file appended to ejabberd.yml (extra top-level options)
+# Server-to-server (optional; without EJ_S2S_PORT there is no S2S at all: s2s_access none):
+#   EJ_S2S_PORT             port of an ejabberd_s2s_in listener (5269 for federation tests
+#                           in a netns.sh namespace, where peers find it through SRV/A records)
+#   EJ_S2S_ADDR             its address (default 127.0.0.1; e.g. 127.0.0.2 in a namespace);
+#                           outgoing S2S connections are bound to it as well
+#   EJ_S2S_TLS              required (default) | optional  (s2s_use_starttls)
+#   EJ_S2S_CERT             PEM for S2S (default: the c2s one).  It must name EJ_DOMAIN:
+#                           ejabberd picks the certificate of a domain among all certfiles
+#                           by its names.  Also the client certificate of outgoing S2S.
+#   EJ_S2S_CA               CAs trusted for peers' certificates (default $CA_DIR/ca.crt)
+#   EJ_S2S_DIALBACK         1: load mod_s2s_dialback (XEP-0220); otherwise (default) only
+#                           SASL EXTERNAL (a valid peer certificate) authenticates a peer
+#   EJ_S2S_RETRY            s2s_max_retry_delay in seconds after a failed outgoing attempt
+#                           (default 2; ejabberd's own default is 300)
 # Outputs (exported):
 #   EJ_C2S_PORT EJ_COMPONENT_PORT EJ_DIST_PORT EJ_EPMD_PORT EJ_DIR EJ_PID EJ_NODE
 #   EJ_DOMAIN EJ_COMPONENT_DOMAIN EJ_COMPONENT_SECRET EJ_USERS EJ_LOG (ejabberd.log)
+#   EJ_S2S_PORT EJ_S2S_ADDR (only with S2S)
 #
 # Facts (Debian 12): with ERL_DIST_PORT set, ejabberdctl passes
 # "-erl_epmd_port PORT -start_epmd false" to erl, so neither the node nor the
 # ejabberdctl clients use epmd at all.  ERL_EPMD_PORT is still pointed at a free
 # port so that nothing can ever talk to (or start) the system's epmd on 4369.
 # There is no mod_presence in ejabberd: presence is handled by the core and mod_roster.
+#
+# S2S facts (ejabberd 23.01, seen against Prosody 0.12):
+#   - There is no s2s_certfile any more: the certificate for EJ_DOMAIN is taken from
+#     certfiles by its names, for s2s_in (TLS server) and s2s_out (client certificate).
+#     Peers are checked against s2s_cafile (falls back to ca_file).
+#   - Peers are found with Erlang's own resolver for SRV (inet_res; inetrc points it
+#     at /etc/resolv.conf): _xmpps-server._tcp.D, then _xmpp-server._tcp.D; the
+#     target's address then comes from getaddrinfo (glibc: /etc/hosts, then DNS).
+#     Without an SRV record, D itself on outgoing_s2s_port.
+#   - outgoing_s2s_ipv4_address binds outgoing connections (the peer sees EJ_S2S_ADDR).
+#   - Outbound, an untrusted peer certificate ends the connection ("Peer certificate
+#     rejected: ...") unless mod_s2s_dialback is loaded ("Retrying with s2s dialback
+#     authentication").  A peer that offers no SASL mechanism (Prosody does so when
+#     it does not trust our certificate) gives "Failed outbound s2s EXTERNAL
+#     authentication ... Peer provided no SASL mechanisms", then dialback if loaded.
+#   - Inbound, SASL EXTERNAL is offered even when the peer's certificate cannot be
+#     verified; the <auth/> then gets <failure/> with the reason as text ("self
+#     signed certificate in certificate chain"), and a peer may go on with dialback.
+#   - Log lines (EJ_LOG, written a little later than the events: use wait_log):
+#     "Accepted outbound s2s EXTERNAL authentication A -> B (ip)",
+#     "Accepted inbound s2s EXTERNAL authentication B -> A (ip)", the same with
+#     "dialback", and "Failed ... authentication" / "Failed to establish outbound".
 
 EJ_PID=""
 
@@ -40,6 +77,30 @@ ejctl() {
 
 _ej_write_config() {
 	local conf=$EJ_DIR/conf c2s_cert=$1 comp_cert=$2
+	local certfiles="  - \"$c2s_cert\"" s2s_listen="" s2s_opts="s2s_access: none" s2s_mods=""
+	if [[ -n ${EJ_S2S_PORT:-} ]]; then
+		[[ $EJ_S2S_CERT == "$c2s_cert" ]] || certfiles+=$'\n'"  - \"$EJ_S2S_CERT\""
+		s2s_listen="  -
+    port: $EJ_S2S_PORT
+    ip: \"$EJ_S2S_ADDR\"
+    module: ejabberd_s2s_in
+    max_stanza_size: 524288"
+		s2s_opts="s2s_access: all
+s2s_use_starttls: ${EJ_S2S_TLS:-required}
+s2s_cafile: \"$EJ_S2S_CA\"
+s2s_protocol_options: 'TLS_OPTIONS'
+s2s_dns_timeout: 3
+s2s_dns_retries: 1
+s2s_max_retry_delay: ${EJ_S2S_RETRY:-2}
+outgoing_s2s_timeout: 5
+outgoing_s2s_port: 5269"
+		if [[ $EJ_S2S_ADDR =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+			s2s_opts+=$'\n'"outgoing_s2s_ipv4_address: \"$EJ_S2S_ADDR\""
+		fi
+		if [[ ${EJ_S2S_DIALBACK:-0} == 1 ]]; then
+			s2s_mods="  mod_s2s_dialback: {}"
+		fi
+	fi
 	cat >"$conf/ejabberdctl.cfg" <<EOF
 ERLANG_NODE=$EJ_NODE
 ERL_DIST_PORT=$EJ_DIST_PORT
@@ -62,7 +123,7 @@ log_rotate_count: 0
 hosts:
   - "$EJ_DOMAIN"
 certfiles:
-  - "$c2s_cert"
+$certfiles
 ca_file: "$CA_DIR/ca.crt"
 define_macro:
   'TLS_OPTIONS':
@@ -91,9 +152,10 @@ listen:
     hosts:
       "$EJ_COMPONENT_DOMAIN":
         password: "$EJ_COMPONENT_SECRET"
+$s2s_listen
 auth_method: internal
 auth_password_format: scram
-s2s_access: none
+$s2s_opts
 acl:
   local:
     user_regexp: ""
@@ -119,6 +181,7 @@ modules:
   mod_ping: {}
   mod_roster:
     versioning: false
+$s2s_mods
 EOF
 	if [[ -n ${EJ_EXTRA_YAML:-} ]]; then
 		cat "$EJ_EXTRA_YAML" >>"$conf/ejabberd.yml"
@@ -140,6 +203,10 @@ ejabberd_start() {
 		"$IT_DIR/ca.sh" issue "$CA_DIR" xmpp --dns "$EJ_DOMAIN" --eku serverAuth,clientAuth
 	fi
 	local comp_cert=${EJ_COMPONENT_CERT:-$c2s_cert}
+	if [[ -n ${EJ_S2S_PORT:-} ]]; then
+		: "${EJ_S2S_ADDR:=127.0.0.1}" "${EJ_S2S_CERT:=$c2s_cert}" "${EJ_S2S_CA:=$CA_DIR/ca.crt}"
+		export EJ_S2S_PORT EJ_S2S_ADDR
+	fi
 
 	EJ_C2S_PORT=$(free_port)
 	EJ_COMPONENT_PORT=$(free_port)
@@ -157,20 +224,21 @@ ejabberd_start() {
 	# $EJ_LOG; error.log has only errors.
 	track_log "$EJ_DIR/logs/error.log"
 
-	log "starting ejabberd $EJ_NODE: c2s $EJ_C2S_PORT, component $EJ_COMPONENT_PORT"
+	log "starting ejabberd $EJ_NODE: c2s $EJ_C2S_PORT, component $EJ_COMPONENT_PORT${EJ_S2S_PORT:+, s2s $EJ_S2S_ADDR:$EJ_S2S_PORT}"
 	spawn ejabberd env HOME="$EJ_DIR" ERL_EPMD_PORT="$EJ_EPMD_PORT" "$EJ_DIR/ejabberdctl" --config-dir "$EJ_DIR/conf" \
 		--spool "$EJ_DIR/spool" --logs "$EJ_DIR/logs" foreground
 	EJ_PID=$LAST_PID
 	export EJ_PID
 	if ! wait_alive "$EJ_PID" 30 _ej_ready; then
-		echo "ejabberd did not open ports $EJ_C2S_PORT/$EJ_COMPONENT_PORT in 30s" >&2
+		echo "ejabberd did not open ports $EJ_C2S_PORT/$EJ_COMPONENT_PORT${EJ_S2S_PORT:+/$EJ_S2S_ADDR:$EJ_S2S_PORT} in 30s" >&2
 		return 1
 	fi
 	_ej_register_users
 }
 
 _ej_ready() {
-	_port_open 127.0.0.1 "$EJ_C2S_PORT" tcp && _port_open 127.0.0.1 "$EJ_COMPONENT_PORT" tcp
+	_port_open 127.0.0.1 "$EJ_C2S_PORT" tcp && _port_open 127.0.0.1 "$EJ_COMPONENT_PORT" tcp &&
+		{ [[ -z ${EJ_S2S_PORT:-} ]] || _port_open "$EJ_S2S_ADDR" "$EJ_S2S_PORT" tcp; }
 }
 
 # Register all EJ_USERS.  Each ejabberdctl call boots an Erlang VM (~0.5 s), so

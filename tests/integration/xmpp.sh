@@ -1,6 +1,11 @@
 # shellcheck shell=bash
 # Long-lived XMPP test clients (xmppc --keep-going) driven through a FIFO.
 # Source after lib.sh and ejabberd.sh (uses EJ_C2S_PORT, CA_DIR, XMPPC).
+# The server is 127.0.0.1:$EJ_C2S_PORT unless XMPPC_HOST / XMPPC_PORT say otherwise
+# (e.g. `XMPPC_HOST=$PR_C2S_ADDR XMPPC_PORT=$PR_C2S_PORT xmppc_start bob ...` for
+# prosody.sh's server, see prosody_xmppc_start); XMPPC_CA (default $CA_DIR/ca.crt)
+# is the CA the server certificate must chain to (checked against the JID's domain).
+# Trailing XMPPC ARGS (--host, --port, --ca, --direct-tls...) override all of these.
 #
 #   xmppc_start NAME JID PASSWORD [XMPPC ARGS...]   log in; false if it cannot
 #   xmppc_send NAME XML                              send a raw stanza
@@ -30,7 +35,8 @@ xmppc_start() {
 	XMPPC_FD[$name]=$fd
 	T_CLOSE_FDS+=" $fd"
 	SPAWN_STDIN=$fifo spawn "xmppc-$name" "$XMPPC" --keep-going --jid "$jid" --password "$pw" \
-		--host 127.0.0.1 --port "$EJ_C2S_PORT" --ca "$CA_DIR/ca.crt" "$@"
+		--host "${XMPPC_HOST:-127.0.0.1}" --port "${XMPPC_PORT:-$EJ_C2S_PORT}" \
+		--ca "${XMPPC_CA:-$CA_DIR/ca.crt}" "$@"
 	XMPPC_PID[$name]=$LAST_PID
 	if ! wait_alive "$LAST_PID" 15 _log_has "$logf" '^CONNECTED '; then
 		echo "xmppc $name ($jid) did not log in; see $logf" >&2
@@ -96,6 +102,6 @@ _xmppc_gone() { ! alive "$1"; }
 xmppc_run() {
 	local jid=$1 pw=$2
 	shift 2
-	"$XMPPC" --jid "$jid" --password "$pw" --host 127.0.0.1 --port "$EJ_C2S_PORT" \
-		--ca "$CA_DIR/ca.crt" "$@"
+	"$XMPPC" --jid "$jid" --password "$pw" --host "${XMPPC_HOST:-127.0.0.1}" \
+		--port "${XMPPC_PORT:-$EJ_C2S_PORT}" --ca "${XMPPC_CA:-$CA_DIR/ca.crt}" "$@"
 }

@@ -12,7 +12,13 @@
 #       the XMPP link to the ejabberd of ejabberd_start, one [peer lync] reached over
 #       TRANSPORT (udp | tcp | tls) at 127.0.0.1:PEER_PORT (host sipp.sip.test, the name
 #       SIPp's TLS front ends present), state STATE (default :memory:)
-#   pres_bridge_start NAME FILE   start it, wait for the component link; sets BR_PID, BR_LOG
+#       With BR_S2S_ADDR set, the XMPP leg is server-to-server instead: [xmpp]
+#       transport = s2s, [s2s] listen $BR_S2S_ADDR:5269 with $CA_DIR/s2s.crt
+#       (issue it for sip.test), auth ${BR_S2S_AUTH:-external, dialback}, extra
+#       [s2s] lines from BR_S2S_EXTRA (one key = value a line) and extra sections
+#       from BR_S2S_PEERS.
+#   pres_bridge_start NAME FILE   start it, wait for the component link (or, with
+#                                 BR_S2S_ADDR, for its S2S listener); sets BR_PID, BR_LOG
 #   pres_target TRANSPORT         where SIPp reaches the bridge: 127.0.0.1:$BR_UDP,
 #                                 $BR_TCP or $BR_TLS
 
@@ -45,12 +51,7 @@ cert = $CA_DIR/bridge.crt
 key = $CA_DIR/bridge.key
 ca = $CA_DIR/ca.crt
 
-[xmpp]
-server = 127.0.0.1:$EJ_COMPONENT_PORT
-secret = $EJ_COMPONENT_SECRET
-tls = direct
-ca = $CA_DIR/ca.crt
-name = $EJ_DOMAIN
+$(_pres_xmpp_conf)
 
 [peer lync]
 host = sipp.sip.test
@@ -62,12 +63,41 @@ im = ${BR_IM:-page}
 EOF
 }
 
+_pres_xmpp_conf() {
+	if [[ -z ${BR_S2S_ADDR:-} ]]; then
+		cat <<EOF
+[xmpp]
+server = 127.0.0.1:$EJ_COMPONENT_PORT
+secret = $EJ_COMPONENT_SECRET
+tls = direct
+ca = $CA_DIR/ca.crt
+name = $EJ_DOMAIN
+EOF
+		return
+	fi
+	cat <<EOF
+[xmpp]
+transport = s2s
+
+[s2s]
+listen = $BR_S2S_ADDR:5269
+cert = ${BR_S2S_CERT:-$CA_DIR/s2s.crt}
+key = ${BR_S2S_KEY:-$CA_DIR/s2s.key}
+ca = ${BR_S2S_CA:-$CA_DIR/ca.crt}
+dialback_secret = ${BR_S2S_SECRET:-a-test-dialback-secret-of-32-chars}
+auth = ${BR_S2S_AUTH:-external, dialback}
+${BR_S2S_EXTRA:-}
+${BR_S2S_PEERS:-}
+EOF
+}
+
 pres_bridge_start() {
-	local name=$1 conf=$2
+	local name=$1 conf=$2 ready='component link up'
+	[[ -n ${BR_S2S_ADDR:-} ]] && ready='s2s: listening for XMPP servers'
 	BR_LOG=$T_DIR/$name.log
 	spawn "$name" "$BUILD_DIR/presbridge" -c "$conf"
 	BR_PID=$LAST_PID
-	wait_alive "$BR_PID" 15 _log_has "$BR_LOG" 'component link up'
+	wait_alive "$BR_PID" 15 _log_has "$BR_LOG" "$ready"
 }
 
 pres_target() {
