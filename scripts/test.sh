@@ -68,7 +68,7 @@ if stage "build (ASan+UBSan)" scripts/build.sh build-asan -DPB_SANITIZE=ON; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		stage "unit tests under ASan+UBSan" ctest --test-dir build-asan --output-on-failure
 fi
-BUILD_DIR="$top/build" stage "integration (ejabberd, Kamailio, SIPp)" tests/integration/run.sh
+BUILD_DIR="$top/build" stage "integration (ejabberd, Prosody, Kamailio, SIPp; S2S in network namespaces)" tests/integration/run.sh
 # A short fuzzing pass over every parser that takes peer input (libFuzzer).
 stage "fuzz (libFuzzer, 20 s per target)" scripts/fuzz.sh 20
 # The bridge's end-to-end suites and the probe once more against the sanitized
@@ -76,7 +76,7 @@ stage "fuzz (libFuzzer, 20 s per target)" scripts/fuzz.sh 20
 if [ -x build-asan/presbridge ]; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		BUILD_DIR="$top/build-asan" stage "bridge end to end and --probe under ASan+UBSan" \
-		tests/integration/run.sh bridge probe
+		tests/integration/run.sh bridge probe s2s_ejabberd s2s_prosody
 fi
 # The benchmark at a tiny size (its own Release build in build-bench), so bench/
 # cannot rot.

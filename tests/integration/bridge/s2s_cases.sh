@@ -1,0 +1,90 @@
+# shellcheck shell=bash
+# The cases every server-to-server suite runs, whatever XMPP server is the peer:
+# presence and subscriptions both ways, IM both ways (page mode), each asserted on
+# the XMPP user's and the SIP side's view. Source after lib.sh, xmpp.sh, sipp.sh,
+# bridge/pres.sh and bridge/im_lib.sh, inside a namespace with netns_dns records
+# for the peer domain (xmpp.test) and sip.test (the bridge on 127.0.0.3:5269).
+#
+#   s2s_case NAME BRIDGE_AUTH
+#       peer_start NAME (the suite's: start the XMPP server of xmpp.test),
+#       peer_client CLIENT JID PASSWORD (log a user in to it), then a bridge with
+#       [s2s] auth = BRIDGE_AUTH; runs the cases; stops the bridge, the client
+#       and the peer (peer_stop). Logs: $T_DIR/bridge-NAME.log.
+#   peer_roster USER CONTACT STATES (the suite's): true once the peer's roster of
+#       USER holds CONTACT with a subscription in STATES (a regex, e.g. "from|both")
+
+msg_has() { grep -Ezq -- "$2" "$T_DIR/sipp-$1.msg" 2>/dev/null; }
+
+s2s_case() {
+	local name=$1 auth=$2
+	peer_start "$name" || die "the XMPP server ($name) did not start"
+	local B="bob-$name"
+	peer_client "$B" bob@xmpp.test/desk bobpw || die "bob cannot log in"
+	xmppc_send "$B" '<presence/>'
+
+	UAS_PORT=$(free_port)
+	BR_TCP=$(free_port) BR_TLS=$(free_port) BR_UDP=$(free_port)
+	BR_S2S_ADDR=127.0.0.3 BR_S2S_AUTH=$auth BR_IM=page \
+		pres_conf "$T_DIR/bridge-$name.conf" tcp "$UAS_PORT"
+	check "$name: presbridge -n accepts the S2S configuration" \
+		"$BUILD_DIR/presbridge" -c "$T_DIR/bridge-$name.conf" -n
+	BR_S2S_ADDR=127.0.0.3 pres_bridge_start "bridge-$name" "$T_DIR/bridge-$name.conf" ||
+		die "the bridge ($name) did not come up"
+	local target
+	target=$(pres_target tcp)
+
+	# --- a Lync user watches bob (the bridge sends subscribe over S2S)
+	sipp_start "watch-$name" bridge_pres_sub_uac.xml tcp "$target" \
+		-key ruri bob@xmpp.test -key from "watch$name@sip.test" -m 1 -timeout 60s ||
+		die "SIPp watcher did not start"
+	local WATCHER=$LAST_PID
+	check "$name: SIP watcher: bob@xmpp.test is asked to authorize (subscribe crossed S2S)" \
+		xmppc_expect "$B" "<presence&&type=\"subscribe\"&&from=\"watch$name@sip.test\"" 20
+	xmppc_send "$B" "<presence type=\"subscribed\" to=\"watch$name@sip.test\"/>"
+	check "$name: SIP watcher: the approval turns the SIP subscription active" \
+		wait_until 15 msg_has "watch-$name" 'Subscription-State: active'
+	xmppc_send "$B" '<presence><show>away</show><status>on lunch</status><priority>5</priority></presence>'
+	check "$name: SIP watcher: bob's away + status arrive as PIDF over S2S" \
+		wait_until 15 msg_has "watch-$name" '<rpid:away/>.*on lunch|on lunch.*<rpid:away/>'
+	# (The scenario's refresh and sign-out steps are not asserted here: over S2S
+	# ejabberd sends bob's presence twice in a row after the approval, its
+	# broadcast and its answer to our probe, and SIPp loses a NOTIFY that arrives
+	# while it answers the previous one. The component suites assert them.)
+	stop_pid "$WATCHER" 2 || true
+	check "$name: SIP watcher: the XMPP server's roster of bob has watch$name@sip.test (from)" \
+		wait_until 10 peer_roster bob "watch$name@sip.test" 'from|both'
+
+	# --- bob watches a Lync user (the bridge is the SIP subscriber)
+	im_uas_start "notifier-$name" bridge_pres_notifier_uas.xml "$UAS_PORT" \
+		-key presentity "notifier$name@sip.test" -m 1 || die "SIPp notifier did not start"
+	local NOTIFIER=$LAST_PID
+	xmppc_send "$B" "<presence type=\"subscribe\" to=\"notifier$name@sip.test\"/>"
+	# RFC 6121 section 3.1.6: the approval goes to bob's server, which records it
+	# in his roster (it delivers the presence only to resources that asked for
+	# the roster: ejabberd does so anyway, Prosody does not).
+	check "$name: XMPP watcher: the Lync user's approval crosses S2S into bob's roster (to)" \
+		wait_until 20 peer_roster bob "notifier$name@sip.test" 'to|both'
+	check "$name: XMPP watcher: the NOTIFY's busy + note reach bob as dnd + status" \
+		xmppc_expect "$B" "<presence&&from=\"notifier$name@sip.test\"&&<show>dnd</show>&&<status>in a meeting</status>" 15
+	xmppc_send "$B" "<presence type=\"unsubscribe\" to=\"notifier$name@sip.test\"/>"
+	check "$name: XMPP watcher: unsubscribe reaches the notifier (SUBSCRIBE Expires: 0)" \
+		sipp_wait "$NOTIFIER" 25
+
+	# --- IM, page mode, both ways
+	check "$name: IM SIP -> XMPP: MESSAGE answered 200" \
+		sipp_run "page-in-$name" bridge_im_page_uac.xml tcp "$target" \
+		-key ruri bob@xmpp.test -key from alice@sip.test
+	check "$name: IM SIP -> XMPP: bob gets the text from alice@sip.test" \
+		xmppc_expect "$B" '<message&&type="chat"&&from="alice@sip.test"&&zweite Zeile' 15
+	im_uas_start "page-out-$name" message_uas.xml "$UAS_PORT" -m 1 -timeout 30s ||
+		die "SIPp UAS did not start"
+	local UAS=$LAST_PID
+	xmppc_send "$B" "<message type=\"chat\" to=\"alice@sip.test\" id=\"po-$name\"><body>über S2S $name</body></message>"
+	check "$name: IM XMPP -> SIP: the MESSAGE reaches the Lync side" sipp_wait "$UAS" 20
+	check "$name: IM XMPP -> SIP: its body is bob's text" \
+		eval "[[ \$(im_sip_body page-out-$name MESSAGE) == 'über S2S $name' ]]"
+
+	stop_pid "$BR_PID" 5 || true
+	xmppc_stop "$B" || true
+	peer_stop
+}
