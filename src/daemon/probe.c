@@ -40,7 +40,10 @@
 #include "presbridge/siptls.h"
 #include "presbridge/version.h"
 #include "presbridge/xlink.h"
+#include "presbridge/loop.h"
+#include "presbridge/xdns.h"
 #include "presbridge/xs2s.h"
+#include "presbridge/xs2s_proto.h"
 #include "presbridge/xproto.h"
 #include "presbridge/xtls.h"
 
@@ -1116,6 +1119,227 @@ static void probe_xmpp(struct target *t, const struct conf *cf)
 	free(domains);
 }
 
+/* ---- XMPP peers, server-to-server ----------------------------------------------- */
+
+struct s2s_dns_wait {
+	bool done;
+	struct xdns_result *r;
+};
+
+static void s2s_dns_done(const struct xdns_result *r, void *arg)
+{
+	struct s2s_dns_wait *w = arg;
+	w->done = true;
+	xdns_result_dup(&w->r, r);
+}
+
+/* Find where `domain`'s XMPP server listens as the bridge would: its [s2s-peer]
+ * static route, else DNS (SRV, then A/AAAA). Fills host/port (first target). */
+static bool s2s_where(struct target *t, const struct conf *cf, const char *domain,
+                      char *addr, size_t n, unsigned *port)
+{
+	const struct conf_s2s_peer *p = conf_s2s_peer(cf, domain);
+	if (p && p->address.host) {
+		snprintf(addr, n, "%s", p->address.host);
+		*port = p->address.port;
+		add(t, PR_OK, "dns", "static route [s2s-peer %s]: %s:%u (DNS not asked)",
+		    domain, p->address.host, *port);
+		return true;
+	}
+	struct loop *l = NULL;
+	struct xdns *d = NULL;
+	struct s2s_dns_wait w = {false, NULL};
+	bool ok = false;
+	if (loop_new(&l) != 0 || xdns_new(&d, l, cf->s2s_dns) != 0) {
+		add(t, PR_FAIL, "dns", "cannot start the DNS resolver");
+		goto out;
+	}
+	if (xdns_resolve(d, domain, cf->s2s_direct_tls, s2s_dns_done, &w, NULL) != 0) {
+		add(t, PR_FAIL, "dns", "cannot ask DNS about %s", domain);
+		goto out;
+	}
+	double t0 = now_ms();
+	while (!w.done && now_ms() - t0 < 15000)
+		loop_run_once(l, 200);
+	if (!w.r) {
+		add(t, PR_FAIL, "dns", "no DNS answer about %s within 15 s", domain);
+		goto out;
+	}
+	if (w.r->srv_text[0]) {
+		char srv[1024];
+		snprintf(srv, sizeof(srv), "%s", w.r->srv_text);
+		for (char *c = srv; *c; c++)
+			if (*c == '\n')
+				*c = ';';
+		add(t, PR_OK, "dns", "SRV records: %s", srv);
+	}
+	if (w.r->status != 0 || w.r->n == 0) {
+		add(t, PR_FAIL, "dns",
+		    "DNS: %s -- publish _xmpp-server._tcp.%s SRV records (or "
+		    "an A record), or give [s2s-peer %s] address",
+		    w.r->why, domain, domain);
+		goto out;
+	}
+	snprintf(addr, n, "%s", w.r->v[0].addr);
+	*port = w.r->v[0].port;
+	add(t, PR_OK, "dns", "%s: %zu address%s to try; first %s:%u (%s, %s)", domain,
+	    w.r->n, w.r->n == 1 ? "" : "es", w.r->v[0].addr, *port,
+	    w.r->v[0].from_srv ? "from SRV" : "A/AAAA fallback on 5269",
+	    w.r->v[0].direct_tls ? "direct TLS" : "STARTTLS");
+	ok = !w.r->v[0].direct_tls;
+	if (!ok)
+		add(t, PR_WARN, "dns",
+		    "the first target is direct TLS (XEP-0368); the probe "
+		    "checks STARTTLS targets only");
+out:
+	xdns_result_free(w.r);
+	xdns_free(d);
+	loop_free(l);
+	return ok;
+}
+
+static bool s2s_features(struct target *t, struct xstream *x, const char *from,
+                         const char *to, const char *stage)
+{
+	char hdr[600];
+	static const char *const want[] = {"</stream:features>", "<stream:features/>",
+	                                   "</stream:stream>", "stream:error"};
+	x->len = 0;
+	x->buf[0] = '\0';
+	snprintf(hdr, sizeof(hdr),
+	         "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+	         "xmlns:stream='http://etherx.jabber.org/streams' "
+	         "xmlns:db='jabber:server:dialback' from='%s' to='%s' version='1.0'>",
+	         from, to);
+	if (xs_write(x, hdr) != 0) {
+		add(t, PR_FAIL, "stream", "%s: the peer closed the connection", stage);
+		return false;
+	}
+	int r = xs_wait(x, want, 4);
+	if (r < 0 || r >= 2) {
+		char cond[64] = "", text[256] = "";
+		stream_error_cond(x->buf, cond, sizeof(cond), text, sizeof(text));
+		add(t, PR_FAIL, "stream", "%s: no stream features from the peer%s%s%s%s",
+		    stage, cond[0] ? " (stream error " : "", cond, cond[0] ? ")" : "",
+		    cond[0] && strcmp(cond, "host-unknown") == 0
+		        ? ": it does not serve that domain"
+		        : "");
+		return false;
+	}
+	return true;
+}
+
+static void probe_s2s(struct target *t, const struct conf *cf, const char *domain,
+                      const char *hosted)
+{
+	char addr[256];
+	unsigned port = 0;
+	const struct conf_s2s_peer *p = conf_s2s_peer(cf, domain);
+
+	target_init(t, "xmpp-peer");
+	snprintf(t->name, sizeof(t->name), "s2s %s", domain);
+	snprintf(t->host, sizeof(t->host), "%s", domain);
+	t->transport = "s2s";
+	t->line = p ? p->line : conf_key_line(cf, "xmpp", "transport");
+	if (!s2s_where(t, cf, domain, addr, sizeof(addr), &port))
+		return;
+	hostport(t->address, sizeof(t->address), addr, port);
+	int fd = net_connect(t, addr, port, false,
+	                     "check that the peer's XMPP server listens for servers "
+	                     "there and its firewall lets the bridge in");
+	if (fd < 0)
+		return;
+	struct xstream *x = calloc(1, sizeof(*x));
+	SSL_CTX *ctx = client_ctx(cf->s2s_cert, cf->s2s_key, cf->s2s_ca);
+	if (!x || !ctx)
+		goto out;
+	x->fd = fd;
+	if (!s2s_features(t, x, hosted, domain, "stream"))
+		goto out;
+	bool tls_offered = strstr(x->buf, "urn:ietf:params:xml:ns:xmpp-tls") != NULL;
+	enum conf_s2s_tls want = conf_s2s_tls_for(cf, domain);
+	if (!tls_offered) {
+		add(t, want == CONF_S2S_TLS_REQUIRED ? PR_FAIL : PR_WARN, "tls",
+		    "the peer does not offer STARTTLS%s",
+		    want == CONF_S2S_TLS_REQUIRED
+		        ? ", and the bridge requires TLS (RFC 7590)"
+		        : "");
+		goto out;
+	}
+	add(t, PR_OK, "tls", "STARTTLS offered%s",
+	    strstr(x->buf, "<required") ? " (required by the peer)" : "");
+	static const char *const proceed[] = {"<proceed", "<failure"};
+	x->len = 0;
+	x->buf[0] = '\0';
+	if (xs_write(x, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>") != 0 ||
+	    xs_wait(x, proceed, 2) != 0) {
+		add(t, PR_FAIL, "tls", "the peer refused STARTTLS");
+		goto out;
+	}
+	struct tlsrec rec;
+	struct siptls_fail f;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
+	x->ssl = tls_start(t, ctx, fd, domain, &rec, &f);
+	if (!x->ssl) {
+		add(t, PR_FAIL, "tls", "TLS handshake failed%s",
+		    f.alert_rcvd >= 0 ? " (the peer sent an alert)" : "");
+		goto out;
+	}
+	report_session(t, x->ssl);
+	X509 *leaf = SSL_get0_peer_certificate(x->ssl);
+	long vr = SSL_get_verify_result(x->ssl);
+	enum xs2s_id_kind kind = XS2S_ID_NONE;
+	char ids[400];
+	if (leaf)
+		xs2s_cert_ids_str(leaf, ids, sizeof(ids));
+	if (!leaf)
+		add(t, PR_FAIL, "verify", "the peer sent no certificate");
+	else if (vr != X509_V_OK)
+		add(t, PR_WARN, "verify",
+		    "its certificate does not verify against [s2s] ca (%s): %s; only "
+		    "dialback can authenticate it",
+		    cf->s2s_ca, X509_verify_cert_error_string(vr));
+	else if (!xs2s_cert_names_domain(leaf, domain, &kind))
+		add(t, PR_WARN, "verify",
+		    "its certificate does not name %s (it names %s; RFC 6125); only "
+		    "dialback "
+		    "can authenticate it",
+		    domain, ids);
+	else
+		add(t, PR_OK, "verify",
+		    "its certificate verifies against [s2s] ca and names %s", domain);
+	if (!s2s_features(t, x, hosted, domain, "stream after TLS"))
+		goto out;
+	bool ext = strstr(x->buf, ">EXTERNAL<") != NULL;
+	bool db = strstr(x->buf, "urn:xmpp:features:dialback") != NULL ||
+	          strstr(x->buf, "jabber:server:dialback") != NULL;
+	unsigned auth = conf_s2s_auth_for(cf, domain);
+	add(t, PR_OK, "auth", "the peer offers %s%s%s", ext ? "SASL EXTERNAL" : "",
+	    ext && db ? " and " : "", db ? "dialback" : (ext ? "" : "no authentication"));
+	if (!((ext && (auth & CONF_S2S_AUTH_EXTERNAL)) ||
+	      (db && (auth & CONF_S2S_AUTH_DIALBACK))))
+		add(t, PR_FAIL, "auth",
+		    "no authentication both sides accept: allow %s in [s2s] auth or "
+		    "[s2s-peer %s] auth",
+		    ext ? "external" : "dialback", domain);
+	else if (ext && (auth & CONF_S2S_AUTH_EXTERNAL))
+		add(t, PR_OK, "auth",
+		    "SASL EXTERNAL will be tried first (the peer decides whether it "
+		    "trusts the "
+		    "bridge's certificate)%s",
+		    (auth & CONF_S2S_AUTH_DIALBACK) && db ? ", dialback after a refusal"
+		                                          : "");
+out:
+	if (x && x->ssl) {
+		SSL_shutdown(x->ssl);
+		SSL_free(x->ssl);
+	}
+	cur_rec = NULL;
+	SSL_CTX_free(ctx);
+	free(x);
+	close(fd);
+}
+
 /* ---- report --------------------------------------------------------------------- */
 
 static void print_target(FILE *out, const struct target *t, const char *file)
@@ -1123,6 +1347,10 @@ static void print_target(FILE *out, const struct target *t, const char *file)
 	if (strcmp(t->kind, "sip-peer") == 0)
 		fprintf(out, "[peer %s] %s over %s at %s (%s:%u)\n", t->name, t->host,
 		        t->transport, t->address, file, t->line);
+	else if (strcmp(t->kind, "xmpp-peer") == 0)
+		fprintf(out, "[s2s] XMPP domain %s, server-to-server at %s (%s:%u)\n",
+		        t->host, t->address[0] ? t->address : "(not found)", file,
+		        t->line);
 	else
 		fprintf(out, "[xmpp] server %s over %s, name %s (%s:%u)\n", t->address,
 		        t->transport, t->host, file, t->line);
@@ -1297,9 +1525,18 @@ int probe_run(const char *config_path, bool json, FILE *out)
 		}
 	}
 
-	size_t nt = cf->npeers + 1;
-	struct target *ts = calloc(nt, sizeof(*ts));
+	char **peers = NULL, **hosted = NULL;
+	size_t npeer_domains = 0, nhosted = 0;
+	bool s2s = cf->xmpp_transport == CONF_XMPP_S2S;
+	if (s2s) {
+		xlink_domains(cf, false, &peers, &npeer_domains);
+		xlink_domains(cf, true, &hosted, &nhosted);
+	}
+	size_t nt = cf->npeers + (s2s ? (nhosted ? npeer_domains : 0) : 1);
+	struct target *ts = calloc(nt ? nt : 1, sizeof(*ts));
 	if (!ts) {
+		xlink_strv_free(peers, npeer_domains);
+		xlink_strv_free(hosted, nhosted);
 		SSL_CTX_free(sctx);
 		conf_free(cf);
 		diag_free(&dl);
@@ -1310,6 +1547,8 @@ int probe_run(const char *config_path, bool json, FILE *out)
 	for (size_t i = 0; i < nt; i++) {
 		if (i < cf->npeers)
 			probe_peer(&ts[i], cf, &cf->peers[i], sctx, own);
+		else if (s2s)
+			probe_s2s(&ts[i], cf, peers[i - cf->npeers], hosted[0]);
 		else
 			probe_xmpp(&ts[i], cf);
 		nfail += failed(&ts[i]);
@@ -1345,6 +1584,8 @@ int probe_run(const char *config_path, bool json, FILE *out)
 		        offline_errors ? ", and the offline checks found errors" : "");
 	}
 	free(ts);
+	xlink_strv_free(peers, npeer_domains);
+	xlink_strv_free(hosted, nhosted);
 	SSL_CTX_free(sctx);
 	conf_free(cf);
 	diag_free(&dl);
