@@ -27,12 +27,12 @@ fi
 bdir=${FUZZ_BUILD_DIR:-build-fuzz}
 cd "$top" || exit 1
 CC=clang cmake -S . -B "$bdir" -DPB_FUZZ=ON -DPB_TESTS=OFF -DPB_WERROR=ON >/dev/null &&
-	cmake --build "$bdir" -j "$(nproc)" --target fuzz_pres fuzz_msg fuzz_sip fuzz_maps fuzz_xmpp fuzz_sipbridge >/dev/null ||
+	cmake --build "$bdir" -j "$(nproc)" --target fuzz_pres fuzz_msg fuzz_sip fuzz_maps fuzz_xmpp fuzz_sipbridge fuzz_s2s >/dev/null ||
 	{ echo "fuzz: build failed"; echo "0 passed, 1 failed"; exit 1; }
 
 # target:seed folders
 targets=(pres:tests/data/pres sip:tests/data/sip msg:tests/data/msg maps:mappings
-	xmpp:tests/data/xmpp sipbridge:tests/data/sipbridge)
+	xmpp:tests/data/xmpp sipbridge:tests/data/sipbridge s2s:tests/data/s2s)
 pass=0 fail=0
 for t in "${targets[@]}"; do
 	name=${t%%:*} seeds=${t#*:}

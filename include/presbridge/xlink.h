@@ -167,6 +167,13 @@ void xlink_set_tap(struct xlink_set *s, xlink_tap_h *h, void *arg);
 int xlink_feed(struct xlink_set *s, const char *domain, const char *text, size_t len);
 
 /*
+ * With [xmpp] transport = s2s: a peer's incoming stream through xs2s_feed (see
+ * xs2s.h). Returns -EINVAL with transport = component.
+ */
+int xlink_s2s_feed(struct xlink_set *s, const char *bytes, size_t len, size_t piece,
+                   const char *pre_from, const char *pre_to, xlink_tap_h *out, void *arg);
+
+/*
  * The component domains of cf: the XMPP-side names of the SIP-homed rows of
  * domains.map, in file order, without duplicates. *vp: caller-owns (each string
  * and the array, free()). Returns 0, -ENOENT (no domains.map loaded) or -ENOMEM.

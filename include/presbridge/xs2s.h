@@ -83,6 +83,19 @@ bool xs2s_is_up(const struct xs2s *s, const char *domain);
 struct diag_list;
 int xs2s_check_conf(const struct conf *cf, struct diag_list *dl);
 
+/*
+ * Test seam (fuzzing): bytes as if a peer sent them on a new incoming stream
+ * without a socket, fed to the parser `piece` bytes at a time (0: at once), the
+ * same state machine and bridge handlers; what the bridge writes on that stream
+ * goes to out (domain: the stream's hosted domain, "" before the header). With
+ * pre_from/pre_to the stream counts as authenticated for that pair from the
+ * start, so stanzas reach the bridge. TLS cannot start there (the stream fails
+ * as on a broken handshake). Returns 0 or -ENOMEM.
+ */
+typedef void(xlink_tap_h)(const char *domain, const char *text, size_t len, void *arg);
+int xs2s_feed(struct xs2s *s, const char *bytes, size_t len, size_t piece,
+              const char *pre_from, const char *pre_to, xlink_tap_h *out, void *arg);
+
 size_t xs2s_count(const struct xs2s *s);
 const char *xs2s_domain(const struct xs2s *s, size_t i);
 

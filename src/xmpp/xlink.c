@@ -1445,3 +1445,11 @@ int xlink_feed(struct xlink_set *s, const char *domain, const char *text, size_t
 	xmpp_stanza_release(st);
 	return 0;
 }
+
+int xlink_s2s_feed(struct xlink_set *s, const char *bytes, size_t len, size_t piece,
+                   const char *pre_from, const char *pre_to, xlink_tap_h *out, void *arg)
+{
+	if (!s->s2s)
+		return -EINVAL;
+	return xs2s_feed(s->s2s, bytes, len, piece, pre_from, pre_to, out, arg);
+}

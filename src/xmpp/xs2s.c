@@ -72,6 +72,9 @@
 #define RD_TURNS 4
 /* Pending bytes to one peer before we stop taking its stanzas (-ENOBUFS). */
 #define WR_MAX (8u * 1024u * 1024u)
+/* Connections at once (both directions): beyond it new peers are turned away,
+ * so a flood of connections cannot take every descriptor. */
+#define CONN_MAX 1024
 /* Dialback verifications waiting at one route. */
 #define VERIFY_MAX 64
 /* The housekeeping tick: idle streams, keep-alives. */
@@ -110,6 +113,8 @@ struct pair { /* an authenticated (peer domain, hosted domain) on an incoming st
 struct conn {
 	struct conn *next;
 	struct xs2s *s;
+	xlink_tap_h *tap; /* test seam (xs2s_feed): no socket, writes go here */
+	void *tap_arg;
 	unsigned serial;
 	int fd;
 	bool in;
@@ -138,6 +143,9 @@ struct conn {
 	uint64_t since, last_stanza, last_tx;
 	struct loop_timer deadline;
 	bool dead;
+	bool tls_due; /* <proceed/> handled: TLS starts once the parser has returned */
+	bool ext_withheld_logged;
+	bool hdr_out;     /* our header is written (a restart resets it) */
 	const char *auth; /* out: "SASL EXTERNAL" or "dialback", once up */
 };
 
@@ -161,6 +169,7 @@ struct route {
 	bool resolving;
 	unsigned attempts;
 	uint64_t not_before; /* no new attempt before (loop ms) */
+	bool cert_logged;    /* the peer's unproven certificate was said once */
 	struct loop_timer retry;
 	char cause[512], last_cause[512];
 };
@@ -210,6 +219,8 @@ struct xs2s {
 static void conn_fail(struct conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void conn_read(struct conn *c);
+static void conn_gone(struct conn *c, const char *cause);
+static int pair_add(struct conn *c, const char *from, const char *to);
 static void route_attempt(void *arg);
 static void route_try_next(struct route *r);
 static void conn_sync(struct conn *c);
@@ -292,6 +303,12 @@ static void conn_put(struct conn *c, const char *text, size_t len)
 {
 	if (c->dead)
 		return;
+	/* A peer that sends requests (db:verify, iq) but does not read the answers
+	 * would make this buffer grow without end. */
+	if (c->out.len - c->out_off > WR_MAX) {
+		conn_gone(c, "the peer does not read what the bridge writes");
+		return;
+	}
 	trace(c, "send", text, len);
 	sbuf_putn(&c->out, text, len);
 	c->last_tx = loop_now(c->s->loop);
@@ -391,9 +408,17 @@ static void conn_gone(struct conn *c, const char *cause)
 }
 
 /* Send a stream error and close (RFC 6120 section 4.9.1.1). */
+static void put_header(struct conn *c, const char *from, const char *to, const char *id);
+
 static void conn_stream_error(struct conn *c, const char *cond, const char *text)
 {
 	struct sbuf sb;
+	/* RFC 6120 section 4.9.1.1: an error before our header still opens it. */
+	if (!c->hdr_out && c->st != CS_CONNECTING && c->st != CS_TLS) {
+		if (c->in && !c->id[0])
+			xs2s_stream_id(c->id);
+		put_header(c, c->local, c->remote, c->in ? c->id : NULL);
+	}
 	sbuf_init(&sb);
 	sbuf_printf(&sb, "<stream:error><%s xmlns='" NS_STREAMERR "'/>", cond);
 	if (text) {
@@ -500,6 +525,10 @@ static void check_peer_cert(struct conn *c, const char *domain)
 	long vr = SSL_get_verify_result(c->ssl);
 	enum xs2s_id_kind kind = XS2S_ID_NONE;
 	enum siptls_role role = c->in ? SIPTLS_CLIENT : SIPTLS_SERVER;
+	/* OpenSSL's purpose check fails the chain for a missing EKU: name it as
+	 * the EKU check below would. */
+	if (vr == X509_V_ERR_INVALID_PURPOSE && siptls_eku_check(x, role) != 0)
+		vr = X509_V_OK;
 	if (vr != X509_V_OK) {
 		const struct siptls_verr *ve = siptls_verify_error(vr);
 		snprintf(c->cert_why, sizeof(c->cert_why),
@@ -534,6 +563,14 @@ static void tls_describe(struct conn *c)
 
 static void stream_open(struct conn *c);
 
+/* A stream restart (after TLS, after SASL: RFC 6120 sections 5.4.3.3, 6.4.6):
+ * both sides send new headers. */
+static int stream_restart(struct conn *c)
+{
+	c->hdr_out = false;
+	return xstream_restart(c->xs);
+}
+
 static void tls_done(struct conn *c)
 {
 	c->tls = true;
@@ -541,9 +578,10 @@ static void tls_done(struct conn *c)
 	if (!c->in)
 		check_peer_cert(c, c->remote);
 	log_debug(MOD, "%s %s: TLS established (%s)%s%s", c->in ? "incoming from" : "to",
-	          c->in ? c->peer : c->remote, c->tls_desc, c->cert_ok ? "" : "; ",
-	          c->cert_ok ? "" : c->cert_why);
-	if (xstream_restart(c->xs) != 0) {
+	          c->in ? c->peer : c->remote, c->tls_desc,
+	          c->in || c->cert_ok ? "" : "; ",
+	          c->in || c->cert_ok ? "" : c->cert_why);
+	if (stream_restart(c) != 0) {
 		conn_fail(c, "out of memory");
 		return;
 	}
@@ -584,6 +622,10 @@ static void tls_step(struct conn *c)
 
 static int tls_start(struct conn *c)
 {
+	if (c->fd < 0) {
+		conn_fail(c, "TLS on a connection without a socket (test seam)");
+		return 0;
+	}
 	c->ssl = SSL_new(c->in ? c->s->srv : c->s->cli);
 	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
 		return -ENOMEM;
@@ -627,6 +669,12 @@ static void conn_sync(struct conn *c)
 
 static void conn_flush(struct conn *c)
 {
+	if (c->tap && c->out.len > c->out_off) {
+		c->tap(c->local ? c->local : "", c->out.p + c->out_off,
+		       c->out.len - c->out_off, c->tap_arg);
+		c->out.len = c->out_off = 0;
+		return;
+	}
 	if (c->fd < 0 || c->st == CS_CONNECTING || c->st == CS_TLS)
 		return;
 	while (c->out.len > c->out_off) {
@@ -696,7 +744,9 @@ static void conn_read(struct conn *c)
 				return;
 			}
 			if (n == 0) {
-				conn_gone(c, "the peer closed the connection");
+				conn_gone(c, c->st == CS_UP || c->st == CS_CLOSING
+				                 ? NULL
+				                 : "the peer closed the connection");
 				return;
 			}
 		}
@@ -708,9 +758,19 @@ static void conn_read(struct conn *c)
 		if (e) {
 			const char *cond = xstream_error_cond(c->xs);
 			char text[300];
+			if (!cond)
+				cond = "internal-server-error";
 			snprintf(text, sizeof(text), "%s", xstream_error_text(c->xs));
 			conn_stream_error(c, cond, text);
 			conn_fail(c, "the peer sent XML we refuse (%s: %s)", cond, text);
+			return;
+		}
+		if (c->tls_due) {
+			/* Bytes after <proceed/> or <starttls/> in the same read would
+			 * be a TLS handshake the peer may not send yet: dropped. */
+			c->tls_due = false;
+			if (tls_start(c) != 0)
+				conn_fail(c, "out of memory starting TLS");
 			return;
 		}
 		/* A TLS handshake started inside the parser owns the socket now. */
@@ -780,6 +840,7 @@ static void put_header(struct conn *c, const char *from, const char *to, const c
 	if (!sb.err)
 		conn_put(c, sb.p, sb.len);
 	sbuf_free(&sb);
+	c->hdr_out = true;
 }
 
 /* Outgoing: our initial stream header (RFC 6120 section 4.7). */
@@ -811,6 +872,20 @@ static void put_features(struct conn *c)
 		if (c->tls && c->cert_ok && (auth & CONF_S2S_AUTH_EXTERNAL))
 			sbuf_puts(&sb, "<mechanisms xmlns='" NS_SASL
 			               "'><mechanism>EXTERNAL</mechanism></mechanisms>");
+		else if (c->tls && (auth & CONF_S2S_AUTH_EXTERNAL) &&
+		         !c->ext_withheld_logged) {
+			/* The peer sees only that EXTERNAL is missing: say why here. */
+			c->ext_withheld_logged = true;
+			log_info(
+			    MOD, "%s: not offering SASL EXTERNAL to %s (%s): %s%s",
+			    c->local, c->remote ? c->remote : "a peer without a from",
+			    c->peer,
+			    c->remote ? c->cert_why : "its stream header has no from",
+			    (auth & CONF_S2S_AUTH_DIALBACK) ? "; it may use dialback"
+			                                    : "; dialback is not allowed "
+			                                      "either, so it cannot "
+			                                      "authenticate");
+		}
 		if (auth & CONF_S2S_AUTH_DIALBACK)
 			sbuf_puts(&sb,
 			          "<dialback xmlns='" NS_DBFEAT "'><errors/></dialback>");
@@ -1001,6 +1076,26 @@ static void out_features(struct conn *c, xmpp_stanza_t *f)
 	enum conf_s2s_tls tls = tls_for(c->s, c->remote);
 	xmpp_stanza_t *starttls = child_ns(f, "starttls", NS_TLS);
 
+	/* RFC 6120 section 13.7.2.1 / RFC 7590 section 3.4: the server we reached
+	 * must prove it is the domain by its certificate. Where dialback is
+	 * allowed for the domain, DNS is trusted for that instead (XEP-0220
+	 * section 1, as ejabberd and Prosody do); otherwise the stream stops. */
+	if (c->tls && !c->cert_ok && !c->sasl_done) {
+		if (!(auth_for(c->s, c->remote) & CONF_S2S_AUTH_DIALBACK)) {
+			conn_fail(c, "the server at %s is not proven to be %s: %s",
+			          c->peer, c->remote, c->cert_why);
+			return;
+		}
+		if (!c->route || !c->route->cert_logged)
+			log_info(MOD,
+			         "%s -> %s: %s; trusting DNS for it, as dialback is "
+			         "allowed for "
+			         "that domain",
+			         c->local, c->remote, c->cert_why);
+		if (c->route)
+			c->route->cert_logged = true;
+	}
+
 	if (c->sasl_done) {
 		route_up(c->route);
 		return;
@@ -1044,16 +1139,17 @@ static void out_element(struct conn *c, xmpp_stanza_t *st, const char *name,
 			conn_fail(c, "the peer refused STARTTLS (<%s/>)", name);
 			return;
 		}
-		xstream_restart(c->xs);
-		if (tls_start(c) != 0)
-			conn_fail(c, "out of memory starting TLS");
+		/* The handshake runs after xstream_feed returns (conn_read): it may
+		 * complete at once and read the new stream from inside the parser. */
+		stream_restart(c);
+		c->tls_due = true;
 		return;
 	}
 	if (strcmp(ns, NS_SASL) == 0 && c->st == CS_SASL) {
 		if (strcmp(name, "success") == 0) {
 			c->sasl_done = true;
 			c->auth = "SASL EXTERNAL";
-			xstream_restart(c->xs);
+			stream_restart(c);
 			stream_open(c);
 			return;
 		}
@@ -1120,14 +1216,8 @@ static void out_element(struct conn *c, xmpp_stanza_t *st, const char *name,
 			          c->local, c->remote);
 			return;
 		}
-		struct pair *np = realloc(ic->pairs, (ic->npairs + 1) * sizeof(*np));
-		if (!np)
+		if (pair_add(ic, c->remote, c->local) != 0)
 			return;
-		ic->pairs = np;
-		np[ic->npairs].from = strdup(c->remote);
-		np[ic->npairs].to = strdup(c->local);
-		if (np[ic->npairs].from && np[ic->npairs].to)
-			ic->npairs++;
 		log_info(MOD,
 		         "%s: incoming stream from %s authenticated by dialback (%s)",
 		         c->local, c->remote, ic->tls ? ic->tls_desc : "no TLS");
@@ -1148,6 +1238,28 @@ static void out_element(struct conn *c, xmpp_stanza_t *st, const char *name,
 
 /* ---- incoming: STARTTLS, SASL, dialback, stanzas -------------------------------------
  */
+
+static bool pair_ok(const struct conn *c, const char *from, const char *to);
+
+/* Record that the stream authenticated (from, to); once each. */
+static int pair_add(struct conn *c, const char *from, const char *to)
+{
+	if (pair_ok(c, from, to))
+		return 0;
+	struct pair *np = realloc(c->pairs, (c->npairs + 1) * sizeof(*np));
+	if (!np)
+		return -ENOMEM;
+	c->pairs = np;
+	np[c->npairs].from = strdup(from);
+	np[c->npairs].to = strdup(to);
+	if (!np[c->npairs].from || !np[c->npairs].to) {
+		free(np[c->npairs].from);
+		free(np[c->npairs].to);
+		return -ENOMEM;
+	}
+	c->npairs++;
+	return 0;
+}
 
 static bool pair_ok(const struct conn *c, const char *from, const char *to)
 {
@@ -1201,7 +1313,7 @@ static void in_db_result(struct conn *c, xmpp_stanza_t *st)
 		goto out;
 	}
 	if (!in_list(s->p.hosted, s->p.nhosted, to)) {
-		/* XEP-0220 section 2.4: item-not-found for a domain we do not serve. */
+		/* XEP-0220 section 2.5: item-not-found for a domain we do not serve. */
 		db_result_error(c, from, to, "item-not-found", "cancel");
 		goto out;
 	}
@@ -1334,23 +1446,17 @@ static void in_auth(struct conn *c, xmpp_stanza_t *st)
 		               "differs");
 		return;
 	}
-	struct pair *np = realloc(c->pairs, (c->npairs + 1) * sizeof(*np));
-	if (!np) {
+	if (pair_add(c, c->remote, c->local) != 0) {
 		conn_fail(c, "out of memory");
 		return;
 	}
-	c->pairs = np;
-	np[c->npairs].from = strdup(c->remote);
-	np[c->npairs].to = strdup(c->local);
-	if (np[c->npairs].from && np[c->npairs].to)
-		c->npairs++;
 	c->sasl_done = true;
 	conn_puts(c, "<success xmlns='" NS_SASL "'/>");
 	log_info(MOD, "%s: incoming stream from %s authenticated by SASL EXTERNAL (%s)",
 	         c->local, c->remote, c->tls_desc);
 	loop_timer_cancel(c->s->loop, &c->deadline);
 	/* RFC 6120 section 6.4.6: the initiator restarts the stream. */
-	xstream_restart(c->xs);
+	stream_restart(c);
 	c->st = CS_HEADER;
 }
 
@@ -1408,10 +1514,9 @@ static void in_element(struct conn *c, xmpp_stanza_t *st, const char *name,
 {
 	if (strcmp(ns, NS_TLS) == 0 && strcmp(name, "starttls") == 0 && !c->tls) {
 		conn_puts(c, "<proceed xmlns='" NS_TLS "'/>");
-		xstream_restart(c->xs);
+		stream_restart(c);
 		conn_flush(c);
-		if (tls_start(c) != 0)
-			conn_fail(c, "out of memory starting TLS");
+		c->tls_due = true; /* started by conn_read, outside the parser */
 		return;
 	}
 	if (!c->tls && tls_for(c->s, c->remote) == CONF_S2S_TLS_REQUIRED &&
@@ -1492,10 +1597,13 @@ static void on_close(void *arg)
 	struct conn *c = arg;
 	if (c->dead)
 		return;
+	bool was_up = c->st == CS_UP;
 	if (c->st != CS_CLOSING)
 		conn_puts(c, "</stream:stream>");
 	c->st = CS_CLOSING;
-	conn_gone(c, "the peer closed the stream");
+	/* A peer closing an established stream (idle, restart) is no failure:
+	 * the next stanza opens a new one. */
+	conn_gone(c, was_up || c->in ? NULL : "the peer closed the stream");
 }
 
 static const struct xstream_handlers stream_h = {on_open, on_element, on_close, NULL};
@@ -1558,7 +1666,14 @@ static void on_accept(int fd, unsigned events, void *arg)
 		if (cfd < 0)
 			return;
 		set_nonblock(cfd);
-		if (s->stopping) {
+		size_t nconn = 0;
+		for (struct conn *k = s->conns; k; k = k->next)
+			nconn += !k->dead;
+		if (s->stopping || nconn >= CONN_MAX) {
+			if (!s->stopping)
+				log_warn(MOD,
+				         "%zu connections open: turning a new one away",
+				         nconn);
 			close(cfd);
 			continue;
 		}
@@ -1634,7 +1749,7 @@ static void targets_free(struct route *r)
 }
 
 /* The error a stanza that could not be delivered comes back as, from the peer
- * domain, to the bridge (RFC 6120 section 10.4.3; RFC 7247 section 7.2 maps it
+ * domain, to the bridge (RFC 6120 section 10.4.3; RFC 7247 section 7.1 maps it
  * on to SIP). */
 static void bounce(struct route *r, xmpp_stanza_t *st, enum err_cond cond,
                    const char *text)
@@ -1782,8 +1897,11 @@ static void route_down(struct route *r, const char *cause)
 	struct xs2s *s = r->s;
 	if (r->cause[0] == '\0' && cause)
 		snprintf(r->cause, sizeof(r->cause), "%s", cause);
-	if (!r->cause[0]) /* closed cleanly (idle, stop, reload) */
+	if (!r->cause[0]) { /* closed cleanly (idle, stop, reload, the peer's close) */
+		if ((r->nq || r->nv) && !s->stopping)
+			route_start(r);
 		return;
+	}
 	/* Another address to try? */
 	if (r->next_target < r->ntargets && !s->stopping) {
 		log_debug(MOD, "%s -> %s: %s; trying the next address", r->local,
@@ -2422,6 +2540,40 @@ out:
 	free(fd);
 	free(td);
 	return e;
+}
+
+int xs2s_feed(struct xs2s *s, const char *bytes, size_t len, size_t piece,
+              const char *pre_from, const char *pre_to, xlink_tap_h *out, void *arg)
+{
+	struct conn *c = conn_new(s, -1, true);
+	if (!c)
+		return -ENOMEM;
+	c->tap = out;
+	c->tap_arg = arg;
+	c->st = CS_HEADER;
+	snprintf(c->peer, sizeof(c->peer), "test seam");
+	if (pre_from && pre_to && pair_add(c, pre_from, pre_to) != 0) {
+		conn_gone(c, NULL);
+		return -ENOMEM;
+	}
+	if (!piece)
+		piece = len ? len : 1;
+	for (size_t off = 0; off < len && !c->dead;) {
+		size_t n = len - off < piece ? len - off : piece, used = 0;
+		if (xstream_feed(c->xs, bytes + off, n, &used) != 0) {
+			conn_stream_error(c, xstream_error_cond(c->xs),
+			                  xstream_error_text(c->xs));
+			conn_gone(c, NULL);
+			break;
+		}
+		off += used ? used : n;
+		if (c->tls_due) {
+			c->tls_due = false;
+			tls_start(c);
+		}
+	}
+	conn_gone(c, NULL);
+	return 0;
 }
 
 bool xs2s_is_up(const struct xs2s *s, const char *domain)

@@ -37,9 +37,9 @@ peer_start() { # peer_start NAME: Prosody for xmpp.test; PR_SECURE, PR_CA as giv
 }
 peer_client() { prosody_xmppc_start "$@"; }
 peer_stop() { prosody_stop; }
-peer_roster() { # Prosody's roster file: ["CONTACT"] = { ["subscription"] = "STATE";
+peer_roster() { # Prosody's roster file: ["CONTACT"] = { ...; ["subscription"] = "STATE"; } (keys in any order)
 	perl -e 'my ($c, $st, $f) = @ARGV; open(my $h, "<", $f) or exit 1; local $/;
-		my $t = <$h>; exit(!($t =~ /\["\Q$c\E"\]\s*=\s*\{\s*\["subscription"\]\s*=\s*"(?:$st)"/))' \
+		my $t = <$h>; exit(!($t =~ /\["\Q$c\E"\]\s*=\s*\{(?:[^{}]|\{[^{}]*\})*?\["subscription"\]\s*=\s*"(?:$st)"/))' \
 		"$2" "$3" "$PR_DIR/data/xmpp%2etest/roster/$1.dat" 2>/dev/null
 }
 
