@@ -35,6 +35,9 @@
 #   KAM_CFG_INCLUDE   file included into kamailio.cfg; it must define route[LOCAL_HOOK],
 #                     which is called for every initial request before any other routing
 #   KAM_DEBUG         Kamailio debug level (default 2; 3 = debug)
+#   KAM_TLS_LISTEN_PORT  listen for TLS on this port of 127.0.0.1 instead of a free
+#                     one (e.g. 5061, the port a Lync pool's name implies: only inside
+#                     a netns.sh namespace, where the standard ports are ours)
 #   KAM_HOSTS         "name=ip ...": A records put into Kamailio's DNS cache once it
 #                     runs (dns.add_a), for names it must resolve without a DNS
 #                     server: the bridge's Contact and Via carry its certificate's
@@ -339,7 +342,7 @@ kamailio_start() {
 	: "${KAM_CA:=$CA_DIR/ca.crt}"
 	KAM_UDP_PORT=$(free_port)
 	KAM_TCP_PORT=$(free_port)
-	KAM_TLS_PORT=$(free_port)
+	KAM_TLS_PORT=${KAM_TLS_LISTEN_PORT:-$(free_port)}
 	KAM_CTL=$KAM_DIR/run/kamailio_ctl
 	KAM_LOG=$T_DIR/kamailio.log
 	export CA_DIR KAM_DIR KAM_DOMAIN KAM_HOST KAM_CERT KAM_KEY KAM_CA KAM_UDP_PORT \

@@ -2,8 +2,9 @@
 # The demo federation on one machine, as production will have it: a SIP domain
 # whose own server (Kamailio, playing the Lync pool) routes the XMPP domain to
 # the bridge over a TLS static route, and an XMPP server (ejabberd) that knows the
-# bridge as a component. Used by t_bridge_kamailio.sh and scripts/demo.sh, so the
-# demo runs the topology the suite tests. Source after lib.sh, ejabberd.sh,
+# bridge as a component. Used by t_bridge_kamailio.sh; its SIP-side and display
+# helpers (fed_register ... ini_set) also by bridge/fed_s2s.sh, which
+# scripts/demo.sh and t_bridge_kamailio_s2s.sh run. Source after lib.sh, ejabberd.sh,
 # kamailio.sh, sipp.sh, xmpp.sh and bridge/pres.sh.
 #
 #   SIPp (SIP user, UDP) <-> Kamailio sip.test (registrar, presence server)
