@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh [SECONDS]                 each target for SECONDS (default 20;
 #                                             CI), a fresh corpus each time
 #   scripts/fuzz.sh --runs N [TARGET ...]     the long run: each target (default
-#                                             all six) for N executions at nice 19,
+#                                             all eight) for N executions at nice 19,
 #                                             its corpus kept in build-fuzz/corpus-NAME
 #                                             across runs; prints executions, time,
 #                                             rate, edges and corpus size
@@ -27,12 +27,13 @@ fi
 bdir=${FUZZ_BUILD_DIR:-build-fuzz}
 cd "$top" || exit 1
 CC=clang cmake -S . -B "$bdir" -DPB_FUZZ=ON -DPB_TESTS=OFF -DPB_WERROR=ON >/dev/null &&
-	cmake --build "$bdir" -j "$(nproc)" --target fuzz_pres fuzz_msg fuzz_sip fuzz_maps fuzz_xmpp fuzz_sipbridge fuzz_s2s >/dev/null ||
+	cmake --build "$bdir" -j "$(nproc)" --target fuzz_pres fuzz_msg fuzz_sip fuzz_maps fuzz_xmpp fuzz_sipbridge fuzz_s2s fuzz_s2s_stream >/dev/null ||
 	{ echo "fuzz: build failed"; echo "0 passed, 1 failed"; exit 1; }
 
 # target:seed folders
 targets=(pres:tests/data/pres sip:tests/data/sip msg:tests/data/msg maps:mappings
-	xmpp:tests/data/xmpp sipbridge:tests/data/sipbridge s2s:tests/data/s2s)
+	xmpp:tests/data/xmpp sipbridge:tests/data/sipbridge s2s:tests/data/s2s
+	s2s_stream:tests/data/xstream)
 pass=0 fail=0
 for t in "${targets[@]}"; do
 	name=${t%%:*} seeds=${t#*:}

@@ -127,7 +127,8 @@ void xstream_free(struct xstream *x);
  *   -EINVAL    a first element that is no stream header: in another namespace
  *              (invalid-namespace, section 4.8.1) or in the stream namespace
  *              but not named "stream" (bad-format); also non-whitespace text
- *              between first-level elements (bad-format)
+ *              between first-level elements, or an element in the XML namespace
+ *              (<xml:foo/>, which no xmlns attribute can express) (bad-format)
  *   -ENOMEM    (internal-server-error)
  *   -EBUSY     called from inside a handler (the stream stays usable)
  * A handler may call xstream_restart(x) (stream restart after STARTTLS <proceed/>

@@ -196,8 +196,8 @@ static void on_ns_decl(void *arg, const XML_Char *prefix, const XML_Char *uri)
 	 * and the stream prefix; XEP-0220 section 2.4.1 the dialback prefix. */
 	if (!prefix) {
 		free(x->default_ns);
-		x->default_ns = strdup(uri ? uri : "");
-		if (!x->default_ns)
+		x->default_ns = NULL;
+		if (uri && *uri && !(x->default_ns = strdup(uri)))
 			fail(x, -ENOMEM, "internal-server-error", "out of memory");
 	} else if (uri && strcmp(uri, XSTREAM_NS_DIALBACK) == 0) {
 		x->dialback = true;
@@ -355,10 +355,20 @@ static void on_element_start(struct xstream *x, const XML_Char *name,
 	}
 
 	struct qname q;
+	if (split(x, name, &q) != 0)
+		goto nomem;
+	/* <xml:foo/> is namespace-well-formed, but a stanza names its namespace in
+	 * xmlns, and xmlns='http://www.w3.org/XML/1998/namespace' is not (XML
+	 * Namespaces section 3): written out, such an element would break the next
+	 * hop's stream (RFC 6120 section 11.3 rule 3). No XMPP element lives there. */
+	if (q.uri && strcmp(q.uri, XML_NS) == 0) {
+		fail(x, -EINVAL, "bad-format", "element in the XML namespace");
+		return;
+	}
 	xmpp_stanza_t *st = xmpp_stanza_new(x->ctx);
 	if (!st)
 		goto nomem;
-	if (split(x, name, &q) != 0 || xmpp_stanza_set_name(st, q.local) != XMPP_EOK)
+	if (xmpp_stanza_set_name(st, q.local) != XMPP_EOK)
 		goto nomem_st;
 	/* The top element always carries its namespace (none only when it has
 	 * none); a child only where it differs from its parent's: xmlns="" where it
@@ -692,10 +702,10 @@ static int check_bom(struct xstream *x, const char *buf, size_t n)
 int xstream_feed(struct xstream *x, const char *buf, size_t len, size_t *consumed)
 {
 	size_t off = 0;
-	if (consumed)
-		*consumed = len;
 	if (x->in_feed)
 		return -EBUSY;
+	if (consumed)
+		*consumed = len;
 	if (x->err)
 		return x->err;
 	while (off < len) {
