@@ -71,6 +71,7 @@ enum {
 };
 
 #define CONF_S2S_PORT_DEFAULT            5269u
+#define CONF_S2S_TLS_PORT_DEFAULT        5270u
 #define CONF_S2S_IDLE_TIMEOUT_DEFAULT    600u
 #define CONF_S2S_CONNECT_TIMEOUT_DEFAULT 20u
 
@@ -155,6 +156,8 @@ struct conf {
 	/* [s2s]: the bridge as the XMPP server of the SIP domains */
 	struct conf_hostport *s2s_listen; /* host:port, port 5269 when not given */
 	size_t ns2s_listen;
+	struct conf_hostport *s2s_listen_tls; /* direct TLS (XEP-0368), port 5270 */
+	size_t ns2s_listen_tls;
 	unsigned s2s_listen_line;
 	char *s2s_cert, *s2s_key, *s2s_ca; /* resolved; default: the [sip] ones */
 	char *s2s_secret;                  /* dialback secret; NULL: random per start */

@@ -39,9 +39,10 @@ enum ktype {
 	KT_LISTEN, /* repeatable: scheme:host:port */
 	KT_BOOL,
 	KT_DOMAINS,
-	KT_UINT,       /* a whole number from 0 to 4294967295 */
-	KT_S2S_LISTEN, /* repeatable: host[:port], port 5269 by default */
-	KT_AUTHS,      /* a list of external, dialback */
+	KT_UINT,           /* a whole number from 0 to 4294967295 */
+	KT_S2S_LISTEN,     /* repeatable: host[:port], port 5269 by default */
+	KT_S2S_LISTEN_TLS, /* the same for direct TLS, port 5270 by default */
+	KT_AUTHS,          /* a list of external, dialback */
 };
 
 struct enum_row {
@@ -123,6 +124,7 @@ static const struct key_def keys[] = {
     {SECT_PEER, "trusted", KT_BOOL, P(trusted), booleans, 0, false, false},
     {SECT_PEER, "im", KT_ENUM, P(im), im_modes, 0, false, false},
     {SECT_S2S, "listen", KT_S2S_LISTEN, 0, NULL, 0, false, false},
+    {SECT_S2S, "listen_tls", KT_S2S_LISTEN_TLS, 0, NULL, 0, false, false},
     {SECT_S2S, "cert", KT_FILE, C(s2s_cert), NULL, 0, false, false},
     {SECT_S2S, "key", KT_FILE, C(s2s_key), NULL, 0, false, false},
     {SECT_S2S, "ca", KT_FILE, C(s2s_ca), NULL, 0, false, false},
@@ -387,46 +389,52 @@ static void parse_domains(struct loader *ld, struct conf_peer *p, const char *v,
 	free(copy);
 }
 
-static void parse_s2s_listen(struct loader *ld, const char *v, unsigned line)
+static void parse_s2s_listen(struct loader *ld, const char *v, unsigned line, bool tls)
 {
 	struct conf *cf = ld->cf;
 	struct conf_hostport hp = {0};
 	const char *why = NULL;
-	int e = parse_hostport(v, CONF_S2S_PORT_DEFAULT, false, &hp, &why);
+	const char *key = tls ? "listen_tls" : "listen";
+	unsigned dport = tls ? CONF_S2S_TLS_PORT_DEFAULT : CONF_S2S_PORT_DEFAULT;
+	struct conf_hostport **vp = tls ? &cf->s2s_listen_tls : &cf->s2s_listen;
+	size_t *np = tls ? &cf->ns2s_listen_tls : &cf->ns2s_listen;
+	int e = parse_hostport(v, (uint16_t)dport, false, &hp, &why);
 
 	if (e == -ENOMEM) {
 		ld->oom = 1;
 		return;
 	}
 	if (e) {
-		err_at(ld, line, "listen '%s': %s", v, why);
+		err_at(ld, line, "%s '%s': %s", key, v, why);
 		return;
 	}
 	if (!addr_is_ip(hp.host)) {
-		err_at(
-		    ld, line,
-		    "listen '%s': give the IP address to listen on, as 192.0.2.10:5269",
-		    v);
+		err_at(ld, line,
+		       "%s '%s': give the IP address to listen on, as 192.0.2.10:%u", key,
+		       v, dport);
 		free(hp.host);
 		return;
 	}
-	for (size_t i = 0; i < cf->ns2s_listen; i++)
-		if (cf->s2s_listen[i].port == hp.port &&
-		    strcmp(cf->s2s_listen[i].host, hp.host) == 0) {
-			err_at(ld, line, "listen '%s': the same address is listed twice",
-			       v);
-			free(hp.host);
-			return;
-		}
-	struct conf_hostport *nl =
-	    realloc(cf->s2s_listen, (cf->ns2s_listen + 1) * sizeof(*nl));
+	for (int t = 0; t < 2; t++) {
+		const struct conf_hostport *w = t ? cf->s2s_listen_tls : cf->s2s_listen;
+		size_t n = t ? cf->ns2s_listen_tls : cf->ns2s_listen;
+		for (size_t i = 0; i < n; i++)
+			if (w[i].port == hp.port && strcmp(w[i].host, hp.host) == 0) {
+				err_at(ld, line,
+				       "%s '%s': the same address is listed twice", key,
+				       v);
+				free(hp.host);
+				return;
+			}
+	}
+	struct conf_hostport *nl = realloc(*vp, (*np + 1) * sizeof(*nl));
 	if (!nl) {
 		free(hp.host);
 		ld->oom = 1;
 		return;
 	}
-	cf->s2s_listen = nl;
-	nl[cf->ns2s_listen++] = hp;
+	*vp = nl;
+	nl[(*np)++] = hp;
 }
 
 /* "external, dialback": the methods a peer may authenticate with. */
@@ -468,8 +476,8 @@ static void apply(struct loader *ld, const struct key_def *k, void *base, const 
 	char list[128];
 	int ev;
 
-	if (k->type != KT_LISTEN && k->type != KT_S2S_LISTEN && k->type != KT_SECRET &&
-	    !*v) {
+	if (k->type != KT_LISTEN && k->type != KT_S2S_LISTEN &&
+	    k->type != KT_S2S_LISTEN_TLS && k->type != KT_SECRET && !*v) {
 		err_at(ld, line, "%s: needs a value", k->name);
 		return;
 	}
@@ -564,7 +572,10 @@ static void apply(struct loader *ld, const struct key_def *k, void *base, const 
 		parse_domains(ld, base, v, line);
 		break;
 	case KT_S2S_LISTEN:
-		parse_s2s_listen(ld, v, line);
+		parse_s2s_listen(ld, v, line, false);
+		break;
+	case KT_S2S_LISTEN_TLS:
+		parse_s2s_listen(ld, v, line, true);
 		break;
 	case KT_AUTHS:
 		parse_auths(ld, k, (unsigned *)((char *)base + k->off), v, line);
@@ -735,7 +746,8 @@ static void on_key(void *arg, const char *name, const char *value, unsigned line
 	                 : ld->sect == SECT_S2S_PEER
 	                     ? &ld->s2s_peer_seen[ld->cf->ns2s_peers - 1][i]
 	                     : &ld->global_seen[i];
-	if (*seen && keys[i].type != KT_LISTEN && keys[i].type != KT_S2S_LISTEN) {
+	if (*seen && keys[i].type != KT_LISTEN && keys[i].type != KT_S2S_LISTEN &&
+	    keys[i].type != KT_S2S_LISTEN_TLS) {
 		err_at(ld, line, "'%s' is already set at line %u", name, *seen);
 		return;
 	}
@@ -842,10 +854,10 @@ static void check_xmpp(struct loader *ld)
 		       "[xmpp] transport = s2s needs an [s2s] section with 'listen'");
 		return;
 	}
-	if (!cf->ns2s_listen)
+	if (!cf->ns2s_listen && !cf->ns2s_listen_tls)
 		err_at(ld, sl,
 		       "[s2s] needs 'listen': the address peers connect to (port 5269 "
-		       "unless given)");
+		       "unless given; listen_tls for direct TLS, XEP-0368)");
 	if (!cf->s2s_cert)
 		cf->s2s_cert = dup_at(ld, cf->cert);
 	if (!cf->s2s_key)
@@ -1252,6 +1264,9 @@ void conf_free(struct conf *cf)
 	for (size_t i = 0; i < cf->ns2s_listen; i++)
 		free(cf->s2s_listen[i].host);
 	free(cf->s2s_listen);
+	for (size_t i = 0; i < cf->ns2s_listen_tls; i++)
+		free(cf->s2s_listen_tls[i].host);
+	free(cf->s2s_listen_tls);
 	free(cf->s2s_cert);
 	free(cf->s2s_key);
 	free(cf->s2s_ca);

@@ -1136,12 +1136,13 @@ static void s2s_dns_done(const struct xdns_result *r, void *arg)
 /* Find where `domain`'s XMPP server listens as the bridge would: its [s2s-peer]
  * static route, else DNS (SRV, then A/AAAA). Fills host/port (first target). */
 static bool s2s_where(struct target *t, const struct conf *cf, const char *domain,
-                      char *addr, size_t n, unsigned *port)
+                      char *addr, size_t n, unsigned *port, bool *direct)
 {
 	const struct conf_s2s_peer *p = conf_s2s_peer(cf, domain);
 	if (p && p->address.host) {
 		snprintf(addr, n, "%s", p->address.host);
 		*port = p->address.port;
+		*direct = p->direct_tls;
 		add(t, PR_OK, "dns", "static route [s2s-peer %s]: %s:%u (DNS not asked)",
 		    domain, p->address.host, *port);
 		return true;
@@ -1186,11 +1187,8 @@ static bool s2s_where(struct target *t, const struct conf *cf, const char *domai
 	    w.r->n, w.r->n == 1 ? "" : "es", w.r->v[0].addr, *port,
 	    w.r->v[0].from_srv ? "from SRV" : "A/AAAA fallback on 5269",
 	    w.r->v[0].direct_tls ? "direct TLS" : "STARTTLS");
-	ok = !w.r->v[0].direct_tls;
-	if (!ok)
-		add(t, PR_WARN, "dns",
-		    "the first target is direct TLS (XEP-0368); the probe "
-		    "checks STARTTLS targets only");
+	*direct = w.r->v[0].direct_tls;
+	ok = true;
 out:
 	xdns_result_free(w.r);
 	xdns_free(d);
@@ -1241,7 +1239,8 @@ static void probe_s2s(struct target *t, const struct conf *cf, const char *domai
 	snprintf(t->host, sizeof(t->host), "%s", domain);
 	t->transport = "s2s";
 	t->line = p ? p->line : conf_key_line(cf, "xmpp", "transport");
-	if (!s2s_where(t, cf, domain, addr, sizeof(addr), &port))
+	bool direct = false;
+	if (!s2s_where(t, cf, domain, addr, sizeof(addr), &port, &direct))
 		return;
 	hostport(t->address, sizeof(t->address), addr, port);
 	int fd = net_connect(t, addr, port, false,
@@ -1254,27 +1253,31 @@ static void probe_s2s(struct target *t, const struct conf *cf, const char *domai
 	if (!x || !ctx)
 		goto out;
 	x->fd = fd;
-	if (!s2s_features(t, x, hosted, domain, "stream"))
-		goto out;
-	bool tls_offered = strstr(x->buf, "urn:ietf:params:xml:ns:xmpp-tls") != NULL;
-	enum conf_s2s_tls want = conf_s2s_tls_for(cf, domain);
-	if (!tls_offered) {
-		add(t, want == CONF_S2S_TLS_REQUIRED ? PR_FAIL : PR_WARN, "tls",
-		    "the peer does not offer STARTTLS%s",
-		    want == CONF_S2S_TLS_REQUIRED
-		        ? ", and the bridge requires TLS (RFC 7590)"
-		        : "");
-		goto out;
-	}
-	add(t, PR_OK, "tls", "STARTTLS offered%s",
-	    strstr(x->buf, "<required") ? " (required by the peer)" : "");
-	static const char *const proceed[] = {"<proceed", "<failure"};
-	x->len = 0;
-	x->buf[0] = '\0';
-	if (xs_write(x, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>") != 0 ||
-	    xs_wait(x, proceed, 2) != 0) {
-		add(t, PR_FAIL, "tls", "the peer refused STARTTLS");
-		goto out;
+	if (!direct) {
+		if (!s2s_features(t, x, hosted, domain, "stream"))
+			goto out;
+		bool tls_offered =
+		    strstr(x->buf, "urn:ietf:params:xml:ns:xmpp-tls") != NULL;
+		enum conf_s2s_tls want = conf_s2s_tls_for(cf, domain);
+		if (!tls_offered) {
+			add(t, want == CONF_S2S_TLS_REQUIRED ? PR_FAIL : PR_WARN, "tls",
+			    "the peer does not offer STARTTLS%s",
+			    want == CONF_S2S_TLS_REQUIRED
+			        ? ", and the bridge requires TLS (RFC 7590)"
+			        : "");
+			goto out;
+		}
+		add(t, PR_OK, "tls", "STARTTLS offered%s",
+		    strstr(x->buf, "<required") ? " (required by the peer)" : "");
+		static const char *const proceed[] = {"<proceed", "<failure"};
+		x->len = 0;
+		x->buf[0] = '\0';
+		if (xs_write(x, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>") !=
+		        0 ||
+		    xs_wait(x, proceed, 2) != 0) {
+			add(t, PR_FAIL, "tls", "the peer refused STARTTLS");
+			goto out;
+		}
 	}
 	struct tlsrec rec;
 	struct siptls_fail f;

@@ -179,6 +179,7 @@ struct s2s_params {
 	size_t nhosted, nallow;
 	struct conf_hostport *listen;
 	size_t nlisten;
+	bool *direct; /* per listen address: direct TLS (XEP-0368) */
 	char *cert, *key, *ca;
 	char secret[XS2S_SECRET_LEN + 1 > 256 ? XS2S_SECRET_LEN + 1 : 256];
 	bool secret_given;
@@ -194,6 +195,7 @@ struct s2s_params {
 struct listener {
 	struct xs2s *s;
 	int fd;
+	bool direct; /* TLS from the first byte (XEP-0368) */
 	char label[64];
 };
 
@@ -557,7 +559,8 @@ static void check_peer_cert(struct conn *c, const char *domain)
 
 static void tls_describe(struct conn *c)
 {
-	snprintf(c->tls_desc, sizeof(c->tls_desc), "%s %s", SSL_get_version(c->ssl),
+	snprintf(c->tls_desc, sizeof(c->tls_desc), "%s%s %s",
+	         c->direct ? "direct TLS, " : "", SSL_get_version(c->ssl),
 	         SSL_get_cipher_name(c->ssl));
 }
 
@@ -1695,6 +1698,14 @@ static void on_accept(int fd, unsigned events, void *arg)
 		}
 		snprintf(c->peer, sizeof(c->peer), "%s:%u", host, port);
 		c->st = CS_HEADER;
+		if (ls->direct) {
+			/* XEP-0368: TLS from the first byte, then the stream as after
+			 * STARTTLS. */
+			c->direct = true;
+			if (tls_start(c) != 0)
+				conn_fail(c, "out of memory starting TLS");
+			continue;
+		}
 		conn_sync(c);
 	}
 }
@@ -2117,6 +2128,7 @@ static void params_free(struct s2s_params *p)
 	for (size_t i = 0; i < p->nlisten; i++)
 		free(p->listen[i].host);
 	free(p->listen);
+	free(p->direct);
 	free(p->cert);
 	free(p->key);
 	free(p->ca);
@@ -2141,12 +2153,18 @@ static int params_from_conf(const struct conf *cf, struct s2s_params *p)
 	if (xlink_domains(cf, true, &p->hosted, &p->nhosted) != 0 ||
 	    xlink_domains(cf, false, &p->allow, &p->nallow) != 0)
 		goto oom;
-	p->listen = calloc(cf->ns2s_listen ? cf->ns2s_listen : 1, sizeof(*p->listen));
-	if (!p->listen)
+	size_t nl = cf->ns2s_listen + cf->ns2s_listen_tls;
+	p->listen = calloc(nl ? nl : 1, sizeof(*p->listen));
+	p->direct = calloc(nl ? nl : 1, sizeof(*p->direct));
+	if (!p->listen || !p->direct)
 		goto oom;
-	for (size_t i = 0; i < cf->ns2s_listen; i++) {
-		p->listen[i].port = cf->s2s_listen[i].port;
-		if (!(p->listen[i].host = strdup(cf->s2s_listen[i].host)))
+	for (size_t i = 0; i < nl; i++) {
+		bool tls = i >= cf->ns2s_listen;
+		const struct conf_hostport *hp =
+		    tls ? &cf->s2s_listen_tls[i - cf->ns2s_listen] : &cf->s2s_listen[i];
+		p->listen[i].port = hp->port;
+		p->direct[i] = tls;
+		if (!(p->listen[i].host = strdup(hp->host)))
 			goto oom;
 		p->nlisten++;
 	}
@@ -2260,11 +2278,13 @@ static int listeners_open(struct xs2s *s)
 	for (size_t i = 0; i < s->p.nlisten; i++) {
 		s->ls[i].fd = -1;
 		s->ls[i].s = s;
+		s->ls[i].direct = s->p.direct[i];
 		s->nls++;
 		int e = listen_one(s, &s->p.listen[i], &s->ls[i]);
 		if (e)
 			return e;
-		log_info(MOD, "listening for XMPP servers on %s", s->ls[i].label);
+		log_info(MOD, "listening for XMPP servers on %s%s", s->ls[i].label,
+		         s->ls[i].direct ? " (direct TLS, XEP-0368)" : "");
 	}
 	return 0;
 }
@@ -2352,6 +2372,7 @@ static bool params_same(const struct s2s_params *a, const struct s2s_params *b)
 			return false;
 	for (size_t i = 0; i < a->nlisten; i++)
 		if (a->listen[i].port != b->listen[i].port ||
+		    a->direct[i] != b->direct[i] ||
 		    strcmp(a->listen[i].host, b->listen[i].host) != 0)
 			return false;
 	for (size_t i = 0; i < a->npeers; i++) {
@@ -2383,6 +2404,7 @@ int xs2s_apply(struct xs2s *s, const struct conf *cf)
 	bool same_listen = s->p.nlisten == np.nlisten;
 	for (size_t i = 0; same_listen && i < np.nlisten; i++)
 		same_listen = np.listen[i].port == s->p.listen[i].port &&
+		              np.direct[i] == s->p.direct[i] &&
 		              strcmp(np.listen[i].host, s->p.listen[i].host) == 0;
 	struct s2s_params old = s->p;
 	s->p = np;

@@ -20,6 +20,8 @@
 #   PR_CA            CAs trusted for S2S peers' certificates (default $CA_DIR/ca.crt)
 #   PR_C2S_ADDR      c2s address (default 127.0.0.1); PR_C2S_PORT is a free_port
 #   PR_S2S_ADDR      s2s address (default 127.0.0.1), PR_S2S_PORT (default 5269)
+#   PR_S2S_TLS_PORT  also a direct-TLS s2s listener (XEP-0368) on PR_S2S_ADDR:PORT
+#                    (s2s_direct_tls_ports); default none
 #   PR_SECURE        s2s_secure_auth: true (default: a peer must present a certificate
 #                    valid for its domain, i.e. SASL EXTERNAL) | false (dialback accepted)
 #   PR_DIALBACK      1: load mod_dialback (XEP-0220) | 0.  Default 0 with PR_SECURE=true,
@@ -104,7 +106,8 @@ c2s_ports = { $PR_C2S_PORT }
 c2s_direct_tls_ports = { }
 s2s_interfaces = { "$PR_S2S_ADDR" }
 s2s_ports = { $PR_S2S_PORT }
-s2s_direct_tls_ports = { }
+s2s_direct_tls_ports = { ${PR_S2S_TLS_PORT:-} }
+s2s_direct_tls_interfaces = { "$PR_S2S_ADDR" }
 use_ipv6 = false
 authentication = "internal_plain"
 storage = "internal"

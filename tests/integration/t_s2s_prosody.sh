@@ -8,7 +8,10 @@
 #   external  s2s_secure_auth = true: certificates only, SASL EXTERNAL both ways;
 #   dialback  s2s_secure_auth = false, mod_dialback, and Prosody trusts another
 #             CA, so neither side can use EXTERNAL: dialback both ways, the bridge
-#             as originating, receiving and authoritative server.
+#             as originating, receiving and authoritative server;
+#   directtls only _xmpps-server SRV records (XEP-0368): both sides connect with
+#             TLS from the first byte (Prosody's s2s_direct_tls_ports, the
+#             bridge's [s2s] listen_tls and direct_tls = yes), SASL EXTERNAL.
 . "$(dirname "$0")/netns.sh"
 netns_enter "$@"
 . "$(dirname "$0")/lib.sh"
@@ -61,4 +64,19 @@ check "dialback: Prosody's stream to sip.test authenticated by dialback (we veri
 	_log_has "$T_DIR/bridge-dialback.log" 'sip\.test: incoming stream from xmpp\.test authenticated by dialback'
 check "dialback: the bridge answered Prosody's db:verify as authoritative server (valid)" \
 	_log_has "$T_DIR/bridge-dialback.log" 'dialback verify from xmpp\.test for stream .*: valid'
+
+# ---- 3. direct TLS (XEP-0368) both ways: new DNS records, only _xmpps-server
+stop_pid "$NETNS_DNS_PID" 5 || true
+netns_dns host:xmpp.test=127.0.0.2 host:sip.test=127.0.0.3 \
+	srv:_xmpps-server._tcp.xmpp.test=xmpp.test:5270 \
+	srv:_xmpps-server._tcp.sip.test=sip.test:5270
+PR_SECURE=true PR_CA=$CA_DIR/ca.crt PR_S2S_TLS_PORT=5270 \
+	BR_S2S_EXTRA=$'listen_tls = 127.0.0.3:5270\ndirect_tls = yes' \
+	s2s_case directtls "external, dialback"
+check "directtls: the bridge listened for direct TLS on 127.0.0.3:5270" \
+	_log_has "$T_DIR/bridge-directtls.log" 'listening for XMPP servers on 127\.0\.0\.3:5270 \(direct TLS'
+check "directtls: the bridge's stream went to Prosody's direct TLS port (_xmpps-server), SASL EXTERNAL" \
+	_log_has "$T_DIR/bridge-directtls.log" 'sip\.test -> xmpp\.test: stream up \(127\.0\.0\.2:5270, direct TLS, TLSv1\.[23].*SASL EXTERNAL\)'
+check "directtls: Prosody's stream came in over direct TLS, SASL EXTERNAL" \
+	_log_has "$T_DIR/bridge-directtls.log" 'sip\.test: incoming stream from xmpp\.test authenticated by SASL EXTERNAL \(direct TLS'
 finish
