@@ -17,6 +17,10 @@
 # The TLS rows: the loadgen as a Lync pool with mutual TLS (a test CA made for
 # the run with openssl), presbridge with a TLS listener and a TLS [peer], and
 # Kamailio with tls.so (kamailio-tls-modules) and the same certificates.
+# The S2S rows: presbridge with [xmpp] transport = s2s against a second
+# xmppsink in --s2s mode, the XMPP server of xmpp.test (STARTTLS and SASL
+# EXTERNAL both ways, certificates from the same test CA, a static
+# [s2s-peer xmpp.test] route: no DNS), the same load as the component rows.
 # Kamailio needs Debian's kamailio and kamailio-xmpp-modules; its xmpp.so is
 # copied and patched (see kam_xmpp_so) because 5.6.3 crashes on the first
 # stanza it reads. Its presence rows add kamailio-presence-modules (pua_xmpp,
@@ -103,6 +107,7 @@ free_port() {
 SIP_PORT=$(free_port) PEER_PORT=$(free_port) XMPP_PORT=$(free_port) CTL_PORT=$(free_port)
 RELAY_PORT=$(free_port) KAM_PORT=$(free_port)
 SIP_TLS_PORT=$(free_port) KAM_TLS_PORT=$(free_port)
+S2S_PORT=$(free_port) S2S_SINK_PORT=$(free_port) S2S_CTL_PORT=$(free_port)
 
 # ticks (1/CLK_TCK s) of user+system CPU of a process and its children processes
 cpu_ticks() {
@@ -141,6 +146,10 @@ start_sink() {
 	$ON_TOOLS "$SINK" -p "$XMPP_PORT" -c "$CTL_PORT" -s bench-secret 2>"$W/sink.log" &
 	SINK_PID=$!
 	pids+=("$SINK_PID")
+	sink_started
+}
+
+sink_started() {
 	local i
 	for i in $(seq 1 100); do
 		sink_cmd stats >/dev/null 2>&1 && return 0
@@ -148,6 +157,18 @@ start_sink() {
 	done
 	log "xmppsink did not start"
 	return 1
+}
+
+# The S2S rows' sink: the XMPP server of xmpp.test. The bridge reaches it at
+# S2S_SINK_PORT ([s2s-peer xmpp.test]); it opens its own stream to the bridge's
+# [s2s] listen address (S2S_PORT) and keeps reopening it while the bridge is
+# down. Its control port is S2S_CTL_PORT (CTL_PORT while the S2S rows run).
+start_sink_s2s() {
+	$ON_TOOLS "$SINK" -p "$S2S_SINK_PORT" -c "$S2S_CTL_PORT" --s2s xmpp.test --to sip.test \
+		--connect "$S2S_PORT" --cert "$W/tls/xmpp.crt" --key "$W/tls/xmpp.key" \
+		--ca "$W/tls/ca.crt" 2>"$W/sink-s2s.log" &
+	pids+=($!)
+	CTL_PORT=$S2S_CTL_PORT sink_started
 }
 
 stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
@@ -217,6 +238,8 @@ run_presbridge() {
 
 # ---- TLS ----
 # A test CA made for the run (RSA 2048, as tests/integration/ca.sh makes them).
+# s2s and xmpp: the S2S rows' certificates, for the bridge's hosted domain
+# (sip.test) and for the sink's (xmpp.test).
 # The loadgen is the Lync pool: its certificate names the [peer lync] host
 # (presbridge refuses a peer whose certificate does not, RFC 5922) and carries
 # clientAuth, which presbridge requires of a peer. The middlebox (presbridge,
@@ -232,7 +255,7 @@ make_certs() {
 		-keyout "$d/ca.key" -out "$d/ca.crt" -subj "/O=presbridge bench/CN=presbridge bench CA" \
 		-addext "basicConstraints=critical,CA:TRUE" \
 		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>>"$W/tls.log" || return 1
-	for n in "bridge:$TLS_BRIDGE_NAME" "peer:$TLS_PEER_NAME"; do
+	for n in "bridge:$TLS_BRIDGE_NAME" "peer:$TLS_PEER_NAME" s2s:sip.test xmpp:xmpp.test; do
 		name=${n#*:} n=${n%%:*}
 		printf '%s\n' "basicConstraints = critical,CA:FALSE" \
 			"keyUsage = critical,digitalSignature,keyEncipherment" \
@@ -259,6 +282,33 @@ write_conf_tls() {
 	TLS_LG=(--tls "$W/tls/peer.crt" "$W/tls/peer.key" "$W/tls/ca.crt" --tls-name "$TLS_BRIDGE_NAME")
 }
 
+# pb-s2s.ini: pb.ini with [xmpp] transport = s2s, SASL EXTERNAL only (a
+# failure shows, rather than a fall-back to dialback), xmpp.test at the S2S sink.
+S2S_WHY=
+write_conf_s2s() {
+	[ -z "$TLS_WHY" ] || { S2S_WHY=$TLS_WHY; return 1; }
+	sed -e '/^\[xmpp\]$/,/^$/d' "$W/pb.ini" >"$W/pb-s2s.ini"
+	cat >>"$W/pb-s2s.ini" <<EOF_S2S
+
+[xmpp]
+transport = s2s
+
+[s2s]
+listen = 127.0.0.1:$S2S_PORT
+cert = $W/tls/s2s.crt
+key = $W/tls/s2s.key
+ca = $W/tls/ca.crt
+auth = external
+
+[s2s-peer xmpp.test]
+address = 127.0.0.1:$S2S_SINK_PORT
+EOF_S2S
+	if ! "$PB" -c "$W/pb-s2s.ini" -n >"$W/pb-s2s.check" 2>&1; then
+		S2S_WHY="presbridge -n refuses pb-s2s.ini (see $W/pb-s2s.check)"
+		return 1
+	fi
+}
+
 measure_tls() { # measure_tls BOX TARGET_PORT: the MESSAGE rates over mutual TLS
 	local box=$1 port=$2 out
 	out=$(lg msg "${TLS_LG[@]}" --target "$port" --ctl "$CTL_PORT" -n "$msgs" -w "$window" -u 1000)
@@ -275,6 +325,30 @@ run_presbridge_tls() {
 	# kill -9: its state goes with the next start, and a graceful stop waits
 	# over 2 s for xmppsink to close the XMPP stream, which it never does
 	kill -9 "$PB_PID"
+	wait "$PB_PID" 2>/dev/null
+	return 0
+}
+
+# The S2S rows: the component rows' MESSAGE and presence load, the XMPP side
+# over server-to-server streams with TLS (box s2s; SIP over TCP as there).
+run_presbridge_s2s() {
+	[ -z "$S2S_WHY" ] || { log "S2S: $S2S_WHY"; return 1; }
+	local CTL_PORT=$S2S_CTL_PORT out t0 t1
+	if ! PB_INI=$W/pb-s2s.ini start_bridge; then
+		kill -9 "$PB_PID" 2>/dev/null # it holds the ports the next rows need
+		wait "$PB_PID" 2>/dev/null
+		return 1
+	fi
+	t0=$(cpu_ticks "$PB_PID")
+	out=$(lg msg --target "$SIP_PORT" --ctl "$CTL_PORT" -n "$msgs" -w "$window" -u 1000)
+	t1=$(cpu_ticks "$PB_PID")
+	note msg_s2x s2s "$(kv rate "$out")"
+	[ -n "$(kv rate "$out")" ] && note cpu_100k s2s \
+		"$(awk -v d=$((t1 - t0)) -v n="$msgs" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", d/hz*100000/n}')"
+	out=$(lg x2s --listen "$PEER_PORT" --ctl "$CTL_PORT" -n "$msgs" -w "$window" -u 1000)
+	note msg_x2s s2s "$(kv rate "$out")"
+	measure_pres s2s "$SIP_PORT"
+	kill -9 "$PB_PID" # as the TLS rows: the state goes with the next start
 	wait "$PB_PID" 2>/dev/null
 	return 0
 }
@@ -623,12 +697,19 @@ run_memory() {
 
 write_conf
 write_conf_tls || log "TLS: $TLS_WHY"
+write_conf_s2s || log "S2S: $S2S_WHY"
 start_sink || exit 1
+if [ -z "$S2S_WHY" ] && ! start_sink_s2s; then
+	S2S_WHY="the S2S xmppsink did not start (see $W/sink-s2s.log)"
+fi
 for r in $(seq 1 "$runs"); do
 	log "run $r of $runs: presbridge"
 	run_presbridge || log "presbridge run failed (see $W/presbridge.log, $W/loadgen.log)"
 	log "run $r of $runs: presbridge, TLS"
 	run_presbridge_tls || log "presbridge TLS run failed (see $W/presbridge.log, $W/loadgen.log)"
+	log "run $r of $runs: presbridge, S2S"
+	run_presbridge_s2s ||
+		log "presbridge S2S run failed (see $W/presbridge.log, $W/loadgen.log, $W/sink-s2s.log)"
 	log "run $r of $runs: floor (TCP relay)"
 	run_floor
 	if [ "$kamailio" = 1 ]; then
@@ -661,9 +742,10 @@ echo
 printf '%-34s %12s %12s %12s %10s %10s\n' figure presbridge kamailio floor pb/kam pb/floor
 printf '%-34s %12s %12s %12s %10s %10s\n' ---------------------------------- ------------ ------------ ------------ ---------- ----------
 missing=0
-row() { # row LABEL FIGURE HIGHER_IS_BETTER
+row() { # row LABEL FIGURE HIGHER_IS_BETTER [BOX: presbridge's figure, default presbridge]
 	local p k f
-	p=$(median "$2" presbridge) k=$(median "$2" kamailio) f=$(median "$2" floor)
+	p=$(median "$2" "${4:-presbridge}") k=$(median "$2" kamailio) f=$(median "$2" floor)
+	[ -z "${4:-}" ] || k=n/a f=n/a
 	[ "$p" != n/a ] || missing=$((missing + 1))
 	printf '%-34s %12s %12s %12s %10s %10s\n' "$1" "$p" "$k" "$f" "$(ratio "$p" "$k" "$3")" \
 		"$(ratio "$p" "$f" "$3")"
@@ -674,10 +756,15 @@ row "MESSAGE SIP->XMPP /s, TLS" msg_s2x_tls 1
 row "MESSAGE XMPP->SIP /s, TLS" msg_x2s_tls 1
 row "NOTIFY->presence /s" pres_s2x 1
 row "presence->NOTIFY /s" pres_x2s 1
+row "MESSAGE SIP->XMPP /s, S2S" msg_s2x 1 s2s
+row "MESSAGE XMPP->SIP /s, S2S" msg_x2s 1 s2s
+row "NOTIFY->presence /s, S2S" pres_s2x 1 s2s
+row "presence->NOTIFY /s, S2S" pres_x2s 1 s2s
 row "latency p50 us @${lat_rate}/s" lat_p50 0
 row "latency p99 us @${lat_rate}/s" lat_p99 0
 row "latency p99.9 us @${lat_rate}/s" lat_p999 0
 row "CPU s per 100k MESSAGE" cpu_100k 0
+row "CPU s per 100k MESSAGE, S2S" cpu_100k 0 s2s
 for n in $subs; do
 	row "RSS bytes per subscription @$n" "rss_$n" 0
 done
@@ -717,6 +804,17 @@ elif [ "$kamailio" = 1 ]; then
 	echo "  kamailio TLS: an instance of its own (tls.so, the middlebox's certificate, MESSAGE"
 	echo "  routes only); both its instances queue up to 4 MiB per connection (tcp_conn_wq_max,"
 	echo "  tls con_ct_wq_max): at the defaults it drops a connection and its MESSAGEs at startup."
+fi
+if [ -n "$S2S_WHY" ]; then
+	echo "- S2S rows n/a: $S2S_WHY"
+else
+	echo "- S2S rows: [xmpp] transport = s2s, the XMPP side a second xmppsink (--s2s) as the"
+	echo "  server of xmpp.test: one stream each way, STARTTLS (TLS 1.2 or later) and SASL EXTERNAL"
+	echo "  (certificates from the test CA), a static [s2s-peer] route; SIP over TCP as the"
+	echo "  component rows. S2S/component (target 0.90 or more; printed, not asserted):"
+	echo "  $(for f in msg_s2x msg_x2s pres_s2x pres_x2s; do
+		printf '%s %s  ' "$f" "$(ratio "$(median $f s2s)" "$(median $f presbridge)" 1)"
+	done)"
 fi
 if [ "$missing" -gt 0 ]; then
 	echo "bench: $missing presbridge figure(s) missing: see the logs (--keep keeps $W)" >&2

@@ -75,6 +75,8 @@
 /* Connections at once (both directions): beyond it new peers are turned away,
  * so a flood of connections cannot take every descriptor. */
 #define CONN_MAX 1024
+/* Pending bytes that are written at once rather than at the end of the turn. */
+#define FLUSH_NOW 65536u
 /* Dialback verifications waiting at one route. */
 #define VERIFY_MAX 64
 /* The housekeeping tick: idle streams, keep-alives. */
@@ -212,6 +214,7 @@ struct xs2s {
 	struct route *routes;
 	unsigned serial;
 	bool stopping;
+	bool dirty; /* some stream has bytes to write at the end of the turn */
 	void (*done)(void *arg);
 	void *done_arg;
 	struct loop_timer tick, stop_timer, done_timer;
@@ -314,7 +317,13 @@ static void conn_put(struct conn *c, const char *text, size_t len)
 	trace(c, "send", text, len);
 	sbuf_putn(&c->out, text, len);
 	c->last_tx = loop_now(c->s->loop);
-	conn_flush(c);
+	/* Written at the end of the loop turn (s2s_idle), so a turn's stanzas
+	 * leave in one TLS record and one system call, as on a component link;
+	 * at once when much is waiting. */
+	if (c->tap || c->out.len - c->out_off >= FLUSH_NOW)
+		conn_flush(c);
+	else
+		c->s->dirty = true;
 }
 
 static void conn_puts(struct conn *c, const char *text)
@@ -380,6 +389,12 @@ static void reap(struct xs2s *s)
 static int s2s_idle(void *arg)
 {
 	struct xs2s *s = arg;
+	if (s->dirty) {
+		s->dirty = false;
+		for (struct conn *c = s->conns; c; c = c->next)
+			if (!c->dead && c->out.len > c->out_off)
+				conn_flush(c);
+	}
 	reap(s);
 	return -1;
 }
@@ -2326,7 +2341,10 @@ int xs2s_new(struct xs2s **sp, struct loop *l, const struct conf *cf, xmpp_ctx_t
 		e = -EINVAL;
 		goto fail;
 	}
-	if (!s->p.secret_given)
+	bool dialback = s->p.auth & CONF_S2S_AUTH_DIALBACK;
+	for (size_t i = 0; i < s->p.npeers; i++)
+		dialback |= (s->p.peers[i].auth & CONF_S2S_AUTH_DIALBACK) != 0;
+	if (!s->p.secret_given && dialback)
 		log_warn(MOD,
 		         "no [s2s] dialback_secret: using a random one until the bridge "
 		         "stops");
