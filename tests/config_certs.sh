@@ -19,6 +19,8 @@ issue soon --dns bridge.xmpp.test --days 10
 issue rogue --dns bridge.xmpp.test --ca rogue
 issue other --dns other.xmpp.test
 issue cnonly --cn bridge.xmpp.test
+issue s2s --dns sip.test
+issue s2snoclient --dns sip.test --eku serverAuth
 printf 'not a certificate\n' >"$dir/empty.crt"
 
 conf() { # conf NAME CERT KEY CA
@@ -42,12 +44,41 @@ domains = sip.test
 EOF
 }
 
+# [xmpp] transport = s2s with [s2s] cert/key (line 13/14): the certificate
+# peers see for the hosted domain sip.test (RFC 6125 DNS-ID; both EKUs).
+conf_s2s() { # conf_s2s NAME S2S-CERT S2S-KEY
+	cat >"$dir/$1.conf" <<EOF
+[bridge]
+state = :memory:
+mappings = $top/mappings
+[sip]
+listen = tls:127.0.0.1:5061
+cert = $dir/good.crt
+key = $dir/good.key
+ca = $dir/ca.crt
+[xmpp]
+transport = s2s
+[s2s]
+listen = 127.0.0.1
+cert = $2
+key = $3
+dialback_secret = a-long-enough-dialback-secret
+[peer lync]
+host = lync01.sip.test
+domains = sip.test
+EOF
+}
+
 pass=0
 fail=0
 # case NAME EXIT REGEX CERT KEY CA
 case_() {
 	local name=$1 want=$2 re=$3
-	conf "$name" "$4" "$5" "$6"
+	if [[ $name == s2s-* ]]; then
+		conf_s2s "$name" "$4" "$5"
+	else
+		conf "$name" "$4" "$5" "$6"
+	fi
 	local out rc=0
 	out=$("$bin" -c "$dir/$name.conf" -n 2>&1) || rc=$?
 	if [[ $rc -eq $want ]] && grep -Eq -- "$re" <<<"$out"; then
@@ -88,5 +119,12 @@ PEER_HOST=127.0.0.1 case_ peer-host-ip 1 '\.conf:15: error: \[peer lync\] host .
 	"$D/good.crt" "$D/good.key" "$D/ca.crt"
 XMPP_TLS=direct XMPP_CA=$D/ca.crt case_ xmpp-no-name 0 '\.conf:10: warning: \[xmpp\] has no name: the server.s certificate must then carry the address 127.0.0.1' \
 	"$D/good.crt" "$D/good.key" "$D/ca.crt"
+case_ s2s-good 0 '^configuration OK$' "$D/s2s.crt" "$D/s2s.key"
+case_ s2s-no-dns-san 1 '\.conf:13: error: \[s2s\] cert: .* does not name the hosted domain sip\.test with a DNS subjectAltName \(it names DNS:bridge\.xmpp\.test\)' \
+	"$D/good.crt" "$D/good.key"
+case_ s2s-no-clientauth 1 '\.conf:13: error: \[s2s\] cert: .* lacks the clientAuth EKU: peers refuse SASL EXTERNAL' \
+	"$D/s2snoclient.crt" "$D/s2snoclient.key"
+case_ s2s-key-mismatch 1 '\.conf:14: error: \[s2s\] key: .* does not belong to the certificate' \
+	"$D/s2s.crt" "$D/good.key"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -889,7 +889,8 @@ static void check_xmpp(struct loader *ld)
 		warn_at(
 		    ld, secret_line,
 		    "[s2s] dialback_secret: shorter than 16 characters; dialback keys "
-		    "made from it can be guessed (XEP-0185 section 4)");
+		    "made from it can be guessed (XEP-0185 section 2: they are an HMAC "
+		    "keyed with it)");
 	if (!cf->s2s_secret && (cf->s2s_auth & CONF_S2S_AUTH_DIALBACK))
 		warn_at(
 		    ld, sl,
@@ -1096,6 +1097,26 @@ static void load_mappings(struct loader *ld)
 		presmap_parse(&cf->pres, text, len, path, ld->dl);
 		free(text);
 		free(path);
+	}
+	/* An [s2s-peer] section tunes a federated domain; one that names no
+	 * XMPP-homed row of domains.map does nothing (domains.map is the allow
+	 * list), most likely a typo. */
+	for (size_t i = 0; i < cf->ns2s_peers; i++) {
+		const struct conf_s2s_peer *sp = &cf->s2s_peers[i];
+		enum addr_home home;
+		const char *xname = NULL;
+		bool found = false;
+		for (size_t r = 0; addr_map_domain(cf->addr, r, &home, NULL, &xname) == 0;
+		     r++)
+			if (home == ADDR_HOME_XMPP && strcasecmp(xname, sp->domain) == 0)
+				found = true;
+		if (!found)
+			warn_at(
+			    ld, sp->line,
+			    "[s2s-peer %s] names no xmpp row of domains.map: the bridge "
+			    "does not federate with that domain, so the section has no "
+			    "effect",
+			    sp->domain);
 	}
 	/* Each peer's domains must be SIP-homed domains of domains.map: that is the
 	 * static route, and a typo there silently loses a whole domain. */

@@ -4,8 +4,9 @@
  * the hosted domains must name each of them with a DNS subjectAltName (RFC 6125
  * DNS-ID; Cisco IM&P and Expressway want the DNS form, not XmppAddr only), carry
  * serverAuth and clientAuth (the bridge is TLS server on streams peers open and
- * TLS client on its own, RFC 6120 section 13.7.1.1), match its key, and chain to
- * the trust anchors peers are judged by.
+ * TLS client on its own, RFC 6120 section 13.7.1.1), match its key and not be
+ * expired. (Its chain is judged by each peer against the peer's own trust
+ * anchors, which the bridge cannot see; --probe shows what the peer accepts.)
  */
 #include "presbridge/xs2s.h"
 

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # The cases every server-to-server suite runs, whatever XMPP server is the peer:
-# presence and subscriptions both ways, IM both ways (page mode), each asserted on
-# the XMPP user's and the SIP side's view. Source after lib.sh, xmpp.sh, sipp.sh,
+# presence and subscriptions both ways, IM both ways (page mode), SIGHUP, and
+# Lync's session mode with typing, each asserted on the XMPP user's and the SIP
+# side's view. Source after lib.sh, xmpp.sh, sipp.sh,
 # bridge/pres.sh and bridge/im_lib.sh, inside a namespace with netns_dns records
 # for the peer domain (xmpp.test) and sip.test (the bridge on 127.0.0.3:5269).
 #
@@ -91,6 +92,29 @@ s2s_case() {
 	check "$name: IM XMPP -> SIP: the MESSAGE reaches the Lync side" sipp_wait "$UAS" 20
 	check "$name: IM XMPP -> SIP: its body is bob's text" \
 		eval "[[ \$(im_sip_body page-out-$name MESSAGE) == 'über S2S $name' ]]"
+
+	# --- SIGHUP: the same [s2s] settings keep the streams; then Lync's session
+	# mode (INVITE, MESSAGE and INFO in the dialog, BYE) over the same streams
+	local conf=$T_DIR/bridge-$name.conf
+	sed -i 's/^im = page$/im = session/' "$conf"
+	kill -HUP "$BR_PID"
+	check "$name: SIGHUP (im = session): reloaded, the S2S streams kept" \
+		eval "wait_log '$BR_LOG' 'daemon: reloaded' 10 && ! grep -q 'closing every stream' '$BR_LOG'"
+	sipp_start "sess-in-$name" bridge_im_sess_uac.xml tcp "$target" \
+		-key ruri bob@xmpp.test -key from alice@sip.test -m 1 -timeout 40s ||
+		die "SIPp UAC did not start"
+	local UAC=$LAST_PID CS='xmlns="http://jabber.org/protocol/chatstates"' T
+	check "$name: session: the Ms-Text-Format first message reaches bob with a thread" \
+		xmppc_expect "$B" '<message&&from="alice@sip.test"&&<body>Erste Nachricht: Grüße aus Lync 😀</body>&&<thread>' 15
+	T=$(im_thread "$B" 'Erste Nachricht: Grüße aus Lync')
+	check "$name: session: Lync's typing (INFO) arrives as <composing/> in the thread" \
+		xmppc_expect "$B" "<message&&from=\"alice@sip.test\"&&<composing $CS/>&&<thread>${T:-none}</thread>" 15
+	xmppc_send "$B" "<message type=\"chat\" to=\"alice@sip.test\" id=\"r-$name\"><body>Antwort von Bob</body><thread>$T</thread></message>"
+	check "$name: session: bob's reply goes into the SIP dialog; BYE answered" sipp_wait "$UAC" 30
+	check "$name: session: the reply's body is exact" \
+		eval "[[ \$(im_sip_body sess-in-$name MESSAGE) == 'Antwort von Bob' ]]"
+	check "$name: session: after BYE bob is told the conversation ended (<gone/>)" \
+		xmppc_expect "$B" "<message&&from=\"alice@sip.test\"&&<gone $CS/>&&<thread>${T:-none}</thread>" 15
 
 	stop_pid "$BR_PID" 5 || true
 	xmppc_stop "$B" || true
