@@ -1016,6 +1016,47 @@ static bool offers_external(xmpp_stanza_t *features)
 	return false;
 }
 
+/*
+ * One dialback element (XEP-0220 section 2; the db prefix is declared on every
+ * stream header we write): <db:NAME from to [id] [type]>, with the key as
+ * content, or a stanza error (cond, etype) inside one of type error, or empty.
+ */
+static void put_db(struct conn *c, const char *name, const char *from, const char *to,
+                   const char *id, const char *type, const char *key, const char *cond,
+                   const char *etype)
+{
+	struct sbuf sb;
+	sbuf_init(&sb);
+	sbuf_printf(&sb, "<db:%s from='", name);
+	sbuf_put_xml(&sb, from);
+	sbuf_puts(&sb, "' to='");
+	sbuf_put_xml(&sb, to);
+	sbuf_putc(&sb, '\'');
+	if (id) {
+		sbuf_puts(&sb, " id='");
+		sbuf_put_xml(&sb, id);
+		sbuf_putc(&sb, '\'');
+	}
+	if (type)
+		sbuf_printf(&sb, " type='%s'", type);
+	if (key) {
+		sbuf_putc(&sb, '>');
+		sbuf_put_xml(&sb, key);
+		sbuf_printf(&sb, "</db:%s>", name);
+	} else if (cond) {
+		sbuf_printf(
+		    &sb, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></db:%s>",
+		    etype, cond, name);
+	} else {
+		sbuf_puts(&sb, "/>");
+	}
+	if (!sb.err)
+		conn_put(c, sb.p, sb.len);
+	if (sb.p)
+		OPENSSL_cleanse(sb.p, sb.cap);
+	sbuf_free(&sb);
+}
+
 static void send_db_result(struct conn *c)
 {
 	char key[XS2S_KEY_LEN + 1];
@@ -1023,16 +1064,7 @@ static void send_db_result(struct conn *c)
 		conn_fail(c, "cannot compute a dialback key");
 		return;
 	}
-	struct sbuf sb;
-	sbuf_init(&sb);
-	sbuf_puts(&sb, "<db:result from='");
-	sbuf_put_xml(&sb, c->local);
-	sbuf_puts(&sb, "' to='");
-	sbuf_put_xml(&sb, c->remote);
-	sbuf_printf(&sb, "'>%s</db:result>", key);
-	if (!sb.err)
-		conn_put(c, sb.p, sb.len);
-	sbuf_free(&sb);
+	put_db(c, "result", c->local, c->remote, NULL, NULL, key, NULL, NULL);
 	OPENSSL_cleanse(key, sizeof(key));
 	c->st = CS_DIALBACK;
 }
@@ -1217,16 +1249,8 @@ static void out_element(struct conn *c, xmpp_stanza_t *st, const char *name,
 		if (!ic)
 			return;
 		bool valid = type && strcmp(type, "valid") == 0;
-		struct sbuf sb;
-		sbuf_init(&sb);
-		sbuf_puts(&sb, "<db:result from='");
-		sbuf_put_xml(&sb, c->local);
-		sbuf_puts(&sb, "' to='");
-		sbuf_put_xml(&sb, c->remote);
-		sbuf_printf(&sb, "' type='%s'/>", valid ? "valid" : "invalid");
-		if (!sb.err)
-			conn_put(ic, sb.p, sb.len);
-		sbuf_free(&sb);
+		put_db(ic, "result", c->local, c->remote, NULL,
+		       valid ? "valid" : "invalid", NULL, NULL, NULL);
 		if (!valid) {
 			conn_fail(ic,
 			          "its dialback key for %s was not confirmed by %s's "
@@ -1303,19 +1327,7 @@ static void route_start(struct route *r);
 static void db_result_error(struct conn *c, const char *from, const char *to,
                             const char *cond, const char *type)
 {
-	struct sbuf sb;
-	sbuf_init(&sb);
-	sbuf_puts(&sb, "<db:result from='");
-	sbuf_put_xml(&sb, to);
-	sbuf_puts(&sb, "' to='");
-	sbuf_put_xml(&sb, from);
-	sbuf_printf(&sb,
-	            "' type='error'><error type='%s'><%s xmlns='" NS_STANZAS
-	            "'/></error></db:result>",
-	            type, cond);
-	if (!sb.err)
-		conn_put(c, sb.p, sb.len);
-	sbuf_free(&sb);
+	put_db(c, "result", to, from, NULL, "error", NULL, cond, type);
 }
 
 static void in_db_result(struct conn *c, xmpp_stanza_t *st)
@@ -1407,18 +1419,7 @@ static void in_db_verify(struct conn *c, xmpp_stanza_t *st)
 	    xs2s_dialback_key(c->s->p.secret, from, to, id, mine) == 0)
 		valid = xs2s_key_equal(mine, key);
 	OPENSSL_cleanse(mine, sizeof(mine));
-	struct sbuf sb;
-	sbuf_init(&sb);
-	sbuf_puts(&sb, "<db:verify from='");
-	sbuf_put_xml(&sb, to);
-	sbuf_puts(&sb, "' to='");
-	sbuf_put_xml(&sb, from);
-	sbuf_puts(&sb, "' id='");
-	sbuf_put_xml(&sb, id);
-	sbuf_printf(&sb, "' type='%s'/>", valid ? "valid" : "invalid");
-	if (!sb.err)
-		conn_put(c, sb.p, sb.len);
-	sbuf_free(&sb);
+	put_db(c, "verify", to, from, id, valid ? "valid" : "invalid", NULL, NULL, NULL);
 	log_debug(MOD, "%s: dialback verify from %s for stream %s: %s", to, from, id,
 	          valid ? "valid" : "invalid");
 out:
@@ -1812,6 +1813,18 @@ static void route_bounce_all(struct route *r, enum err_cond cond, const char *te
 	free(q);
 }
 
+static void verifies_clear(struct route *r)
+{
+	for (size_t i = 0; i < r->nv; i++) {
+		OPENSSL_cleanse(r->v[i].key, strlen(r->v[i].key));
+		free(r->v[i].id);
+		free(r->v[i].key);
+	}
+	free(r->v);
+	r->v = NULL;
+	r->nv = 0;
+}
+
 static void verifies_fail(struct route *r)
 {
 	for (size_t i = 0; i < r->nv; i++) {
@@ -1824,12 +1837,8 @@ static void verifies_fail(struct route *r)
 				          "authoritative server is unreachable (%s)",
 				          r->remote, r->cause[0] ? r->cause : "?");
 			}
-		free(r->v[i].id);
-		free(r->v[i].key);
 	}
-	free(r->v);
-	r->v = NULL;
-	r->nv = 0;
+	verifies_clear(r);
 }
 
 /* Ask the peer's authoritative server about each dialback key we received, once
@@ -1846,26 +1855,10 @@ static void route_verifies(struct route *r)
 		return;
 	}
 	for (size_t i = 0; i < r->nv; i++) {
-		struct sbuf sb;
-		sbuf_init(&sb);
-		sbuf_puts(&sb, "<db:verify from='");
-		sbuf_put_xml(&sb, r->local);
-		sbuf_puts(&sb, "' to='");
-		sbuf_put_xml(&sb, r->remote);
-		sbuf_puts(&sb, "' id='");
-		sbuf_put_xml(&sb, r->v[i].id);
-		sbuf_puts(&sb, "'>");
-		sbuf_put_xml(&sb, r->v[i].key);
-		sbuf_puts(&sb, "</db:verify>");
-		if (!sb.err)
-			conn_put(c, sb.p, sb.len);
-		sbuf_free(&sb);
-		free(r->v[i].id);
-		free(r->v[i].key);
+		put_db(c, "verify", r->local, r->remote, r->v[i].id, NULL, r->v[i].key,
+		       NULL, NULL);
 	}
-	free(r->v);
-	r->v = NULL;
-	r->nv = 0;
+	verifies_clear(r);
 }
 
 static void route_up(struct route *r)
@@ -1906,11 +1899,7 @@ static void route_free(struct route *r)
 	for (size_t i = 0; i < r->nq; i++)
 		xmpp_stanza_release(r->q[i]);
 	free(r->q);
-	for (size_t i = 0; i < r->nv; i++) {
-		free(r->v[i].id);
-		free(r->v[i].key);
-	}
-	free(r->v);
+	verifies_clear(r);
 	free(r->local);
 	free(r->remote);
 	free(r);
