@@ -32,6 +32,7 @@
 #include <openssl/x509v3.h>
 
 #include "presbridge/addr.h"
+#include "presbridge/base64.h"
 #include "presbridge/conf.h"
 #include "presbridge/diag.h"
 #include "presbridge/sip.h"
@@ -1227,6 +1228,109 @@ static bool s2s_features(struct target *t, struct xstream *x, const char *from,
 	return true;
 }
 
+/* Authenticate as the bridge would (EXTERNAL first, dialback after a refusal or
+ * where EXTERNAL is not offered) and report what the peer answered. A dialback
+ * key is made with [s2s] dialback_secret, so the peer's verification reaches
+ * the running bridge (found by sip.test's own DNS records) and succeeds only if
+ * that bridge runs with the same secret: what a real stream needs too. */
+static void s2s_auth_try(struct target *t, const struct conf *cf, struct xstream *x,
+                         const char *hosted, const char *domain, bool ext, bool db,
+                         const char *sid)
+{
+	static const char *const sasl[] = {"<success", "<failure", "</stream:stream>",
+	                                   "stream:error"};
+	char req[600];
+	if (ext) {
+		char *b64 = NULL;
+		size_t n = 0;
+		if (base64_encode((const unsigned char *)hosted, strlen(hosted), &b64,
+		                  &n) != 0)
+			return;
+		snprintf(req, sizeof(req),
+		         "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+		         "mechanism='EXTERNAL'>%s</auth>",
+		         b64);
+		free(b64);
+		x->len = 0;
+		x->buf[0] = '\0';
+		int r = xs_write(x, req) == 0 ? xs_wait(x, sasl, 4) : -EIO;
+		if (r == 0) {
+			add(t, PR_OK, "auth",
+			    "SASL EXTERNAL: the peer accepted the bridge's certificate "
+			    "for %s",
+			    hosted);
+			return;
+		}
+		const char *f = r == 1 ? strstr(x->buf, "<failure") : NULL;
+		const char *c = f ? strchr(f + 1, '<') : NULL;
+		char cond[64] = "";
+		if (c && c[1] != '/')
+			sscanf(c + 1, "%63[a-z-]", cond);
+		add(t, db ? PR_WARN : PR_FAIL, "auth",
+		    "SASL EXTERNAL: the peer refused the bridge's certificate for "
+		    "%s%s%s%s%s",
+		    hosted, cond[0] ? " (" : "", cond, cond[0] ? ")" : "",
+		    db ? "; the bridge then uses dialback, tried next"
+		       : " -- have the peer trust the CA of [s2s] cert and check the "
+		         "certificate names the domain, or allow dialback");
+		if (r != 1 || !db)
+			return;
+	}
+	if (!db)
+		return;
+	if (!cf->s2s_secret) {
+		add(t, PR_WARN, "auth",
+		    "dialback not tried: without [s2s] dialback_secret the probe cannot "
+		    "make "
+		    "the keys the running bridge would confirm");
+		return;
+	}
+	char key[XS2S_KEY_LEN + 1];
+	if (!sid[0] || xs2s_dialback_key(cf->s2s_secret, domain, hosted, sid, key) != 0) {
+		add(t, PR_FAIL, "auth",
+		    "dialback: the peer's stream header carries no id");
+		return;
+	}
+	snprintf(req, sizeof(req), "<db:result from='%s' to='%s'>%s</db:result>", hosted,
+	         domain, key);
+	OPENSSL_cleanse(key, sizeof(key));
+	x->len = 0;
+	x->buf[0] = '\0';
+	static const char *const res[] = {"<db:result", "</stream:stream>",
+	                                  "stream:error"};
+	int r = xs_write(x, req) == 0 ? -ETIMEDOUT : -EIO;
+	/* The peer first asks sip.test's authoritative server: give it time. */
+	for (int i = 0; i < 4 && r == -ETIMEDOUT; i++)
+		r = xs_wait(x, res, 3);
+	const char *el = r == 0 ? strstr(x->buf, "<db:result") : NULL;
+	if (el && !strchr(el, '>')) {
+		static const char *const gt[] = {">"};
+		xs_wait(x, gt, 1);
+		el = strstr(x->buf, "<db:result");
+	}
+	char type[16] = "";
+	if (el)
+		attr_of(el, "type", type, sizeof(type));
+	if (strcmp(type, "valid") == 0)
+		add(t, PR_OK, "auth",
+		    "dialback: the peer confirmed the bridge's key with %s's "
+		    "authoritative "
+		    "server (the bridge as DNS names it)",
+		    hosted);
+	else
+		add(t, PR_FAIL, "auth",
+		    "dialback: %s -- the peer asks %s's authoritative server, the bridge "
+		    "as "
+		    "%s's SRV records name it: check that it runs there with this "
+		    "dialback_secret and that the peer can reach it",
+		    type[0]           ? (strcmp(type, "invalid") == 0
+		                             ? "the peer found the key invalid"
+		                             : "the peer answered with an error")
+		    : r == -ETIMEDOUT ? "no answer within 20 s"
+		                      : "the peer closed the stream",
+		    hosted, hosted);
+}
+
 static void probe_s2s(struct target *t, const struct conf *cf, const char *domain,
                       const char *hosted)
 {
@@ -1325,13 +1429,15 @@ static void probe_s2s(struct target *t, const struct conf *cf, const char *domai
 		    "no authentication both sides accept: allow %s in [s2s] auth or "
 		    "[s2s-peer %s] auth",
 		    ext ? "external" : "dialback", domain);
-	else if (ext && (auth & CONF_S2S_AUTH_EXTERNAL))
-		add(t, PR_OK, "auth",
-		    "SASL EXTERNAL will be tried first (the peer decides whether it "
-		    "trusts the "
-		    "bridge's certificate)%s",
-		    (auth & CONF_S2S_AUTH_DIALBACK) && db ? ", dialback after a refusal"
-		                                          : "");
+	else {
+		char sid[256] = "";
+		const char *hdr = strstr(x->buf, "<stream:stream");
+		if (hdr)
+			attr_of(hdr, "id", sid, sizeof(sid));
+		s2s_auth_try(t, cf, x, hosted, domain,
+		             ext && (auth & CONF_S2S_AUTH_EXTERNAL),
+		             db && (auth & CONF_S2S_AUTH_DIALBACK), sid);
+	}
 out:
 	if (x && x->ssl) {
 		SSL_shutdown(x->ssl);
