@@ -14,6 +14,8 @@
 #   7    SRV target "." for xmpp.test: no service
 #   8    no DNS at all for xmpp.test, a static route ([s2s-peer] address)
 #   9    ejabberd restarted under a live federation
+#   10   plain TCP and dialback where [s2s-peer] tls = off says so (ejabberd
+#        with STARTTLS optional); -n warns
 # FAULT_CASES="1 5" (env) runs only those cases.
 . "$(dirname "$0")/netns.sh"
 netns_enter "$@"
@@ -230,6 +232,30 @@ if want 9; then
 	check "9 restart: IM XMPP -> SIP reaches the Lync side" bob_to_sip restart
 	check "9 restart: the bridge's stream to xmpp.test came up again" \
 		eval "(($(grep -c 'sip\.test -> xmpp\.test: stream up' "$(blog static)") >= 2))"
+fi
+
+# ---- 10. plain TCP, dialback only, where the configuration says so for the peer
+# ([s2s-peer xmpp.test] tls = off: -n warns; ejabberd with STARTTLS optional)
+if want 10; then
+	dns_set host:xmpp.test=127.0.0.2 srv:_xmpp-server._tcp.xmpp.test=xmpp.test:5269
+	[[ -n $B ]] && { xmppc_stop "$B" || true; }
+	[[ -n ${EJ_PID:-} ]] && ejabberd_stop
+	EJ_S2S_TLS=optional EJ_S2S_PORT=5269 EJ_S2S_ADDR=127.0.0.2 EJ_S2S_DIALBACK=1 \
+		EJ_C2S_CERT=$CA_DIR/xmpp.pem EJ_S2S_CERT=$CA_DIR/xmpp.pem \
+		ejabberd_start "$T_DIR/ejabberd-plain" || die "ejabberd (plain) did not start"
+	B=bob-plain
+	xmppc_start "$B" bob@xmpp.test/desk bobpw || die "bob cannot log in (plain)"
+	xmppc_send "$B" '<presence/>'
+	BR_S2S_PEERS=$'[s2s-peer xmpp.test]\ntls = off\nauth = dialback' br_up plain "external, dialback"
+	check "10 plain TCP: -n warns that the peer's stanzas cross in clear text" \
+		eval "'$BUILD_DIR/presbridge' -c '$T_DIR/bridge-plain.conf' -n | grep -q 'tls = off: plain TCP, authenticated by dialback alone'"
+	check "10 plain TCP: IM SIP -> XMPP answered 200" sip_to_bob plain
+	check "10 plain TCP: bob gets it" bob_got
+	check "10 plain TCP: IM XMPP -> SIP reaches the Lync side" bob_to_sip plain
+	check "10 plain TCP: the bridge's stream is up without TLS, by dialback" \
+		_log_has "$(blog plain)" 'sip\.test -> xmpp\.test: stream up \(127\.0\.0\.2:5269, no TLS, dialback\)'
+	check "10 plain TCP: ejabberd's stream authenticated by dialback without TLS" \
+		_log_has "$(blog plain)" 'sip\.test: incoming stream from xmpp\.test authenticated by dialback \(no TLS\)'
 fi
 
 # ---- 4. Prosody serving evil.test (not on the allow list) writes to sip.test
