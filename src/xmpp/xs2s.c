@@ -217,7 +217,7 @@ struct xs2s {
 	bool dirty; /* some stream has bytes to write at the end of the turn */
 	void (*done)(void *arg);
 	void *done_arg;
-	struct loop_timer tick, stop_timer, done_timer;
+	struct loop_timer tick, stop_timer, done_timer, up_timer;
 	uint32_t rnd;
 };
 
@@ -2312,6 +2312,17 @@ static int tls_setup(struct xs2s *s)
 
 /* ---- public ----------------------------------------------------------------------- */
 
+static void announce_up(void *arg)
+{
+	struct xs2s *s = arg;
+	for (size_t i = 0; i < s->p.nhosted; i++) {
+		log_info(MOD, "%s: hosted; federating with %zu XMPP domain%s",
+		         s->p.hosted[i], s->p.nallow, s->p.nallow == 1 ? "" : "s");
+		if (s->h.state)
+			s->h.state(s->p.hosted[i], true, s->h.arg);
+	}
+}
+
 int xs2s_new(struct xs2s **sp, struct loop *l, const struct conf *cf, xmpp_ctx_t *ctx,
              const struct xlink_handlers *h)
 {
@@ -2348,12 +2359,10 @@ int xs2s_new(struct xs2s **sp, struct loop *l, const struct conf *cf, xmpp_ctx_t
 	if ((e = loop_idle_add(l, s2s_idle, s)) != 0)
 		goto fail;
 	loop_timer_start(l, &s->tick, TICK_MS, tick, s);
-	for (size_t i = 0; i < s->p.nhosted; i++) {
-		log_info(MOD, "%s: hosted; federating with %zu XMPP domain%s",
-		         s->p.hosted[i], s->p.nallow, s->p.nallow == 1 ? "" : "s");
-		if (s->h.state)
-			s->h.state(s->p.hosted[i], true, s->h.arg);
-	}
+	/* The bridge hears "up" on the loop's first turn, as from a component
+	 * link: after it has restored its state, which needs the event to refresh
+	 * restored subscriptions and re-announce presence. */
+	loop_timer_start(l, &s->up_timer, 0, announce_up, s);
 	*sp = s;
 	return 0;
 fail:
@@ -2491,6 +2500,7 @@ void xs2s_free(struct xs2s *s)
 	loop_timer_cancel(s->loop, &s->tick);
 	loop_timer_cancel(s->loop, &s->done_timer);
 	loop_timer_cancel(s->loop, &s->stop_timer);
+	loop_timer_cancel(s->loop, &s->up_timer);
 	while (s->conns) {
 		struct conn *c = s->conns;
 		s->conns = c->next;

@@ -44,7 +44,7 @@ peer_stop() { ejabberd_stop; }
 peer_roster() { ejctl get_roster "$1" xmpp.test 2>/dev/null | grep -F -- "$2" | grep -Eq -- "$3"; }
 
 # ---- 1. SASL EXTERNAL both ways
-EJ_CA=$CA_DIR/ca.crt s2s_case external "external, dialback"
+S2S_RESTART=1 EJ_CA=$CA_DIR/ca.crt s2s_case external "external, dialback"
 check "external: the bridge's stream to xmpp.test authenticated with SASL EXTERNAL" \
 	_log_has "$T_DIR/bridge-external.log" 'sip\.test -> xmpp\.test: stream up \(.*TLSv1\.[23].*SASL EXTERNAL\)'
 check "external: ejabberd's stream to sip.test authenticated with SASL EXTERNAL" \

@@ -47,7 +47,7 @@ peer_roster() { # Prosody's roster file: ["CONTACT"] = { ...; ["subscription"] =
 }
 
 # ---- 1. SASL EXTERNAL both ways (Prosody: certificates only)
-PR_SECURE=true PR_CA=$CA_DIR/ca.crt s2s_case external "external, dialback"
+S2S_RESTART=1 PR_SECURE=true PR_CA=$CA_DIR/ca.crt s2s_case external "external, dialback"
 check "external: the bridge's stream to xmpp.test authenticated with SASL EXTERNAL" \
 	_log_has "$T_DIR/bridge-external.log" 'sip\.test -> xmpp\.test: stream up \(.*TLSv1\.[23].*SASL EXTERNAL\)'
 check "external: Prosody's stream to sip.test authenticated with SASL EXTERNAL" \

@@ -11,6 +11,7 @@
 #       peer_client CLIENT JID PASSWORD (log a user in to it), then a bridge with
 #       [s2s] auth = BRIDGE_AUTH; runs the cases; stops the bridge, the client
 #       and the peer (peer_stop). Logs: $T_DIR/bridge-NAME.log.
+#       S2S_RESTART=1: also kill -9 a bridge with a state file and restart it.
 #   peer_roster USER CONTACT STATES (the suite's): true once the peer's roster of
 #       USER holds CONTACT with a subscription in STATES (a regex, e.g. "from|both")
 
@@ -118,6 +119,35 @@ s2s_case() {
 		xmppc_expect "$B" "<message&&from=\"alice@sip.test\"&&<gone $CS/>&&<thread>${T:-none}</thread>" 15
 
 	stop_pid "$BR_PID" 5 || true
+
+	# --- kill -9 and restart from the state file (S2S_RESTART=1): the XMPP
+	# watcher's subscription to a Lync user comes back with its SIP dialog, and
+	# the next presence crosses a new S2S stream. Over UDP, as t_bridge_restart
+	# (SIPp over TCP ends its call when its connection drops).
+	if [[ -n ${S2S_RESTART:-} ]]; then
+		sipp_start "rs-$name" bridge_pres_restart_uas.xml udp "" \
+			-key presentity "rs$name@sip.test" -m 1 || die "SIPp notifier did not start"
+		local NOT=$LAST_PID rconf=$T_DIR/rs-$name.conf
+		BR_TCP=$(free_port) BR_TLS=$(free_port) BR_UDP=$(free_port)
+		BR_S2S_ADDR=127.0.0.3 BR_S2S_AUTH=$auth BR_IM=page \
+			pres_conf "$rconf" udp "$SIPP_PORT" "$T_DIR/rs-$name/state.db"
+		BR_S2S_ADDR=127.0.0.3 pres_bridge_start "rs-$name-1" "$rconf" ||
+			die "the bridge ($name, restart) did not come up"
+		xmppc_send "$B" "<presence type=\"subscribe\" to=\"rs$name@sip.test\"/>"
+		check "$name: restart: before, bob sees the Lync user busy over S2S" \
+			xmppc_expect "$B" "<presence&&from=\"rs$name@sip.test\"&&<show>dnd</show>&&<status>before restart</status>" 20
+		kill -9 "$BR_PID" 2>/dev/null
+		wait_until 5 eval "! alive $BR_PID" || true
+		BR_S2S_ADDR=127.0.0.3 pres_bridge_start "rs-$name-2" "$rconf" ||
+			die "the bridge ($name) did not come back"
+		check "$name: restart: kill -9, restored from the state file: the new presence reaches bob" \
+			xmppc_expect "$B" "<presence&&from=\"rs$name@sip.test\"&&<show>away</show>&&<status>after restart</status>" 40
+		check "$name: restart: the notifier saw an in-dialog refresh of the same subscription" \
+			sipp_wait "$NOT" 20
+		check "$name: restart: the log names the restored subscription" \
+			_log_has "$BR_LOG" "restored bob@xmpp\\.test -> sip:rs$name@sip\\.test \\(xw-active\\) with its SIP dialog"
+		stop_pid "$BR_PID" 5 || true
+	fi
 	xmppc_stop "$B" || true
 	peer_stop
 }
