@@ -59,6 +59,10 @@
 #     it can only talk to each other.
 #   - `getent -s dns hosts NAME` asks DNS only (not /etc/hosts): used to see dnsmasq up.
 
+# getent says 2 for "not found" (dnsmasq not answering yet), which wait_alive
+# would read as "the process is gone": any failure is 1 here.
+_netns_dns_answers() { getent -s dns hosts "$1" >/dev/null || return 1; }
+
 netns_enter() {
 	local me
 	me=$(basename "$0" .sh)
@@ -181,7 +185,7 @@ netns_dns() {
 	NETNS_DNS_PID=$LAST_PID
 	export NETNS_DNS_LOG NETNS_DNS_PID
 	if [[ -n $first_host ]]; then
-		wait_alive "$NETNS_DNS_PID" 10 getent -s dns hosts "$first_host" >/dev/null ||
+		wait_alive "$NETNS_DNS_PID" 10 _netns_dns_answers "$first_host" ||
 			die "netns_dns: dnsmasq does not answer for $first_host (see $NETNS_DNS_LOG)"
 	else
 		wait_alive "$NETNS_DNS_PID" 10 port_listening 53 udp ||
