@@ -122,6 +122,12 @@ int xroute_jid_split(const char *jid, struct xroute_jid *out);
 
 struct xlink_handlers;
 
+/* The text content of element st (its first child, when that is text), borrowed;
+ * NULL for NULL, an empty element or one whose first child is an element.
+ * libstrophe's xmpp_stanza_get_text_ptr() takes the text node itself and
+ * dereferences NULL, which an empty <db:verify/> or <text/> from a peer gives. */
+const char *xroute_text(xmpp_stanza_t *st);
+
 /* Write an answer back to where a stanza came from (st borrowed). */
 typedef int(xroute_reply_h)(xmpp_stanza_t *st, void *arg);
 

@@ -583,7 +583,7 @@ static void xl_stream_error(struct xlink *k, xmpp_stanza_t *st)
 		    strcmp(ns, NS_STREAM_ERRORS) != 0)
 			continue;
 		if (strcmp(name, "text") == 0)
-			text = xmpp_stanza_get_text_ptr(xmpp_stanza_get_children(c));
+			text = xroute_text(c);
 		else if (!cond)
 			cond = name;
 	}

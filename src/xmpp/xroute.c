@@ -473,3 +473,9 @@ void xroute_dispatch(xmpp_ctx_t *ctx, xmpp_stanza_t *st, size_t size, const char
 	reply(answer, arg);
 	xmpp_stanza_release(answer);
 }
+
+const char *xroute_text(xmpp_stanza_t *st)
+{
+	xmpp_stanza_t *c = st ? xmpp_stanza_get_children(st) : NULL;
+	return c && xmpp_stanza_is_text(c) ? xmpp_stanza_get_text_ptr(c) : NULL;
+}

@@ -1006,10 +1006,7 @@ static bool offers_external(xmpp_stanza_t *features)
 		return false;
 	for (xmpp_stanza_t *c = xmpp_stanza_get_children(m); c;
 	     c = xmpp_stanza_get_next(c)) {
-		const char *t =
-		    xmpp_stanza_is_tag(c)
-		        ? xmpp_stanza_get_text_ptr(xmpp_stanza_get_children(c))
-		        : NULL;
+		const char *t = xmpp_stanza_is_tag(c) ? xroute_text(c) : NULL;
 		if (t && strcmp(t, "EXTERNAL") == 0)
 			return true;
 	}
@@ -1335,7 +1332,7 @@ static void in_db_result(struct conn *c, xmpp_stanza_t *st)
 	struct xs2s *s = c->s;
 	char *from = jid_domain(xmpp_stanza_get_from(st));
 	char *to = jid_domain(xmpp_stanza_get_to(st));
-	const char *key = xmpp_stanza_get_text_ptr(xmpp_stanza_get_children(st));
+	const char *key = xroute_text(st);
 
 	if (!from || !to || !key) {
 		conn_stream_error(c, "bad-format", "db:result needs from, to and a key");
@@ -1404,7 +1401,7 @@ static void in_db_verify(struct conn *c, xmpp_stanza_t *st)
 	const char *id = xmpp_stanza_get_id(st);
 	char *from = jid_domain(xmpp_stanza_get_from(st));
 	char *to = jid_domain(xmpp_stanza_get_to(st));
-	const char *key = xmpp_stanza_get_text_ptr(xmpp_stanza_get_children(st));
+	const char *key = xroute_text(st);
 	char mine[XS2S_KEY_LEN + 1];
 	bool valid = false;
 
@@ -1430,7 +1427,7 @@ out:
 static void in_auth(struct conn *c, xmpp_stanza_t *st)
 {
 	const char *mech = xmpp_stanza_get_attribute(st, "mechanism");
-	const char *data = xmpp_stanza_get_text_ptr(xmpp_stanza_get_children(st));
+	const char *data = xroute_text(st);
 	const char *fail = NULL;
 	unsigned char *authz = NULL;
 	size_t alen = 0;
@@ -1593,8 +1590,7 @@ static void on_element(xmpp_stanza_t *st, size_t size, void *arg)
 			if (!xmpp_stanza_is_tag(k) || !kn)
 				continue;
 			if (strcmp(kn, "text") == 0)
-				text =
-				    xmpp_stanza_get_text_ptr(xmpp_stanza_get_children(k));
+				text = xroute_text(k);
 			else if (!cond)
 				cond = kn;
 		}
