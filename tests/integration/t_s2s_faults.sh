@@ -16,6 +16,7 @@
 #   9    ejabberd restarted under a live federation
 #   10   plain TCP and dialback where [s2s-peer] tls = off says so (ejabberd
 #        with STARTTLS optional); -n warns
+#   11   idle streams close after [s2s] idle_timeout and reopen on demand
 # FAULT_CASES="1 5" (env) runs only those cases.
 . "$(dirname "$0")/netns.sh"
 netns_enter "$@"
@@ -256,6 +257,22 @@ if want 10; then
 		_log_has "$(blog plain)" 'sip\.test -> xmpp\.test: stream up \(127\.0\.0\.2:5269, no TLS, dialback\)'
 	check "10 plain TCP: ejabberd's stream authenticated by dialback without TLS" \
 		_log_has "$(blog plain)" 'sip\.test: incoming stream from xmpp\.test authenticated by dialback \(no TLS\)'
+fi
+
+# ---- 11. idle streams close after [s2s] idle_timeout and reopen on demand
+if want 11; then
+	dns_set host:xmpp.test=127.0.0.2 srv:_xmpp-server._tcp.xmpp.test=xmpp.test:5269
+	ej_up idle "$CA_DIR/xmpp.pem"
+	BR_S2S_EXTRA="idle_timeout = 2" br_up idle "external, dialback"
+	check "11 idle: IM SIP -> XMPP before" sip_to_bob idle1
+	check "11 idle: bob gets it" bob_got
+	check "11 idle: the bridge closes its silent stream after idle_timeout (2 s; checked every 5 s)" \
+		wait_log "$(blog idle)" 'stream to xmpp\.test: idle for 2 s, closing' 12
+	check "11 idle: the close is no failure (no warning, no back-off)" \
+		eval "! grep -q 'cannot federate' '$(blog idle)'"
+	check "11 idle: the next MESSAGE reopens the stream and bob gets it" \
+		eval "sip_to_bob idle2 && xmppc_expect '$B' '<message&&from=\"alice@sip.test\"&&zweite Zeile' 15 &&
+			(( \$(grep -c 'sip\.test -> xmpp\.test: stream up' '$(blog idle)') >= 2 ))"
 fi
 
 # ---- 4. Prosody serving evil.test (not on the allow list) writes to sip.test
