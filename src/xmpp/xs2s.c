@@ -548,10 +548,13 @@ static void check_peer_cert(struct conn *c, const char *domain)
 		vr = X509_V_OK;
 	if (vr != X509_V_OK) {
 		const struct siptls_verr *ve = siptls_verify_error(vr);
-		snprintf(c->cert_why, sizeof(c->cert_why),
-		         "its certificate chain does not verify against [s2s] ca: %s%s%s",
-		         ve ? ve->what : X509_verify_cert_error_string(vr),
-		         ve && ve->fix ? " -- " : "", ve && ve->fix ? ve->fix : "");
+		/* The SIP leg's words for the fault; the fix names the S2S key. */
+		snprintf(
+		    c->cert_why, sizeof(c->cert_why),
+		    "its certificate chain does not verify against [s2s] ca (%s): %s -- "
+		    "if %s is to be trusted by certificate, add its CA to [s2s] ca",
+		    c->s->p.ca, ve ? ve->what : X509_verify_cert_error_string(vr),
+		    domain ? domain : "the peer");
 	} else if (!domain || !xs2s_cert_names_domain(x, domain, &kind)) {
 		xs2s_cert_ids_str(x, ids, sizeof(ids));
 		snprintf(
