@@ -206,7 +206,7 @@ struct xs2s {
 	xmpp_ctx_t *ctx;
 	struct xlink_handlers h;
 	struct s2s_params p;
-	SSL_CTX *cli, *srv;
+	SSL_CTX *tls; /* both roles */
 	struct xdns *dns;
 	struct listener *ls;
 	size_t nls;
@@ -491,9 +491,12 @@ static int verify_any(int ok, X509_STORE_CTX *x)
 	return 1; /* the chain is judged after the handshake, with words */
 }
 
-static SSL_CTX *make_ctx(const struct s2s_params *p, bool server, char *why, size_t n)
+/* One context for both roles (TLS_method; each SSL takes its role from
+ * SSL_set_connect_state/SSL_set_accept_state): the certificate, key and anchors
+ * are read once per start or reload. */
+static SSL_CTX *make_ctx(const struct s2s_params *p, char *why, size_t n)
 {
-	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
 	if (!ctx) {
 		snprintf(why, n, "out of memory");
 		return NULL;
@@ -516,11 +519,10 @@ static SSL_CTX *make_ctx(const struct s2s_params *p, bool server, char *why, siz
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	if (server) {
-		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(p->ca);
-		if (names)
-			SSL_CTX_set_client_CA_list(ctx, names);
-	}
+	/* The CA names a server sends with its certificate request. */
+	STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(p->ca);
+	if (names)
+		SSL_CTX_set_client_CA_list(ctx, names);
 	/* Ask for the peer's certificate (a server must present one; an
 	 * initiating server presents one for SASL EXTERNAL) but judge it ourselves. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_any);
@@ -647,7 +649,7 @@ static int tls_start(struct conn *c)
 		conn_fail(c, "TLS on a connection without a socket (test seam)");
 		return 0;
 	}
-	c->ssl = SSL_new(c->in ? c->s->srv : c->s->cli);
+	c->ssl = SSL_new(c->s->tls);
 	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
 		return -ENOMEM;
 	if (c->in) {
@@ -880,7 +882,7 @@ static void put_features(struct conn *c)
 	struct sbuf sb;
 	sbuf_init(&sb);
 	sbuf_puts(&sb, "<stream:features>");
-	if (!c->tls && tls != CONF_S2S_TLS_OFF && s->srv) {
+	if (!c->tls && tls != CONF_S2S_TLS_OFF && s->tls) {
 		sbuf_puts(&sb, "<starttls xmlns='" NS_TLS "'>");
 		if (tls == CONF_S2S_TLS_REQUIRED)
 			sbuf_puts(&sb, "<required/>");
@@ -2295,17 +2297,13 @@ static int listeners_open(struct xs2s *s)
 static int tls_setup(struct xs2s *s)
 {
 	char why[512];
-	SSL_CTX *cli = make_ctx(&s->p, false, why, sizeof(why));
-	SSL_CTX *srv = cli ? make_ctx(&s->p, true, why, sizeof(why)) : NULL;
-	if (!cli || !srv) {
-		SSL_CTX_free(cli);
+	SSL_CTX *ctx = make_ctx(&s->p, why, sizeof(why));
+	if (!ctx) {
 		log_error(MOD, "TLS: %s", why);
 		return -EINVAL;
 	}
-	SSL_CTX_free(s->cli);
-	SSL_CTX_free(s->srv);
-	s->cli = cli;
-	s->srv = srv;
+	SSL_CTX_free(s->tls); /* SSLs still open keep a reference of their own */
+	s->tls = ctx;
 	return 0;
 }
 
@@ -2513,8 +2511,7 @@ void xs2s_free(struct xs2s *s)
 	}
 	listeners_close(s);
 	xdns_free(s->dns);
-	SSL_CTX_free(s->cli);
-	SSL_CTX_free(s->srv);
+	SSL_CTX_free(s->tls);
 	params_free(&s->p);
 	free(s);
 }
