@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -1570,6 +1571,10 @@ int probe_run(const char *config_path, bool json, FILE *out)
 	struct conf *cf = NULL;
 	char line[1400];
 
+	/* A peer that closes while the probe writes (a component server refusing
+	 * the domain, an S2S peer ending the stream, both over TLS where
+	 * SSL_write() uses write()) must give a verdict, not kill the probe. */
+	signal(SIGPIPE, SIG_IGN);
 	diag_init(&dl);
 	int err = conf_load(&cf, config_path, &dl);
 	if (!err) {
