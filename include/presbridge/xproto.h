@@ -69,6 +69,10 @@ char *xproto_mask(const char *xml, size_t len);
  */
 uint32_t xproto_backoff_ms(unsigned attempt, uint32_t rnd);
 
+/* The next number of a xorshift32 sequence kept in *state (never 0): the
+ * back-off's jitter, not security. */
+uint32_t xproto_jitter(uint32_t *state);
+
 /*
  * Whether failed attempt number `attempt` deserves a log line at warning level:
  * the first one, any whose cause differs from the previous one's, and every

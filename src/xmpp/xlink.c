@@ -187,17 +187,6 @@ static void free_secret(char *s)
 	}
 }
 
-static uint32_t xl_rand(struct xlink_set *s)
-{
-	/* xorshift32: jitter only, not security. */
-	uint32_t x = s->rnd;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	s->rnd = x;
-	return x;
-}
-
 static void xl_trace(struct xlink *k, const char *dir, const char *text, size_t len)
 {
 	if (!log_enabled(LOG_LVL_TRACE))
@@ -751,7 +740,7 @@ static void xl_closed(struct xlink *k, int error)
 		         s->server, k->domain);
 	} else {
 		k->attempts++;
-		delay = xproto_backoff_ms(k->attempts, xl_rand(s));
+		delay = xproto_backoff_ms(k->attempts, xproto_jitter(&s->rnd));
 		bool changed = strcmp(k->cause, k->last_cause) != 0;
 		if (was_up || xproto_log_failure(k->attempts, changed))
 			log_warn(MOD, "%s: %s: %s; retrying in %u s (attempt %u)",

@@ -271,3 +271,13 @@ const char *xproto_tls_words(const char *openssl_text)
 			return tls_errors[i].words;
 	return NULL;
 }
+
+uint32_t xproto_jitter(uint32_t *state)
+{
+	uint32_t x = *state ? *state : 2463534242u;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	*state = x;
+	return x;
+}

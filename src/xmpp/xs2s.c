@@ -283,16 +283,6 @@ static char *jid_domain(const char *jid)
 	return lower_dup(j.domain, j.domain_len);
 }
 
-static uint32_t s2s_rand(struct xs2s *s)
-{
-	uint32_t x = s->rnd;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	s->rnd = x;
-	return x;
-}
-
 static void trace(const struct conn *c, const char *dir, const char *text, size_t len)
 {
 	if (!log_enabled(LOG_LVL_TRACE))
@@ -1946,7 +1936,8 @@ static void route_down(struct route *r, const char *cause)
 	                 timeout ? ERR_COND_REMOTE_SERVER_TIMEOUT
 	                         : ERR_COND_REMOTE_SERVER_NOT_FOUND,
 	                 text);
-	r->not_before = loop_now(s->loop) + xproto_backoff_ms(r->attempts, s2s_rand(s));
+	r->not_before =
+	    loop_now(s->loop) + xproto_backoff_ms(r->attempts, xproto_jitter(&s->rnd));
 }
 
 static int connect_to(struct route *r, const struct xdns_target *t)

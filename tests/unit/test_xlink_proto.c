@@ -260,14 +260,28 @@ static void test_tls_words(void **state)
 	}
 }
 
+/* xorshift32 (Marsaglia, "Xorshift RNGs", shifts 13, 17, 5): from 1 the first
+ * value is 270369; a zero state would stay zero for ever, so it is replaced. */
+static void test_jitter(void **state)
+{
+	(void)state;
+	uint32_t st = 1;
+	assert_int_equal(xproto_jitter(&st), 270369u);
+	assert_int_equal(st, 270369u);
+	uint32_t z = 0;
+	uint32_t a = xproto_jitter(&z), b = xproto_jitter(&z);
+	assert_int_not_equal(a, 0);
+	assert_int_not_equal(a, b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_digest),     cmocka_unit_test(test_stream_id),
-	    cmocka_unit_test(test_mask),       cmocka_unit_test(test_backoff),
-	    cmocka_unit_test(test_log_policy), cmocka_unit_test(test_log_errno),
-	    cmocka_unit_test(test_cert_words), cmocka_unit_test(test_stream_words),
-	    cmocka_unit_test(test_tls_words),
+	    cmocka_unit_test(test_jitter),       cmocka_unit_test(test_digest),
+	    cmocka_unit_test(test_stream_id),    cmocka_unit_test(test_mask),
+	    cmocka_unit_test(test_backoff),      cmocka_unit_test(test_log_policy),
+	    cmocka_unit_test(test_log_errno),    cmocka_unit_test(test_cert_words),
+	    cmocka_unit_test(test_stream_words), cmocka_unit_test(test_tls_words),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
