@@ -193,6 +193,13 @@ void conf_free(struct conf *cf);
 /* The line of key in section ("sip", "xmpp", "bridge") of the loaded file, 0 if unset. */
 unsigned conf_key_line(const struct conf *cf, const char *section, const char *key);
 
+/*
+ * The i-th key of the key table: its section ("bridge", "sip", "xmpp", "peer",
+ * "s2s", "s2s-peer"; static) and name (static). Returns 0, or -ENOENT past the
+ * last key. For documentation checks (presbridge.conf(5) lists every key).
+ */
+int conf_key_at(size_t i, const char **section, const char **key);
+
 /* The peer whose `domains` lists sip_domain (case-insensitive); NULL if none. Borrowed.
  */
 const struct conf_peer *conf_peer_for_domain(const struct conf *cf,

@@ -1217,6 +1217,24 @@ unsigned conf_key_line(const struct conf *cf, const char *section, const char *k
 	return 0;
 }
 
+int conf_key_at(size_t i, const char **section, const char **key)
+{
+	static const char *const sect_names[] = {
+	    [SECT_NONE] = "",
+	    [SECT_BRIDGE] = "bridge",
+	    [SECT_SIP] = "sip",
+	    [SECT_XMPP] = "xmpp",
+	    [SECT_PEER] = "peer",
+	    [SECT_S2S] = "s2s",
+	    [SECT_S2S_PEER] = "s2s-peer",
+	};
+	if (i >= NKEYS)
+		return -ENOENT;
+	*section = sect_names[keys[i].sect];
+	*key = keys[i].name;
+	return 0;
+}
+
 const struct conf_peer *conf_peer_for_domain(const struct conf *cf,
                                              const char *sip_domain)
 {
