@@ -9,6 +9,8 @@
 #ifndef PRESBRIDGE_BRIDGE_H
 #define PRESBRIDGE_BRIDGE_H
 
+#include <stddef.h>
+
 struct bridge;
 struct conf;
 struct loop;
@@ -31,6 +33,9 @@ int bridge_reload(struct bridge *b, const struct conf *cf);
  * loop. A second call stops at once.
  */
 void bridge_stop(struct bridge *b, void (*done)(void *arg), void *arg);
+
+/* One line for people (systemd STATUS=): links up, SIP connections, counts. */
+void bridge_summary(const struct bridge *b, char *buf, size_t len);
 
 void bridge_free(struct bridge *b);
 

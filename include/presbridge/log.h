@@ -1,5 +1,8 @@
 /*
- * log - one line per event on stderr: time, level, module, message.
+ * log - one line per event on stderr: time, level, module, message. When
+ * stderr is the systemd journal (log_journal_detect), each line starts with its
+ * syslog priority ("<3>" error, "<4>" warn, "<6>" info, "<7>" debug and trace)
+ * instead of the time, so `journalctl -p warning` filters it.
  *
  * Messages name the module, the peer and the cause in plain words
  * ("sip: peer lync01.sip.test: certificate has no clientAuth EKU; ..."). Secrets
@@ -21,6 +24,8 @@ enum log_level {
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 bool log_enabled(enum log_level level);
+/* Write for the journal when JOURNAL_STREAM names stderr; returns whether so. */
+bool log_journal_detect(void);
 
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -382,6 +382,22 @@ void bridge_stop(struct bridge *b, void (*done)(void *arg), void *arg)
 	loop_timer_start(b->loop, &b->stop_timer, 300, stop_xmpp, b);
 }
 
+void bridge_summary(const struct bridge *b, char *buf, size_t len)
+{
+	size_t links = xlink_count(b->xmpp), up = 0;
+	for (size_t i = 0; i < links; i++)
+		up += xlink_is_up(b->xmpp, xlink_domain(b->xmpp, i));
+	size_t subs = state_sub_count(b->state), ims = state_im_count(b->state);
+	size_t conns = sipleg_conn_count(b->sip);
+	snprintf(
+	    buf, len,
+	    "%s; XMPP %zu of %zu %s up; SIP %zu connection%s; %zu subscription%s, %zu IM "
+	    "session%s",
+	    b->stopping ? "stopping" : "running", up, links,
+	    b->cf->xmpp_transport == CONF_XMPP_S2S ? "federated domains" : "links", conns,
+	    conns == 1 ? "" : "s", subs, subs == 1 ? "" : "s", ims, ims == 1 ? "" : "s");
+}
+
 void bridge_free(struct bridge *b)
 {
 	if (!b)

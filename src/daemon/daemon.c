@@ -10,6 +10,7 @@
 #include "presbridge/conf.h"
 #include "presbridge/log.h"
 #include "presbridge/loop.h"
+#include "presbridge/sdnotify.h"
 #include "presbridge/version.h"
 
 _Static_assert((int)CONF_LOG_TRACE == (int)LOG_LVL_TRACE &&
@@ -21,8 +22,15 @@ struct daemon {
 	struct conf *cf; /* owned; replaced on a successful reload */
 	struct loop *loop;
 	struct bridge *bridge;
+	struct sdnotify *notify; /* systemd's service protocol */
 	int status;
 };
+
+static void summary(void *arg, char *buf, unsigned len)
+{
+	struct daemon *d = arg;
+	bridge_summary(d->bridge, buf, len);
+}
 
 static void log_diags(const struct diag_list *dl)
 {
@@ -48,6 +56,7 @@ static void on_stop(int signo, void *arg)
 {
 	struct daemon *d = arg;
 	log_info("daemon", "%s: stopping", strsignal(signo));
+	sdnotify_stopping(d->notify);
 	bridge_stop(d->bridge, on_stopped, d);
 }
 
@@ -78,6 +87,9 @@ static void on_reload(int signo, void *arg)
 	d->cf = cf;
 	log_set_level((enum log_level)cf->log_level);
 	log_info("daemon", "reloaded %s", d->path);
+	char line[256];
+	bridge_summary(d->bridge, line, sizeof(line));
+	sdnotify_status(d->notify, line);
 }
 
 int daemon_run(const char *config_path)
@@ -86,6 +98,7 @@ int daemon_run(const char *config_path)
 	struct diag_list dl;
 	int err;
 
+	log_journal_detect();
 	diag_init(&dl);
 	err = conf_load(&d.cf, config_path, &dl);
 	log_diags(&dl);
@@ -118,7 +131,15 @@ int daemon_run(const char *config_path)
 		d.status = EXIT_FAILURE;
 		goto out;
 	}
+	err = sdnotify_new(&d.notify, d.loop, summary, &d);
+	if (err) {
+		log_error("daemon", "cannot start: %s", strerror(-err));
+		d.status = EXIT_FAILURE;
+		goto out;
+	}
 	log_info("daemon", "presbridge %s running with %s", PB_VERSION, config_path);
+	/* Both legs are listening, and the XMPP side connecting or retrying. */
+	sdnotify_ready(d.notify);
 	err = loop_run(d.loop);
 	if (err) {
 		log_error("daemon", "event loop failed: %s", strerror(-err));
@@ -126,6 +147,7 @@ int daemon_run(const char *config_path)
 	}
 	log_info("daemon", "stopped");
 out:
+	sdnotify_free(d.notify);
 	bridge_free(d.bridge);
 	loop_free(d.loop);
 	conf_free(d.cf);

@@ -2,10 +2,17 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static enum log_level current = LOG_LVL_INFO;
+static bool journal;
+
+/* syslog(3) priorities of the levels: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+static const int priorities[] = {3, 4, 6, 7, 7};
 
 static const char *const names[] = {"error", "warn", "info", "debug", "trace"};
 
@@ -17,6 +24,21 @@ void log_set_level(enum log_level level)
 enum log_level log_get_level(void)
 {
 	return current;
+}
+
+bool log_journal_detect(void)
+{
+	/* systemd sets JOURNAL_STREAM to "DEV:INODE" of the stream it connected to
+	 * the journal (systemd.exec(5)); stderr may since have been redirected. */
+	const char *js = getenv("JOURNAL_STREAM");
+	struct stat st;
+	unsigned long long dev, ino;
+	char tail;
+	journal = js && sscanf(js, "%llu:%llu%c", &dev, &ino, &tail) == 2 &&
+	          fstat(STDERR_FILENO, &st) == 0 &&
+	          (unsigned long long)st.st_dev == dev &&
+	          (unsigned long long)st.st_ino == ino;
+	return journal;
 }
 
 bool log_enabled(enum log_level level)
@@ -40,6 +62,13 @@ void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 	for (char *p = msg; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
+	if (journal) {
+		/* The journal stamps the line itself and reads the priority from
+		 * the "<N>" prefix (sd-daemon(3)), so journalctl -p filters it. */
+		fprintf(stderr, "<%d>%-5s %s: %s\n", priorities[level], names[level],
+		        module, msg);
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
