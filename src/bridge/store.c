@@ -6,6 +6,10 @@
 #include <string.h>
 
 #include <sqlite3.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "presbridge/stats.h"
 
 /*
  * Schema versions, applied in order inside one transaction each; PRAGMA
@@ -223,9 +227,21 @@ static const char *col_text(sqlite3_stmt *q, int i)
 	return (const char *)sqlite3_column_text(q, i);
 }
 
+/* Execute q once; a write's time goes to the store-write histogram (stats.h):
+ * outside a transaction and for COMMIT it includes the sync to disk. */
 static int run(sqlite3_stmt *q)
 {
+	bool timed = !sqlite3_stmt_readonly(q);
+	struct timespec t0, t1;
+	if (timed)
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc = sqlite3_step(q);
+	if (timed) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		stats_observe(STATS_H_STORE_WRITE,
+		              (double)(t1.tv_sec - t0.tv_sec) +
+		                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	}
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);
 	return rc == SQLITE_DONE ? 0 : -EIO;

@@ -80,7 +80,8 @@ int sdnotify_new(struct sdnotify **np, struct loop *l, sdnotify_summary_h *summa
 		         (unsigned long long)(n->watchdog_ms / 2));
 		on_watchdog(n);
 	} else if (r < 0) {
-		log_warn("daemon", "systemd watchdog settings unreadable: %s", strerror(-r));
+		log_warn("daemon", "systemd watchdog settings unreadable: %s",
+		         strerror(-r));
 	}
 	*np = n;
 	return 0;

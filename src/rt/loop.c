@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "presbridge/stats.h"
+
 struct fd_slot {
 	int fd;
 	unsigned events;
@@ -261,6 +263,8 @@ static void run_timers(struct loop *l)
 {
 	while (l->nheap && l->heap[0]->due <= l->now) {
 		struct loop_timer *t = l->heap[0];
+		/* How late the loop is: the event-loop lag of stats.h. */
+		stats_observe(STATS_H_LOOP_LAG, (double)(l->now - t->due) / 1000.0);
 		loop_timer_cancel(l, t);
 		t->h(t->arg);
 	}

@@ -19,6 +19,7 @@
 
 #include "presbridge/diag.h"
 #include "presbridge/log.h"
+#include "presbridge/stats.h"
 #include "presbridge/sipm.h"
 #include "presbridge/sipt.h"
 #include "presbridge/siptls.h"
@@ -242,6 +243,17 @@ static void reap(void *arg)
 	}
 }
 
+/* The link registry's view of [peer name] (stats.h): up while a connection
+ * attributed to it is open; cause (may be NULL) records a failure. */
+static void peer_update(struct sipleg *sl, const char *name, const char *cause)
+{
+	bool up = false;
+	for (const struct sip_conn *o = sl->conns; o && !up; o = o->next)
+		up = !o->dead && o->state == SIP_CONN_OPEN && o->peer &&
+		     strcmp(o->peer, name) == 0;
+	stats_link(STATS_LINK_SIP_PEER, name, up, cause);
+}
+
 /* Close c now; its memory goes at the next turn, so callers up the stack may
  * still look at c->dead. Transactions on it fail with 503. */
 static void conn_close(struct sip_conn *c, enum log_level lvl, const char *fmt, ...)
@@ -285,6 +297,8 @@ static void conn_close(struct sip_conn *c, enum log_level lvl, const char *fmt, 
 		}
 	c->next = sl->dead;
 	sl->dead = c;
+	if (c->peer) /* an idle or orderly close (info) is no failure */
+		peer_update(sl, c->peer, fmt && lvl != LOG_LVL_INFO ? why : NULL);
 	loop_timer_start(sl->loop, &sl->reap_t, 0, reap, sl);
 	sip_clt_conn_failed(sl, c->id, why[0] ? why : "the connection closed");
 }
@@ -391,6 +405,8 @@ static void identify_by_ip(struct sip_conn *c)
 	if (p) {
 		c->peer = strdup(p->name);
 		set_who(c, p->host);
+		if (c->peer)
+			peer_update(c->sl, c->peer, NULL);
 	} else {
 		char buf[160];
 		snprintf(buf, sizeof(buf),
@@ -459,6 +475,10 @@ static void tls_failed(struct sip_conn *c, int sslerr)
 	};
 	siptls_fail_text(&f, cause, sizeof(cause), key, sizeof(key));
 	ERR_clear_error();
+	if (c->alert_rcvd >= 0)
+		stats_fail(STATS_FAIL_TLS, siptls_alert(c->alert_rcvd)->name);
+	if (c->alert_sent >= 0)
+		stats_fail(STATS_FAIL_TLS, siptls_alert(c->alert_sent)->name);
 	const char *ident = c->expect ? c->expect : c->ip;
 	enum log_level lvl = sip_once(c->sl, ident, key) ? LOG_LVL_WARN : LOG_LVL_DEBUG;
 	conn_close(c, lvl, "TLS handshake failed: %s", cause);
@@ -529,6 +549,8 @@ static void tls_established(struct sip_conn *c)
 		         c->who, SSL_get_version(c->ssl));
 	}
 	c->state = SIP_CONN_OPEN;
+	if (c->peer)
+		peer_update(c->sl, c->peer, NULL);
 }
 
 static void conn_handshake(struct sip_conn *c)
@@ -838,6 +860,7 @@ static void conn_io(int fd, unsigned events, void *arg)
 			enum log_level lvl = sip_once(c->sl, c->who, strerror(err))
 			                         ? LOG_LVL_WARN
 			                         : LOG_LVL_DEBUG;
+			stats_fail(STATS_FAIL_CONNECT, strerror(err));
 			conn_close(c, lvl, "cannot connect: %s", strerror(err));
 			return;
 		}
@@ -847,6 +870,8 @@ static void conn_io(int fd, unsigned events, void *arg)
 			addr_str((struct sockaddr *)&la, lalen, c->lip, sizeof(c->lip),
 			         &c->lport);
 		c->state = c->tp == CONF_TP_TLS ? SIP_CONN_HANDSHAKE : SIP_CONN_OPEN;
+		if (c->state == SIP_CONN_OPEN && c->peer)
+			peer_update(c->sl, c->peer, NULL);
 		if (c->tp == CONF_TP_TLS) {
 			loop_timer_start(c->sl->loop, &c->hs_t, c->sl->lim.handshake_ms,
 			                 hs_fired, c);
@@ -919,6 +944,8 @@ static void udp_src(struct sip_listener *l, const struct sockaddr_storage *sa,
 	addr_str((const struct sockaddr *)sa, salen, s->ip, sizeof(s->ip), &s->port);
 	hostport(hp, sizeof(hp), s->ip, s->port);
 	s->peer = sippeer_by_ip(sl->peers, (const struct sockaddr *)sa);
+	if (s->peer && s->peer->transport == CONF_TP_UDP) /* heard from: up */
+		stats_link(STATS_LINK_SIP_PEER, s->peer->name, true, NULL);
 	if (s->peer) {
 		snprintf(s->back.peer, sizeof(s->back.peer), "%s", s->peer->name);
 		snprintf(who, wholen, "%s (%s)", s->peer->host, hp);
@@ -1190,8 +1217,20 @@ static struct sip_conn *conn_for_peer(struct sipleg *sl, const char *peer,
 	return best;
 }
 
+/* Count what leaves (stats.h): a response by its code, a request by its method. */
+static void count_out(const char *buf, size_t len)
+{
+	if (len > 12 && memcmp(buf, "SIP/2.0 ", 8) == 0)
+		stats_sip_response(STATS_OUT, atoi(buf + 8));
+	else
+		stats_sip_request(STATS_OUT, buf,
+		                  strcspn(buf, " \r\n") < len ? strcspn(buf, " \r\n")
+		                                              : len);
+}
+
 int sip_send(struct sipleg *sl, const struct sip_dest *d, const char *buf, size_t len)
 {
+	count_out(buf, len);
 	if (d->tp == CONF_TP_UDP && sl->tap) {
 		sl->tap(false, buf, len, sl->tap_arg);
 		return 0;

@@ -16,6 +16,7 @@
 #include "presbridge/addr.h"
 #include "presbridge/err.h"
 #include "presbridge/log.h"
+#include "presbridge/stats.h"
 #include "presbridge/sbuf.h"
 #include "presbridge/sipt.h"
 #include "presbridge/version.h"
@@ -738,10 +739,12 @@ void sip_recv(struct sipleg *sl, struct sip_src *s, const char *buf, size_t len,
 		return;
 	}
 	if (!sipm_is_request(m)) {
+		stats_sip_response(STATS_IN, sipm_status(m));
 		sip_clt_response(sl, m);
 		sipm_free(m);
 		return;
 	}
+	stats_sip_request(STATS_IN, sipm_method(m), strlen(sipm_method(m)));
 	handle_request(sl, s, m);
 }
 
@@ -972,6 +975,23 @@ void sipleg_set_limits(struct sipleg *sl, const struct sipleg_limits *lim)
 		sl->lim.max_msg = lim->max_msg;
 }
 
+/* Every [peer] in the link registry (stats.h); peers no longer configured leave it. */
+static void peers_register(const struct conf *cf)
+{
+	struct stats_link_info li;
+	for (size_t i = 0; stats_link_at(i, &li) == 0;) {
+		bool keep = li.kind != STATS_LINK_SIP_PEER;
+		for (size_t p = 0; p < cf->npeers && !keep; p++)
+			keep = strcasecmp(cf->peers[p].name, li.name) == 0;
+		if (keep)
+			i++;
+		else
+			stats_link_forget(STATS_LINK_SIP_PEER, li.name);
+	}
+	for (size_t p = 0; p < cf->npeers; p++)
+		stats_link_register(STATS_LINK_SIP_PEER, cf->peers[p].name);
+}
+
 int sipleg_start(struct sipleg **lp, struct loop *l, const struct conf *cf,
                  const struct sipleg_handlers *h, void *arg)
 {
@@ -994,6 +1014,7 @@ int sipleg_start(struct sipleg **lp, struct loop *l, const struct conf *cf,
 		sipleg_stop(sl);
 		return err;
 	}
+	peers_register(cf);
 	*lp = sl;
 	return 0;
 }
@@ -1032,6 +1053,7 @@ int sipleg_reload(struct sipleg *sl, const struct conf *cf)
 	if (cf->sip_idle_timeout) /* running idle timers keep their length */
 		sl->lim.idle_ms = cf->sip_idle_timeout * 1000u;
 	sip_conns_reidentify(sl);
+	peers_register(cf);
 	log_info("sip", "reloaded: %zu peers, %zu listeners", cf->npeers, cf->nlisten);
 	return 0;
 }

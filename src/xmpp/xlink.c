@@ -48,6 +48,7 @@
 #include "presbridge/conf.h"
 #include "presbridge/log.h"
 #include "presbridge/loop.h"
+#include "presbridge/stats.h"
 #include "presbridge/xproto.h"
 #include "presbridge/xqueue.h"
 #include "presbridge/xroute.h"
@@ -539,6 +540,7 @@ static void xl_up(struct xlink *k)
 
 	loop_timer_cancel(s->loop, &k->deadline);
 	k->state = XL_UP;
+	stats_link(STATS_LINK_COMPONENT, k->domain, true, NULL);
 	if (s->p.tls)
 		log_info(MOD,
 		         "%s: %s: component link up (TLS, certificate of %s verified)%s",
@@ -723,6 +725,8 @@ static void xl_closed(struct xlink *k, int error)
 	k->state = XL_IDLE;
 	if (k->freeing)
 		return;
+	stats_link(STATS_LINK_COMPONENT, k->domain, false,
+	           s->stopping || k->removing || k->reconnect_now ? NULL : k->cause);
 	if (was_up && s->h.state)
 		s->h.state(k->domain, false, s->h.arg);
 	if (s->stopping || k->removing) {
@@ -908,6 +912,7 @@ static void xl_free(struct xlink *k)
 	xqueue_free(&k->queue);
 	if (k->ctx)
 		xmpp_ctx_free(k->ctx);
+	stats_link_forget(STATS_LINK_COMPONENT, k->domain);
 	free(k->log);
 	free(k->domain);
 	free(k->pend);
@@ -924,6 +929,7 @@ static int xl_new(struct xlink_set *s, const char *domain, struct xlink **kp)
 	k->reg_fd = -1;
 	k->os_errno = -1;
 	k->domain = strdup(domain);
+	stats_link(STATS_LINK_COMPONENT, domain, false, NULL);
 	xmpp_log_t *lg = NULL;
 	int err = k->domain ? xqueue_init(&k->queue, XLINK_QUEUE_MAX, XLINK_QUEUE_BYTES)
 	                    : -ENOMEM;
@@ -1314,6 +1320,7 @@ int xlink_send(struct xlink_set *s, xmpp_stanza_t *st)
 	char *buf = NULL;
 	size_t len = 0;
 
+	stats_stanza(STATS_OUT, xmpp_stanza_get_name(st));
 	if (s->s2s)
 		return xs2s_send(s->s2s, st);
 	if (s->stopping)

@@ -7,6 +7,7 @@
 #include "presbridge/addr.h"
 #include "presbridge/version.h"
 #include "presbridge/log.h"
+#include "presbridge/stats.h"
 #include "presbridge/xlink.h"
 #include "presbridge/xmlsafe.h"
 
@@ -436,6 +437,25 @@ static void to_bridge(xmpp_ctx_t *ctx, xmpp_stanza_t *st, const char *domain,
 	}
 }
 
+/* Count a received stanza, and the condition of an error stanza (stats.h). */
+static void count_in(xmpp_stanza_t *st, const struct xroute_in *in)
+{
+	stats_stanza(STATS_IN, in->name);
+	if (!in->type || strcmp(in->type, "error") != 0)
+		return;
+	xmpp_stanza_t *e = xmpp_stanza_get_child_by_name(st, "error");
+	const char *cond = NULL;
+	enum err_cond c;
+	for (xmpp_stanza_t *k = e ? xmpp_stanza_get_children(e) : NULL; k && !cond;
+	     k = xmpp_stanza_get_next(k)) {
+		const char *ns = xmpp_stanza_get_ns(k), *n = xmpp_stanza_get_name(k);
+		if (ns && n && strcmp(ns, ERR_NS_STANZAS) == 0 &&
+		    err_cond_from_name(n, &c) == 0)
+			cond = err_cond_name(c);
+	}
+	stats_fail(STATS_FAIL_XMPP, cond);
+}
+
 void xroute_dispatch(xmpp_ctx_t *ctx, xmpp_stanza_t *st, size_t size, const char *domain,
                      const char *const *domains, size_t ndomains,
                      const struct xlink_handlers *h, xroute_reply_h *reply, void *arg)
@@ -445,6 +465,7 @@ void xroute_dispatch(xmpp_ctx_t *ctx, xmpp_stanza_t *st, size_t size, const char
 	xmpp_stanza_t *answer = NULL;
 
 	xroute_read(st, size, &in);
+	count_in(st, &in);
 	xroute_decide(&in, domain, domains, ndomains, XLINK_MAX_STANZA, &out);
 	switch (out.action) {
 	case XROUTE_IGNORE:

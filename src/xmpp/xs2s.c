@@ -46,6 +46,7 @@
 #include "presbridge/base64.h"
 #include "presbridge/conf.h"
 #include "presbridge/log.h"
+#include "presbridge/stats.h"
 #include "presbridge/loop.h"
 #include "presbridge/sbuf.h"
 #include "presbridge/siptls.h"
@@ -1590,6 +1591,7 @@ static void on_element(xmpp_stanza_t *st, size_t size, void *arg)
 				cond = kn;
 		}
 		const struct xs2s_streamerr *se = xs2s_stream_error(cond);
+		stats_fail(STATS_FAIL_STREAM, se->cond);
 		conn_fail(c, "the peer closed the stream with <%s/>: %s%s%s%s%s%s",
 		          cond ? cond : "?", se->words, text ? " (\"" : "",
 		          text ? text : "", text ? "\")" : "",
@@ -1852,9 +1854,18 @@ static void route_verifies(struct route *r)
 	verifies_clear(r);
 }
 
+/* The route's name in the link registry (stats.h): "local -> remote". */
+static void route_stats(const struct route *r, bool up, const char *cause)
+{
+	char name[520];
+	snprintf(name, sizeof(name), "%s -> %s", r->local, r->remote);
+	stats_link(STATS_LINK_S2S, name, up, cause);
+}
+
 static void route_up(struct route *r)
 {
 	struct conn *c = r->c;
+	route_stats(r, true, NULL);
 	c->st = CS_UP;
 	loop_timer_cancel(r->s->loop, &c->deadline);
 	if (r->attempts || r->last_cause[0])
@@ -1891,6 +1902,9 @@ static void route_free(struct route *r)
 		xmpp_stanza_release(r->q[i]);
 	free(r->q);
 	verifies_clear(r);
+	char name[520];
+	snprintf(name, sizeof(name), "%s -> %s", r->local, r->remote);
+	stats_link_forget(STATS_LINK_S2S, name);
 	free(r->local);
 	free(r->remote);
 	free(r);
@@ -1904,6 +1918,7 @@ static void route_down(struct route *r, const char *cause)
 	if (r->cause[0] == '\0' && cause)
 		snprintf(r->cause, sizeof(r->cause), "%s", cause);
 	if (!r->cause[0]) { /* closed cleanly (idle, stop, reload, the peer's close) */
+		route_stats(r, false, NULL);
 		if ((r->nq || r->nv) && !s->stopping)
 			route_start(r);
 		return;
@@ -1917,6 +1932,7 @@ static void route_down(struct route *r, const char *cause)
 		return;
 	}
 	r->attempts++;
+	route_stats(r, false, r->cause);
 	bool changed = strcmp(r->cause, r->last_cause) != 0;
 	if (xproto_log_failure(r->attempts, changed))
 		log_warn(MOD, "%s -> %s: cannot federate: %s", r->local, r->remote,
@@ -1995,6 +2011,7 @@ static void route_try_next(struct route *r)
 			return;
 		snprintf(r->cause, sizeof(r->cause), "cannot connect to %s:%u: %s",
 		         t->addr, (unsigned)t->port, strerror(-e));
+		stats_fail(STATS_FAIL_CONNECT, strerror(-e));
 	}
 	if (!r->cause[0])
 		snprintf(r->cause, sizeof(r->cause), "no address to connect to");
@@ -2008,6 +2025,11 @@ static void on_resolved(const struct xdns_result *res, void *arg)
 	r->resolving = false;
 	if (res->status != 0 || res->n == 0) {
 		snprintf(r->cause, sizeof(r->cause), "DNS: %s", res->why);
+		stats_fail(STATS_FAIL_DNS,
+		           res->status == -ENOENT         ? "no such name or address"
+		           : res->status == -EHOSTUNREACH ? "no XMPP service (SRV .)"
+		           : res->status == -ETIMEDOUT    ? "timeout"
+		                                          : "resolver failure");
 		route_down(r, NULL);
 		return;
 	}

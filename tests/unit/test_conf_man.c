@@ -69,11 +69,14 @@ static int compare(const struct doc_key *doc, size_t ndoc, int verbose)
 	const char *s, *k;
 	for (size_t i = 0; conf_key_at(i, &s, &k) == 0; i++) {
 		size_t j = 0;
-		while (j < ndoc && !(strcmp(doc[j].sect, s) == 0 && strcmp(doc[j].key, k) == 0))
+		while (j < ndoc &&
+		       !(strcmp(doc[j].sect, s) == 0 && strcmp(doc[j].key, k) == 0))
 			j++;
 		if (j == ndoc) {
 			if (verbose)
-				printf("# [%s] %s: in the key table, not in presbridge.conf(5)\n", s, k);
+				printf("# [%s] %s: in the key table, not in "
+				       "presbridge.conf(5)\n",
+				       s, k);
 			diffs++;
 		}
 	}
@@ -84,8 +87,9 @@ static int compare(const struct doc_key *doc, size_t ndoc, int verbose)
 			i++;
 		if (conf_key_at(i, &s, &k) != 0) {
 			if (verbose)
-				printf("# [%s] %s: in presbridge.conf(5), not in the key table\n",
-			       doc[j].sect, doc[j].key);
+				printf("# [%s] %s: in presbridge.conf(5), not in the key "
+				       "table\n",
+				       doc[j].sect, doc[j].key);
 			diffs++;
 		}
 	}
