@@ -9,6 +9,7 @@
 #ifndef PRESBRIDGE_BRIDGE_H
 #define PRESBRIDGE_BRIDGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct bridge;
@@ -36,6 +37,22 @@ void bridge_stop(struct bridge *b, void (*done)(void *arg), void *arg);
 
 /* One line for people (systemd STATUS=): links up, SIP connections, counts. */
 void bridge_summary(const struct bridge *b, char *buf, size_t len);
+
+/* ---- for operators (bridge_ctl.c): presbridgectl and /metrics ---- */
+struct sbuf;
+/* Append the status: version, uptime, each link and peer (up/down since when,
+ * last failure), counts. For people, or one JSON object. */
+void bridge_ctl_status(struct bridge *b, struct sbuf *sb, bool json);
+/* Append every link and peer of the link registry (stats.h). */
+void bridge_ctl_peers(struct bridge *b, struct sbuf *sb, bool json);
+/* Append the subscriptions of filter (a user with or without sip:, or a domain;
+ * NULL: all). Returns how many. */
+size_t bridge_ctl_subscriptions(struct bridge *b, const char *filter, struct sbuf *sb,
+                                bool json);
+/* Append the IM sessions. Returns how many. */
+size_t bridge_ctl_sessions(struct bridge *b, struct sbuf *sb, bool json);
+/* Append the Prometheus exposition: stats.h's counters and the bridge's gauges. */
+void bridge_metrics(struct bridge *b, struct sbuf *sb);
 
 void bridge_free(struct bridge *b);
 

@@ -25,6 +25,10 @@ struct presmap;
 #define CONF_MAX_SUBSCRIPTIONS_PER_USER_DEFAULT 2000u
 #define CONF_IM_IDLE_TIMEOUT_DEFAULT            600u
 #define CONF_SIP_IDLE_TIMEOUT_DEFAULT           600u
+/* [control] socket when not set: used if its folder exists (systemd's
+ * RuntimeDirectory), else no control socket. */
+#define CONF_CONTROL_SOCKET_DEFAULT "/run/presbridge/control.sock"
+#define CONF_METRICS_PORT_DEFAULT   9478u
 
 enum conf_tp {
 	CONF_TP_UDP,
@@ -174,6 +178,11 @@ struct conf {
 	struct conf_peer *peers;
 	size_t npeers;
 
+	/* [control]: the presbridgectl socket; NULL: the default; "off": none. */
+	char *control_socket;
+	/* [metrics]: the Prometheus endpoint; host NULL: off (the default). */
+	struct conf_hostport metrics_listen;
+
 	/* Loaded from the mappings folder. */
 	struct addr_map *addr;
 	struct presmap *pres;
@@ -199,6 +208,15 @@ unsigned conf_key_line(const struct conf *cf, const char *section, const char *k
  * last key. For documentation checks (presbridge.conf(5) lists every key).
  */
 int conf_key_at(size_t i, const char **section, const char **key);
+
+/*
+ * What differs between two loaded configurations, one call of h per difference
+ * in file order: "[sip] listen", "[peer lync] address", "[peer x] added",
+ * "[s2s-peer d] removed". Secrets are named, never shown. The mapping files are
+ * not compared.
+ */
+typedef void(conf_diff_h)(const char *what, void *arg);
+void conf_diff(const struct conf *a, const struct conf *b, conf_diff_h *h, void *arg);
 
 /* The peer whose `domains` lists sip_domain (case-insensitive); NULL if none. Borrowed.
  */

@@ -28,6 +28,9 @@ void sbuf_printf(struct sbuf *sb, const char *fmt, ...)
 /* Append s escaped for XML text and attribute values (& < > " '). */
 void sbuf_put_xml(struct sbuf *sb, const char *s);
 void sbuf_put_xmln(struct sbuf *sb, const char *s, size_t n);
+/* Append s (NULL: "") as a JSON string (RFC 8259 section 7): quotes, backslash
+ * and control characters escaped; bytes >= 0x80 pass as they are (UTF-8 in). */
+void sbuf_put_json(struct sbuf *sb, const char *s);
 /* Caller-owns the returned NUL-terminated string; NULL after any error. */
 char *sbuf_take(struct sbuf *sb, size_t *lenp);
 

@@ -258,6 +258,8 @@ int sipleg_feed(struct sipleg *sl, bool stream, const char *ip, const char *buf,
 /* Number of open dialogs and connections (for tests and status). */
 size_t sipleg_dialog_count(const struct sipleg *sl);
 size_t sipleg_conn_count(const struct sipleg *sl);
+/* Open connections attributed to [peer name]. */
+size_t sipleg_peer_conn_count(const struct sipleg *sl, const char *peer);
 
 /* len - 1 random lower-case hex characters and a NUL into out (RAND_bytes):
  * branches, tags, Call-IDs. */

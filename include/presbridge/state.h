@@ -159,5 +159,7 @@ struct state_im *state_im_by_thread(const struct state *s, const char *jid,
 int state_im_save(struct state *s, const struct state_im *im);
 int state_im_drop(struct state *s, struct state_im *im);
 size_t state_im_count(const struct state *s);
+/* Call h for every IM session; h must not add or drop sessions. */
+void state_im_each(struct state *s, void (*h)(struct state_im *im, void *arg), void *arg);
 
 #endif

@@ -62,7 +62,7 @@ void stats_link_forget(enum stats_link_kind k, const char *name);
 
 struct stats_link_info {
 	enum stats_link_kind kind;
-	const char *name;  /* borrowed until the registry changes */
+	const char *name; /* borrowed until the registry changes */
 	bool up;
 	int64_t since;     /* unix seconds of the last change (or registration) */
 	uint64_t failures; /* down transitions and failed attempts */

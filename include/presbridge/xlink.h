@@ -143,6 +143,8 @@ unsigned xlink_retry_after(const struct xlink_set *s, const char *domain);
 
 /* Number of component links and the domain of link i (borrowed; NULL past the end). */
 size_t xlink_count(const struct xlink_set *s);
+/* Stanzas waiting for a link or stream to come up, over all of them. */
+size_t xlink_queued(const struct xlink_set *s);
 const char *xlink_domain(const struct xlink_set *s, size_t i);
 
 /* ---- test seam (fuzzing) ---- */

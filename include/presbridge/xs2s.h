@@ -97,6 +97,8 @@ int xs2s_feed(struct xs2s *s, const char *bytes, size_t len, size_t piece,
               const char *pre_from, const char *pre_to, xlink_tap_h *out, void *arg);
 
 size_t xs2s_count(const struct xs2s *s);
+/* Stanzas waiting for an outgoing stream, over all routes. */
+size_t xs2s_queued(const struct xs2s *s);
 const char *xs2s_domain(const struct xs2s *s, size_t i);
 
 #endif

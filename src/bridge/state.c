@@ -578,6 +578,14 @@ size_t state_im_count(const struct state *s)
 	return s->ims.n;
 }
 
+void state_im_each(struct state *s, void (*h)(struct state_im *im, void *arg), void *arg)
+{
+	size_t pos = 0;
+	struct state_im *im;
+	while ((im = hmap_next(&s->ims, &pos)))
+		h(im, arg);
+}
+
 /* ---- loading ---- */
 
 struct loader {

@@ -26,6 +26,9 @@ enum sect {
 	SECT_PEER,
 	SECT_S2S,
 	SECT_S2S_PEER,
+	SECT_CONTROL,
+	SECT_METRICS,
+	SECT_COUNT
 };
 
 enum ktype {
@@ -140,6 +143,9 @@ static const struct key_def keys[] = {
     {SECT_S2S_PEER, "tls", KT_ENUM, S(tls), s2s_tls_modes, 0, false, false},
     {SECT_S2S_PEER, "auth", KT_AUTHS, S(auth), s2s_auths, 0, false, false},
     {SECT_S2S_PEER, "direct_tls", KT_BOOL, S(direct_tls), booleans, 0, false, false},
+    {SECT_CONTROL, "socket", KT_STRING, C(control_socket), NULL, 0, false, false},
+    {SECT_METRICS, "listen", KT_HOSTPORT, C(metrics_listen), NULL,
+     CONF_METRICS_PORT_DEFAULT, false, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -149,10 +155,8 @@ static const struct {
 	const char *name;
 	enum sect sect;
 } sections[] = {
-    {"bridge", SECT_BRIDGE},
-    {"sip", SECT_SIP},
-    {"xmpp", SECT_XMPP},
-    {"s2s", SECT_S2S},
+    {"bridge", SECT_BRIDGE}, {"sip", SECT_SIP},         {"xmpp", SECT_XMPP},
+    {"s2s", SECT_S2S},       {"control", SECT_CONTROL}, {"metrics", SECT_METRICS},
 };
 
 struct loader {
@@ -161,8 +165,7 @@ struct loader {
 	const char *fname;
 	struct conf_file src;
 	enum sect sect;
-	unsigned
-	    sect_line[SECT_S2S_PEER + 1]; /* first header line of each global section */
+	unsigned sect_line[SECT_COUNT];   /* first header line of each global section */
 	unsigned global_seen[NKEYS];      /* line each key was set at, global sections */
 	unsigned (*peer_seen)[NKEYS];     /* the same for each peer */
 	unsigned (*s2s_peer_seen)[NKEYS]; /* and for each [s2s-peer] */
@@ -790,10 +793,12 @@ static void check_required(struct loader *ld)
 					       ld->cf->peers[p].name, keys[k].name);
 		} else if (ld->sect_line[keys[k].sect] && !ld->global_seen[k]) {
 			err_at(ld, ld->sect_line[keys[k].sect], "[%s] needs '%s'",
-			       keys[k].sect == SECT_SIP    ? "sip"
-			       : keys[k].sect == SECT_XMPP ? "xmpp"
-			       : keys[k].sect == SECT_S2S  ? "s2s"
-			                                   : "bridge",
+			       keys[k].sect == SECT_SIP       ? "sip"
+			       : keys[k].sect == SECT_XMPP    ? "xmpp"
+			       : keys[k].sect == SECT_S2S     ? "s2s"
+			       : keys[k].sect == SECT_CONTROL ? "control"
+			       : keys[k].sect == SECT_METRICS ? "metrics"
+			                                      : "bridge",
 			       keys[k].name);
 		}
 	}
@@ -926,6 +931,35 @@ static void check_xmpp(struct loader *ld)
 }
 
 /* Cross-checks that need the whole file: TLS material, peers among themselves. */
+/* [control] and [metrics]: the operator's interfaces (presbridgectl, Prometheus). */
+static void check_ops(struct loader *ld)
+{
+	struct conf *cf = ld->cf;
+	unsigned sl = ld->global_seen[key_index(SECT_CONTROL, "socket")];
+	if (cf->control_socket && strcmp(cf->control_socket, "off") != 0) {
+		if (cf->control_socket[0] != '/')
+			err_at(ld, sl,
+			       "[control] socket: an absolute path (or off), as "
+			       "/run/presbridge/control.sock");
+		else if (strlen(cf->control_socket) >= 108) /* sizeof(sun_path) */
+			err_at(
+			    ld, sl,
+			    "[control] socket: at most 107 bytes (a Unix socket path)");
+	}
+	unsigned ml = ld->global_seen[key_index(SECT_METRICS, "listen")];
+	if (ml && cf->metrics_listen.host) {
+		const char *h = cf->metrics_listen.host;
+		if (strncmp(h, "127.", 4) != 0 && strcmp(h, "::1") != 0 &&
+		    strcmp(h, "localhost") != 0)
+			warn_at(
+			    ld, ml,
+			    "[metrics] listen = %s: /metrics is served without "
+			    "authentication beyond this host; prefer loopback behind a "
+			    "proxy, or firewall it",
+			    h);
+	}
+}
+
 static void check_consistency(struct loader *ld)
 {
 	struct conf *cf = ld->cf;
@@ -1042,6 +1076,7 @@ static void check_consistency(struct loader *ld)
 		warn_at(
 		    ld, 0,
 		    "no [peer] section: no SIP server can reach the bridge, nor it them");
+	check_ops(ld);
 }
 
 static int read_mapping(struct loader *ld, const char *file, bool required, char **textp,
@@ -1227,12 +1262,161 @@ int conf_key_at(size_t i, const char **section, const char **key)
 	    [SECT_PEER] = "peer",
 	    [SECT_S2S] = "s2s",
 	    [SECT_S2S_PEER] = "s2s-peer",
+	    [SECT_CONTROL] = "control",
+	    [SECT_METRICS] = "metrics",
 	};
 	if (i >= NKEYS)
 		return -ENOENT;
 	*section = sect_names[keys[i].sect];
 	*key = keys[i].name;
 	return 0;
+}
+
+/* ---- what a reload changes ---------------------------------------------- */
+
+static bool str_differ(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static bool hp_differ(const struct conf_hostport *a, const struct conf_hostport *b)
+{
+	return str_differ(a->host, b->host) || a->port != b->port;
+}
+
+static bool hps_differ(const struct conf_hostport *a, size_t na,
+                       const struct conf_hostport *b, size_t nb)
+{
+	if (na != nb)
+		return true;
+	for (size_t i = 0; i < na; i++)
+		if (hp_differ(&a[i], &b[i]))
+			return true;
+	return false;
+}
+
+/* Does key k differ between the records at a and b (a conf, peer or s2s peer)? */
+static bool key_differs(const struct key_def *k, const void *a, const void *b)
+{
+	const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+	switch (k->type) {
+	case KT_STRING:
+	case KT_SECRET:
+	case KT_FILE:
+	case KT_DIR:
+	case KT_STATE:
+		return str_differ(*(char *const *)pa, *(char *const *)pb);
+	case KT_ENUM:
+		return *(const int *)pa != *(const int *)pb;
+	case KT_BOOL:
+		return *(const bool *)pa != *(const bool *)pb;
+	case KT_UINT:
+		return *(const uint32_t *)pa != *(const uint32_t *)pb;
+	case KT_AUTHS:
+		return *(const unsigned *)pa != *(const unsigned *)pb;
+	case KT_HOSTPORT:
+		return hp_differ((const struct conf_hostport *)pa,
+		                 (const struct conf_hostport *)pb);
+	case KT_LISTEN: {
+		const struct conf *ca = a, *cb = b;
+		if (ca->nlisten != cb->nlisten)
+			return true;
+		for (size_t i = 0; i < ca->nlisten; i++)
+			if (ca->listen[i].tp != cb->listen[i].tp ||
+			    hp_differ(&ca->listen[i].addr, &cb->listen[i].addr))
+				return true;
+		return false;
+	}
+	case KT_S2S_LISTEN: {
+		const struct conf *ca = a, *cb = b;
+		return hps_differ(ca->s2s_listen, ca->ns2s_listen, cb->s2s_listen,
+		                  cb->ns2s_listen);
+	}
+	case KT_S2S_LISTEN_TLS: {
+		const struct conf *ca = a, *cb = b;
+		return hps_differ(ca->s2s_listen_tls, ca->ns2s_listen_tls,
+		                  cb->s2s_listen_tls, cb->ns2s_listen_tls);
+	}
+	case KT_DOMAINS: {
+		const struct conf_peer *x = a, *y = b;
+		if (x->ndomains != y->ndomains)
+			return true;
+		for (size_t i = 0; i < x->ndomains; i++)
+			if (strcasecmp(x->domains[i], y->domains[i]) != 0)
+				return true;
+		return false;
+	}
+	}
+	return false;
+}
+
+void conf_diff(const struct conf *a, const struct conf *b, conf_diff_h *h, void *arg)
+{
+	static const char *const names[SECT_COUNT] = {
+	    [SECT_BRIDGE] = "bridge",   [SECT_SIP] = "sip",
+	    [SECT_XMPP] = "xmpp",       [SECT_S2S] = "s2s",
+	    [SECT_CONTROL] = "control", [SECT_METRICS] = "metrics",
+	};
+	char what[400];
+	for (size_t k = 0; k < NKEYS; k++) {
+		if (keys[k].sect == SECT_PEER || keys[k].sect == SECT_S2S_PEER)
+			continue;
+		if (key_differs(&keys[k], a, b)) {
+			snprintf(what, sizeof(what), "[%s] %s", names[keys[k].sect],
+			         keys[k].name);
+			h(what, arg);
+		}
+	}
+	for (size_t i = 0; i < a->npeers; i++) {
+		const struct conf_peer *pb = NULL;
+		for (size_t j = 0; j < b->npeers && !pb; j++)
+			if (strcmp(a->peers[i].name, b->peers[j].name) == 0)
+				pb = &b->peers[j];
+		if (!pb) {
+			snprintf(what, sizeof(what), "[peer %s] removed",
+			         a->peers[i].name);
+			h(what, arg);
+			continue;
+		}
+		for (size_t k = 0; k < NKEYS; k++)
+			if (keys[k].sect == SECT_PEER &&
+			    key_differs(&keys[k], &a->peers[i], pb)) {
+				snprintf(what, sizeof(what), "[peer %s] %s", pb->name,
+				         keys[k].name);
+				h(what, arg);
+			}
+	}
+	for (size_t j = 0; j < b->npeers; j++) {
+		bool old = false;
+		for (size_t i = 0; i < a->npeers && !old; i++)
+			old = strcmp(a->peers[i].name, b->peers[j].name) == 0;
+		if (!old) {
+			snprintf(what, sizeof(what), "[peer %s] added", b->peers[j].name);
+			h(what, arg);
+		}
+	}
+	for (size_t i = 0; i < a->ns2s_peers; i++) {
+		const struct conf_s2s_peer *pa = &a->s2s_peers[i];
+		const struct conf_s2s_peer *pb = conf_s2s_peer(b, pa->domain);
+		if (!pb) {
+			snprintf(what, sizeof(what), "[s2s-peer %s] removed", pa->domain);
+			h(what, arg);
+			continue;
+		}
+		for (size_t k = 0; k < NKEYS; k++)
+			if (keys[k].sect == SECT_S2S_PEER &&
+			    key_differs(&keys[k], pa, pb)) {
+				snprintf(what, sizeof(what), "[s2s-peer %s] %s",
+				         pb->domain, keys[k].name);
+				h(what, arg);
+			}
+	}
+	for (size_t j = 0; j < b->ns2s_peers; j++)
+		if (!conf_s2s_peer(a, b->s2s_peers[j].domain)) {
+			snprintf(what, sizeof(what), "[s2s-peer %s] added",
+			         b->s2s_peers[j].domain);
+			h(what, arg);
+		}
 }
 
 const struct conf_peer *conf_peer_for_domain(const struct conf *cf,
@@ -1290,6 +1474,8 @@ void conf_free(struct conf *cf)
 	free(cf->xmpp_secret);
 	free(cf->xmpp_ca);
 	free(cf->xmpp_name);
+	free(cf->control_socket);
+	free(cf->metrics_listen.host);
 	for (size_t i = 0; i < cf->npeers; i++) {
 		struct conf_peer *p = &cf->peers[i];
 		free(p->name);

@@ -140,3 +140,19 @@ char *sbuf_take(struct sbuf *sb, size_t *lenp)
 	sbuf_init(sb);
 	return p;
 }
+
+void sbuf_put_json(struct sbuf *sb, const char *s)
+{
+	sbuf_putc(sb, '"');
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		if (*p == '"' || *p == '\\') {
+			sbuf_putc(sb, '\\');
+			sbuf_putc(sb, (char)*p);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			sbuf_printf(sb, "\\u%04x", *p);
+		} else {
+			sbuf_putc(sb, (char)*p);
+		}
+	}
+	sbuf_putc(sb, '"');
+}

@@ -3,14 +3,21 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "presbridge/bridge.h"
 #include "presbridge/conf.h"
+#include "presbridge/ctl.h"
 #include "presbridge/log.h"
 #include "presbridge/loop.h"
+#include "presbridge/metrics.h"
+#include "presbridge/sbuf.h"
 #include "presbridge/sdnotify.h"
+#include "presbridge/stats.h"
 #include "presbridge/version.h"
 
 _Static_assert((int)CONF_LOG_TRACE == (int)LOG_LVL_TRACE &&
@@ -23,8 +30,37 @@ struct daemon {
 	struct loop *loop;
 	struct bridge *bridge;
 	struct sdnotify *notify; /* systemd's service protocol */
+	struct ctl *ctl;         /* presbridgectl's socket; NULL: none */
+	char *ctl_path;
+	struct metrics *metrics; /* /metrics; NULL: off */
+	uint64_t maphash[3];     /* of domains.map, users.map, presence.map */
+	struct loop_timer stop_t;
 	int status;
 };
+
+static const char *const map_files[3] = {"domains.map", "users.map", "presence.map"};
+
+/* FNV-1a of a mapping file's bytes (0: unreadable), to tell a reload what changed. */
+static uint64_t file_hash(const char *dir, const char *name)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return 0;
+	uint64_t h = 1469598103934665603ull;
+	int c;
+	while ((c = getc(f)) != EOF)
+		h = (h ^ (unsigned char)c) * 1099511628211ull;
+	fclose(f);
+	return h;
+}
+
+static void map_hashes(const struct conf *cf, uint64_t out[3])
+{
+	for (int i = 0; i < 3; i++)
+		out[i] = file_hash(cf->mappings, map_files[i]);
+}
 
 static void summary(void *arg, char *buf, unsigned len)
 {
@@ -60,18 +96,40 @@ static void on_stop(int signo, void *arg)
 	bridge_stop(d->bridge, on_stopped, d);
 }
 
-/* A reload is all or nothing: a file with any error leaves the running
- * configuration in place, so a typo never takes a federation down. */
-static void on_reload(int signo, void *arg)
+static int ops_start(struct daemon *d);
+static void ops_stop(struct daemon *d);
+
+struct diff_out {
+	struct sbuf *sb;
+	size_t n;
+};
+
+static void on_diff(const char *what, void *arg)
 {
-	struct daemon *d = arg;
+	struct diff_out *o = arg;
+	sbuf_printf(o->sb, "%s%s", o->n++ ? ", " : "", what);
+}
+
+/*
+ * A reload is all or nothing: a file with any error leaves the running
+ * configuration in place, so a typo never takes a federation down. out (may be
+ * NULL): what changed, or every problem and why it was refused, for
+ * presbridgectl reload. Returns 0 or -errno.
+ */
+static int reload(struct daemon *d, struct sbuf *out)
+{
 	struct diag_list dl;
 	struct conf *cf = NULL;
-	(void)signo;
+	char line[1400];
 
 	diag_init(&dl);
 	int err = conf_load(&cf, d->path, &dl);
 	log_diags(&dl);
+	for (size_t i = 0; out && i < dl.n; i++) {
+		diag_format(&dl.v[i], line, sizeof(line));
+		sbuf_printf(out, "%s: %s\n",
+		            dl.v[i].level == DIAG_ERROR ? "error" : "warning", line);
+	}
 	diag_free(&dl);
 	if (!err)
 		err = bridge_reload(d->bridge, cf);
@@ -80,16 +138,186 @@ static void on_reload(int signo, void *arg)
 		    "daemon",
 		    "reload of %s refused (%s); still running the previous configuration",
 		    d->path, strerror(-err));
+		if (out)
+			sbuf_printf(
+			    out,
+			    "reload of %s refused (%s); still running the previous "
+			    "configuration\n",
+			    d->path, strerror(-err));
 		conf_free(cf);
-		return;
+		return err;
 	}
+	struct sbuf changed;
+	sbuf_init(&changed);
+	struct diff_out o = {&changed, 0};
+	conf_diff(d->cf, cf, on_diff, &o);
+	uint64_t h[3];
+	map_hashes(cf, h);
+	for (int i = 0; i < 3; i++)
+		if (h[i] != d->maphash[i])
+			on_diff(map_files[i], &o);
+	memcpy(d->maphash, h, sizeof(h));
+	bool ops_changed =
+	    (d->cf->control_socket == NULL) != (cf->control_socket == NULL) ||
+	    (cf->control_socket &&
+	     strcmp(cf->control_socket, d->cf->control_socket) != 0) ||
+	    (d->cf->metrics_listen.host == NULL) != (cf->metrics_listen.host == NULL) ||
+	    (cf->metrics_listen.host &&
+	     (strcmp(cf->metrics_listen.host, d->cf->metrics_listen.host) != 0 ||
+	      cf->metrics_listen.port != d->cf->metrics_listen.port));
+	if (ops_changed)
+		ops_stop(d);
 	conf_free(d->cf);
 	d->cf = cf;
+	if (ops_changed)
+		ops_start(d);
 	log_set_level((enum log_level)cf->log_level);
-	log_info("daemon", "reloaded %s", d->path);
-	char line[256];
+	char *ch = sbuf_take(&changed, NULL);
+	log_info("daemon", "reloaded %s: %s", d->path,
+	         o.n ? (ch ? ch : "?") : "nothing changed");
+	if (out)
+		sbuf_printf(out, "reloaded %s: %s%s\n", d->path, o.n ? "changed " : "",
+		            o.n ? (ch ? ch : "?") : "nothing changed");
+	free(ch);
 	bridge_summary(d->bridge, line, sizeof(line));
 	sdnotify_status(d->notify, line);
+	return 0;
+}
+
+static void on_reload(int signo, void *arg)
+{
+	(void)signo;
+	reload(arg, NULL);
+}
+
+/* The stop command: after its answer has left. */
+static void stop_later(void *arg)
+{
+	on_stop(SIGTERM, arg);
+}
+
+static int ctl_usage(struct sbuf *out)
+{
+	sbuf_puts(out, "commands: status, peers, subscriptions [USER|DOMAIN], sessions, "
+	               "reload, log-level error|warn|info|debug|trace, stop\n");
+	return 2;
+}
+
+static int on_command(void *arg, int argc, char **argv, bool json, struct sbuf *out)
+{
+	struct daemon *d = arg;
+	const char *cmd = argv[0];
+	if (strcmp(cmd, "status") == 0 && argc == 1) {
+		bridge_ctl_status(d->bridge, out, json);
+	} else if (strcmp(cmd, "peers") == 0 && argc == 1) {
+		bridge_ctl_peers(d->bridge, out, json);
+	} else if (strcmp(cmd, "subscriptions") == 0 && argc <= 2) {
+		bridge_ctl_subscriptions(d->bridge, argc == 2 ? argv[1] : NULL, out,
+		                         json);
+	} else if (strcmp(cmd, "sessions") == 0 && argc == 1) {
+		bridge_ctl_sessions(d->bridge, out, json);
+	} else if (strcmp(cmd, "reload") == 0 && argc == 1) {
+		struct sbuf text;
+		sbuf_init(&text);
+		int err = reload(d, &text);
+		char *t = sbuf_take(&text, NULL);
+		if (json) {
+			sbuf_printf(
+			    out, "{\"reloaded\":%s,\"message\":", err ? "false" : "true");
+			sbuf_put_json(out, t);
+			sbuf_puts(out, "}");
+		} else {
+			sbuf_puts(out, t ? t : "");
+		}
+		free(t);
+		return err ? 1 : 0;
+	} else if (strcmp(cmd, "log-level") == 0 && argc == 2) {
+		static const char *const levels[] = {"error", "warn", "info", "debug",
+		                                     "trace"};
+		for (int i = 0; i < 5; i++)
+			if (strcmp(argv[1], levels[i]) == 0) {
+				log_set_level((enum log_level)i);
+				log_info("daemon", "log level %s (presbridgectl)",
+				         levels[i]);
+				sbuf_printf(out,
+				            json ? "{\"log_level\":\"%s\"}"
+				                 : "log level %s until the next reload\n",
+				            levels[i]);
+				return 0;
+			}
+		sbuf_printf(out, "unknown level '%s'\n", argv[1]);
+		return ctl_usage(out);
+	} else if (strcmp(cmd, "stop") == 0 && argc == 1) {
+		sbuf_puts(out, json ? "{\"stopping\":true}" : "stopping\n");
+		log_info("daemon", "stop requested through the control socket");
+		loop_timer_start(d->loop, &d->stop_t, 50, stop_later, d);
+	} else {
+		if (strcmp(cmd, "help") != 0)
+			sbuf_printf(out, "unknown command or arguments: %s\n", cmd);
+		return ctl_usage(out);
+	}
+	if (json)
+		sbuf_puts(out, "\n");
+	return 0;
+}
+
+static void render_metrics(void *arg, struct sbuf *sb)
+{
+	struct daemon *d = arg;
+	bridge_metrics(d->bridge, sb);
+}
+
+/* The operator's interfaces. Their failure never stops the federation: it is
+ * logged, and the bridge runs without them. */
+static int ops_start(struct daemon *d)
+{
+	const char *path = d->cf->control_socket;
+	bool explicit = path != NULL;
+	if (!path)
+		path = CONF_CONTROL_SOCKET_DEFAULT;
+	if (strcmp(path, "off") != 0) {
+		char dir[256];
+		snprintf(dir, sizeof(dir), "%s", path);
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			*slash = '\0';
+		struct stat st;
+		if (!explicit && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+			log_debug("daemon", "no control socket: %s does not exist", dir);
+		} else {
+			int err = ctl_new(&d->ctl, d->loop, path, on_command, d);
+			if (err)
+				log_warn("daemon", "no control socket at %s: %s%s", path,
+				         strerror(-err),
+				         err == -EADDRINUSE
+				             ? " (another presbridge answers there)"
+				             : "");
+			else
+				log_info("daemon",
+				         "control socket %s (presbridgectl -s %s status)",
+				         path, path);
+			d->ctl_path = d->ctl ? strdup(path) : NULL;
+		}
+	}
+	if (d->cf->metrics_listen.host) {
+		int err = metrics_new(&d->metrics, d->loop, &d->cf->metrics_listen,
+		                      render_metrics, d);
+		if (err)
+			log_warn("daemon", "no /metrics on %s:%u: %s",
+			         d->cf->metrics_listen.host, d->cf->metrics_listen.port,
+			         strerror(-err));
+	}
+	return 0;
+}
+
+static void ops_stop(struct daemon *d)
+{
+	ctl_free(d->ctl);
+	d->ctl = NULL;
+	free(d->ctl_path);
+	d->ctl_path = NULL;
+	metrics_free(d->metrics);
+	d->metrics = NULL;
 }
 
 int daemon_run(const char *config_path)
@@ -99,6 +327,7 @@ int daemon_run(const char *config_path)
 	int err;
 
 	log_journal_detect();
+	stats_reset();
 	diag_init(&dl);
 	err = conf_load(&d.cf, config_path, &dl);
 	log_diags(&dl);
@@ -137,6 +366,8 @@ int daemon_run(const char *config_path)
 		d.status = EXIT_FAILURE;
 		goto out;
 	}
+	map_hashes(d.cf, d.maphash);
+	ops_start(&d);
 	log_info("daemon", "presbridge %s running with %s", PB_VERSION, config_path);
 	/* Both legs are listening, and the XMPP side connecting or retrying. */
 	sdnotify_ready(d.notify);
@@ -147,6 +378,8 @@ int daemon_run(const char *config_path)
 	}
 	log_info("daemon", "stopped");
 out:
+	loop_timer_cancel(d.loop, &d.stop_t);
+	ops_stop(&d);
 	sdnotify_free(d.notify);
 	bridge_free(d.bridge);
 	loop_free(d.loop);

@@ -12,16 +12,16 @@
 
 /* RFC 3261 section 27.4 and the methods of its extensions the bridge meets. */
 static const char *const methods[] = {
-    "INVITE", "ACK",     "BYE",    "CANCEL", "OPTIONS", "REGISTER", "SUBSCRIBE",
-    "NOTIFY", "PUBLISH", "MESSAGE", "INFO",  "REFER",   "UPDATE",   "PRACK",
-    "SERVICE", "BENOTIFY", "other",
+    "INVITE",    "ACK",    "BYE",     "CANCEL",   "OPTIONS", "REGISTER",
+    "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE",  "INFO",    "REFER",
+    "UPDATE",    "PRACK",  "SERVICE", "BENOTIFY", "other",
 };
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
 
 static const char *const kinds[] = {"message", "presence", "iq", "other"};
 static const char *const dirs[] = {"in", "out"};
-static const char *const fail_kinds[STATS_FAIL_COUNT] = {
-    "xmpp_condition", "stream_error", "tls_alert", "dns", "connect"};
+static const char *const fail_kinds[STATS_FAIL_COUNT] = {"xmpp_condition", "stream_error",
+                                                         "tls_alert", "dns", "connect"};
 static const char *const link_kinds[] = {"component", "s2s", "sip_peer"};
 
 /* Upper bounds (seconds) of the histogram buckets; +Inf is implicit. */
@@ -99,7 +99,8 @@ void stats_sip_request(enum stats_dir dir, const char *method, size_t len)
 {
 	size_t i = 0;
 	for (; i < NMETHODS - 1; i++)
-		if (method && strlen(methods[i]) == len && memcmp(methods[i], method, len) == 0)
+		if (method && strlen(methods[i]) == len &&
+		    memcmp(methods[i], method, len) == 0)
 			break;
 	S.req[dir & 1][i]++;
 }
@@ -290,48 +291,55 @@ void stats_prometheus(struct sbuf *sb)
 {
 	head(sb, "presbridge_build_info", "gauge", "The running build; always 1");
 	sbuf_printf(sb, "presbridge_build_info{version=\"%s\"} 1\n", PB_VERSION);
-	head(sb, "presbridge_start_time_seconds", "gauge", "Unix time the daemon started");
-	sbuf_printf(sb, "presbridge_start_time_seconds %lld\n", (long long)stats_started());
+	head(sb, "presbridge_start_time_seconds", "gauge",
+	     "Unix time the daemon started");
+	sbuf_printf(sb, "presbridge_start_time_seconds %lld\n",
+	            (long long)stats_started());
 
 	head(sb, "presbridge_sip_requests_total", "counter",
 	     "SIP requests received (in) and sent (out), by method");
 	for (int d = 0; d < 2; d++)
 		for (size_t m = 0; m < NMETHODS; m++)
 			sbuf_printf(sb,
-				            "presbridge_sip_requests_total{direction=\"%s\","
-				            "method=\"%s\"} %llu\n",
-				            dirs[d], methods[m], (unsigned long long)S.req[d][m]);
+			            "presbridge_sip_requests_total{direction=\"%s\","
+			            "method=\"%s\"} %llu\n",
+			            dirs[d], methods[m], (unsigned long long)S.req[d][m]);
 	head(sb, "presbridge_sip_responses_total", "counter",
 	     "SIP responses received (in) and sent (out), by status code");
 	for (int d = 0; d < 2; d++)
 		for (int c = 0; c < 600; c++)
 			if (S.resp[d][c])
-				sbuf_printf(sb,
-				            "presbridge_sip_responses_total{direction=\"%s\","
-				            "code=\"%d\"} %llu\n",
-				            dirs[d], c + 100, (unsigned long long)S.resp[d][c]);
+				sbuf_printf(
+				    sb,
+				    "presbridge_sip_responses_total{direction=\"%s\","
+				    "code=\"%d\"} %llu\n",
+				    dirs[d], c + 100, (unsigned long long)S.resp[d][c]);
 	head(sb, "presbridge_xmpp_stanzas_total", "counter",
 	     "XMPP stanzas received (in) and sent (out), by kind");
 	for (int d = 0; d < 2; d++)
 		for (int k = 0; k < 4; k++)
-			sbuf_printf(sb,
-			            "presbridge_xmpp_stanzas_total{direction=\"%s\",kind=\"%s\"} "
-			            "%llu\n",
-			            dirs[d], kinds[k], (unsigned long long)S.stanza[d][k]);
-	head(sb, "presbridge_failures_total", "counter",
-	     "Failures by kind and cause: XMPP conditions and stream errors received, TLS "
-	     "alerts, DNS and connect failures (SIP refusals: "
-	     "presbridge_sip_responses_total{direction=\"in\",code>=300})");
+			sbuf_printf(
+			    sb,
+			    "presbridge_xmpp_stanzas_total{direction=\"%s\",kind=\"%s\"} "
+			    "%llu\n",
+			    dirs[d], kinds[k], (unsigned long long)S.stanza[d][k]);
+	head(
+	    sb, "presbridge_failures_total", "counter",
+	    "Failures by kind and cause: XMPP conditions and stream errors received, TLS "
+	    "alerts, DNS and connect failures (SIP refusals: "
+	    "presbridge_sip_responses_total{direction=\"in\",code>=300})");
 	for (int k = 0; k < STATS_FAIL_COUNT; k++) {
 		for (size_t i = 0; i < STATS_CAUSES_MAX && S.causes[k][i].name; i++) {
 			sbuf_printf(sb, "presbridge_failures_total{kind=\"%s\",cause=\"",
 			            fail_kinds[k]);
 			label(sb, S.causes[k][i].name);
-			sbuf_printf(sb, "\"} %llu\n", (unsigned long long)S.causes[k][i].n);
+			sbuf_printf(sb, "\"} %llu\n",
+			            (unsigned long long)S.causes[k][i].n);
 		}
 		if (S.cause_other[k])
 			sbuf_printf(sb,
-			            "presbridge_failures_total{kind=\"%s\",cause=\"other\"} %llu\n",
+			            "presbridge_failures_total{kind=\"%s\",cause="
+			            "\"other\"} %llu\n",
 			            fail_kinds[k], (unsigned long long)S.cause_other[k]);
 	}
 	head(sb, "presbridge_link_up", "gauge",

@@ -1058,6 +1058,15 @@ int sipleg_reload(struct sipleg *sl, const struct conf *cf)
 	return 0;
 }
 
+size_t sipleg_peer_conn_count(const struct sipleg *sl, const char *peer)
+{
+	size_t n = 0;
+	for (const struct sip_conn *c = sl->conns; c; c = c->next)
+		n += !c->dead && c->state == SIP_CONN_OPEN && c->peer &&
+		     strcmp(c->peer, peer) == 0;
+	return n;
+}
+
 size_t sipleg_conn_count(const struct sipleg *sl)
 {
 	size_t n = 0;

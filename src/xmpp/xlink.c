@@ -1392,6 +1392,16 @@ unsigned xlink_retry_after(const struct xlink_set *s, const char *domain)
 	return best;
 }
 
+size_t xlink_queued(const struct xlink_set *s)
+{
+	if (s->s2s)
+		return xs2s_queued(s->s2s);
+	size_t n = 0;
+	for (const struct xlink *k = s->links; k; k = k->next)
+		n += xqueue_count(&k->queue);
+	return n;
+}
+
 size_t xlink_count(const struct xlink_set *s)
 {
 	size_t n = 0;

@@ -2631,6 +2631,14 @@ bool xs2s_is_up(const struct xs2s *s, const char *domain)
 	return !domain || in_list(s->p.hosted, s->p.nhosted, domain);
 }
 
+size_t xs2s_queued(const struct xs2s *s)
+{
+	size_t n = 0;
+	for (const struct route *r = s->routes; r; r = r->next)
+		n += r->nq;
+	return n;
+}
+
 size_t xs2s_count(const struct xs2s *s)
 {
 	return s->p.nhosted;

@@ -183,6 +183,125 @@ static void test_sip_idle_timeout(void **state)
 	}
 }
 
+/* conf_diff: what a reload tells the operator changed, one row per kind of edit. */
+#define DIFF_BASE                                                                        \
+	"[bridge]\n" MAPPINGS "[sip]\nlisten = tls:127.0.0.1:5061\n" CERTS               \
+	"[xmpp]\nserver = xmpp.test\nsecret = long-enough-secret\nca = " PB_SOURCE_DIR   \
+	"/examples/certs/ca.crt\n"
+
+struct diff_acc {
+	char text[512];
+};
+
+static void on_diff(const char *what, void *arg)
+{
+	struct diff_acc *a = arg;
+	size_t n = strlen(a->text);
+	snprintf(a->text + n, sizeof(a->text) - n, "%s%s", n ? "; " : "", what);
+}
+
+static void test_diff(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *tail_a, *tail_b; /* appended to DIFF_BASE */
+		const char *want;
+	} rows[] = {
+	    {"[peer a]\nhost = a.sip.test\ndomains = sip.test\n",
+	     "[peer a]\nhost = a.sip.test\ndomains = sip.test\n", ""},
+	    {"[peer a]\nhost = a.sip.test\ndomains = sip.test\n",
+	     "[peer a]\nhost = a.sip.test\ndomains = sip.test\naddress = 10.0.0.1:5061\n",
+	     "[peer a] address"},
+	    {"[peer a]\nhost = a.sip.test\ndomains = sip.test\n",
+	     "[peer b]\nhost = a.sip.test\ndomains = sip.test\n",
+	     "[peer a] removed; [peer b] added"},
+	    {"[peer a]\nhost = a.sip.test\ndomains = sip.test\ntrusted = no\n",
+	     "[peer a]\nhost = a.sip.test\ndomains = sip.test\ntrusted = yes\nim = "
+	     "page\n",
+	     "[peer a] trusted; [peer a] im"},
+	    {"[control]\nsocket = /run/x.sock\n", "[control]\nsocket = /run/y.sock\n",
+	     "[control] socket"},
+	    {"", "[metrics]\nlisten = 127.0.0.1\n", "[metrics] listen"},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char ta[2048], tb[2048];
+		snprintf(ta, sizeof(ta), "%s%s", DIFF_BASE, rows[i].tail_a);
+		snprintf(tb, sizeof(tb), "%s%s", DIFF_BASE, rows[i].tail_b);
+		struct conf *a = NULL, *b = NULL;
+		struct diag_list dla, dlb;
+		if (load_text(ta, &a, &dla) || load_text(tb, &b, &dlb))
+			fail_msg("row %zu: load failed", i);
+		struct diff_acc acc = {""};
+		conf_diff(a, b, on_diff, &acc);
+		assert_string_equal(acc.text, rows[i].want);
+		if (strcmp(rows[i].tail_a, rows[i].tail_b) == 0) {
+			/* the other way round too */
+			conf_diff(b, a, on_diff, &acc);
+			assert_string_equal(acc.text, "");
+		}
+		diag_free(&dla);
+		diag_free(&dlb);
+		conf_free(a);
+		conf_free(b);
+	}
+	/* A change in [sip] listen and in the secret (named, never shown). */
+	struct conf *a = NULL, *b = NULL;
+	struct diag_list dla, dlb;
+	assert_int_equal(load_text(DIFF_BASE, &a, &dla), 0);
+	char tb[2048];
+	snprintf(tb, sizeof(tb), "%s", DIFF_BASE);
+	char *p = strstr(tb, "5061");
+	p[3] = '2';
+	p = strstr(tb, "long-enough-secret");
+	p[0] = 'L';
+	assert_int_equal(load_text(tb, &b, &dlb), 0);
+	struct diff_acc acc = {""};
+	conf_diff(a, b, on_diff, &acc);
+	assert_string_equal(acc.text, "[sip] listen; [xmpp] secret");
+	diag_free(&dla);
+	diag_free(&dlb);
+	conf_free(a);
+	conf_free(b);
+}
+
+/* [control] socket must be absolute; [metrics] beyond loopback draws a warning. */
+static void test_ops_keys(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *tail;
+		int ok;
+		const char *diag; /* a word the error or warning holds; NULL: none */
+	} rows[] = {
+	    {"[control]\nsocket = /run/presbridge/control.sock\n", 1, NULL},
+	    {"[control]\nsocket = off\n", 1, NULL},
+	    {"[control]\nsocket = control.sock\n", 0, "absolute"},
+	    {"[metrics]\nlisten = 127.0.0.1:9478\n", 1, NULL},
+	    {"[metrics]\nlisten = 192.0.2.1:9478\n", 1, "authentication"},
+	    {"[metrics]\nlisten = nonsense:port\n", 0, "listen"},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char t[2048];
+		snprintf(t, sizeof(t),
+		         "%s[peer a]\nhost = a.sip.test\ndomains = sip.test\n%s",
+		         DIFF_BASE, rows[i].tail);
+		struct conf *cf = NULL;
+		struct diag_list dl;
+		int err = load_text(t, &cf, &dl);
+		if ((err == 0) != rows[i].ok)
+			fail_msg("row %zu: %s (%s)", i, err ? "refused" : "accepted",
+			         dl.n ? dl.v[0].msg : "-");
+		if (rows[i].diag && !diag_has(&dl, rows[i].diag))
+			fail_msg("row %zu: no problem naming '%s'", i, rows[i].diag);
+		if (!rows[i].diag && dl.n)
+			fail_msg("row %zu: unexpected: %s", i, dl.v[0].msg);
+		if (i == 3)
+			assert_int_equal(cf->metrics_listen.port, 9478);
+		diag_free(&dl);
+		conf_free(cf);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -190,6 +309,8 @@ int main(void)
 	    cmocka_unit_test(test_peer_routes),
 	    cmocka_unit_test(test_errors_leave_no_conf),
 	    cmocka_unit_test(test_sip_idle_timeout),
+	    cmocka_unit_test(test_diff),
+	    cmocka_unit_test(test_ops_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

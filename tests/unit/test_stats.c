@@ -20,7 +20,8 @@
 static double sample(const char *text, const char *series)
 {
 	size_t n = strlen(series);
-	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+	for (const char *p = text; p && *p;
+	     p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
 		if (strncmp(p, series, n) == 0 && p[n] == ' ')
 			return strtod(p + n + 1, NULL);
 	return -1;
@@ -45,11 +46,15 @@ static void test_counters(void **state)
 		const char *method;
 		const char *series;
 	} rows[] = {
-	    {STATS_IN, "MESSAGE", "presbridge_sip_requests_total{direction=\"in\",method=\"MESSAGE\"}"},
-	    {STATS_OUT, "NOTIFY", "presbridge_sip_requests_total{direction=\"out\",method=\"NOTIFY\"}"},
+	    {STATS_IN, "MESSAGE",
+	     "presbridge_sip_requests_total{direction=\"in\",method=\"MESSAGE\"}"},
+	    {STATS_OUT, "NOTIFY",
+	     "presbridge_sip_requests_total{direction=\"out\",method=\"NOTIFY\"}"},
 	    /* a method nobody registered: other, never a new series */
-	    {STATS_IN, "FOO", "presbridge_sip_requests_total{direction=\"in\",method=\"other\"}"},
-	    {STATS_IN, "MESSAGEX", "presbridge_sip_requests_total{direction=\"in\",method=\"other\"}"},
+	    {STATS_IN, "FOO",
+	     "presbridge_sip_requests_total{direction=\"in\",method=\"other\"}"},
+	    {STATS_IN, "MESSAGEX",
+	     "presbridge_sip_requests_total{direction=\"in\",method=\"other\"}"},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		stats_sip_request(rows[i].dir, rows[i].method, strlen(rows[i].method));
@@ -65,13 +70,26 @@ static void test_counters(void **state)
 	assert_true(sample(t, rows[0].series) == 1);
 	assert_true(sample(t, rows[1].series) == 1);
 	assert_true(sample(t, rows[2].series) == 2);
-	assert_true(sample(t, "presbridge_sip_responses_total{direction=\"in\",code=\"486\"}") == 2);
-	assert_true(sample(t, "presbridge_sip_responses_total{direction=\"out\",code=\"200\"}") == 1);
+	assert_true(
+	    sample(t, "presbridge_sip_responses_total{direction=\"in\",code=\"486\"}") ==
+	    2);
+	assert_true(
+	    sample(t, "presbridge_sip_responses_total{direction=\"out\",code=\"200\"}") ==
+	    1);
 	assert_null(strstr(t, "code=\"99\""));
 	assert_null(strstr(t, "code=\"700\""));
-	assert_true(sample(t, "presbridge_xmpp_stanzas_total{direction=\"in\",kind=\"presence\"}") == 1);
-	assert_true(sample(t, "presbridge_xmpp_stanzas_total{direction=\"out\",kind=\"message\"}") == 1);
-	assert_true(sample(t, "presbridge_xmpp_stanzas_total{direction=\"out\",kind=\"other\"}") == 1);
+	assert_true(
+	    sample(t,
+	           "presbridge_xmpp_stanzas_total{direction=\"in\",kind=\"presence\"}") ==
+	    1);
+	assert_true(
+	    sample(t,
+	           "presbridge_xmpp_stanzas_total{direction=\"out\",kind=\"message\"}") ==
+	    1);
+	assert_true(
+	    sample(t,
+	           "presbridge_xmpp_stanzas_total{direction=\"out\",kind=\"other\"}") ==
+	    1);
 	free(t);
 }
 
@@ -88,10 +106,20 @@ static void test_causes_bounded(void **state)
 	stats_fail(STATS_FAIL_TLS, "unknown_ca");
 	stats_fail(STATS_FAIL_XMPP, NULL);
 	char *t = render();
-	assert_true(sample(t, "presbridge_failures_total{kind=\"dns\",cause=\"cause-0\"}") == 1);
-	assert_true(sample(t, "presbridge_failures_total{kind=\"dns\",cause=\"other\"}") == 10);
-	assert_true(sample(t, "presbridge_failures_total{kind=\"tls_alert\",cause=\"unknown_ca\"}") == 2);
-	assert_true(sample(t, "presbridge_failures_total{kind=\"xmpp_condition\",cause=\"other\"}") == 1);
+	assert_true(
+	    sample(t, "presbridge_failures_total{kind=\"dns\",cause=\"cause-0\"}") == 1);
+	assert_true(
+	    sample(t, "presbridge_failures_total{kind=\"dns\",cause=\"other\"}") == 10);
+	assert_true(
+	    sample(
+	        t,
+	        "presbridge_failures_total{kind=\"tls_alert\",cause=\"unknown_ca\"}") ==
+	    2);
+	assert_true(
+	    sample(
+	        t,
+	        "presbridge_failures_total{kind=\"xmpp_condition\",cause=\"other\"}") ==
+	    1);
 	free(t);
 }
 
@@ -108,7 +136,8 @@ static void test_links(void **state)
 	stats_link_register(STATS_LINK_SIP_PEER, "lync"); /* known: unchanged */
 	assert_int_equal(stats_link_get(STATS_LINK_SIP_PEER, "LYNC", &li), 0);
 	assert_true(li.up);
-	stats_link(STATS_LINK_SIP_PEER, "lync", false, "TLS handshake failed: unknown_ca");
+	stats_link(STATS_LINK_SIP_PEER, "lync", false,
+	           "TLS handshake failed: unknown_ca");
 	stats_link(STATS_LINK_COMPONENT, "sip.test", false, "connection refused");
 	stats_link(STATS_LINK_COMPONENT, "sip.test", false, "connection refused");
 	stats_link(STATS_LINK_S2S, "a\"b -> c", true, NULL);
@@ -120,9 +149,15 @@ static void test_links(void **state)
 	assert_int_equal(stats_link_get(STATS_LINK_COMPONENT, "sip.test", &li), 0);
 	assert_int_equal(li.failures, 2);
 	char *t = render();
-	assert_true(sample(t, "presbridge_link_up{kind=\"sip_peer\",name=\"lync\"}") == 0);
-	assert_true(sample(t, "presbridge_link_up{kind=\"s2s\",name=\"a\\\"b -> c\"}") == 1);
-	assert_true(sample(t, "presbridge_link_failures_total{kind=\"component\",name=\"sip.test\"}") == 2);
+	assert_true(sample(t, "presbridge_link_up{kind=\"sip_peer\",name=\"lync\"}") ==
+	            0);
+	assert_true(sample(t, "presbridge_link_up{kind=\"s2s\",name=\"a\\\"b -> c\"}") ==
+	            1);
+	assert_true(
+	    sample(
+	        t,
+	        "presbridge_link_failures_total{kind=\"component\",name=\"sip.test\"}") ==
+	    2);
 	free(t);
 	stats_link_forget(STATS_LINK_SIP_PEER, "lync");
 	assert_int_equal(stats_link_get(STATS_LINK_SIP_PEER, "lync", &li), -ENOENT);
@@ -153,7 +188,8 @@ static void test_format(void **state)
 			char f[128], type[32];
 			assert_int_equal(sscanf(line + 7, "%127s %31s", f, type), 2);
 			assert_string_equal(f, family);
-			assert_true(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0 ||
+			assert_true(strcmp(type, "counter") == 0 ||
+			            strcmp(type, "gauge") == 0 ||
 			            strcmp(type, "histogram") == 0);
 			continue;
 		}
