@@ -136,7 +136,7 @@ bool br_xmpp_ready(struct bridge *b, struct sipleg_srv *srv, const char *sip_uri
 		unsigned ra = xlink_retry_after(b->xmpp, domain);
 		snprintf(retry, sizeof(retry), "%u", ra ? ra : 5);
 		struct sipleg_reply rep = {
-		    .code = 503,
+		    .code = err_bridge(ERR_BRIDGE_XMPP_DOWN)->sip_code,
 		    .diagnostics = err_bridge(ERR_BRIDGE_XMPP_DOWN)->explanation,
 		    .hdrs = &h,
 		    .nhdrs = 1,
@@ -224,7 +224,7 @@ static int on_xmpp_stanza(const char *domain, xmpp_stanza_t *st, struct xlink_re
 	(void)domain;
 
 	if (b->stopping) {
-		r->cond = ERR_COND_SERVICE_UNAVAILABLE;
+		r->cond = err_bridge(ERR_BRIDGE_SHUTTING_DOWN)->cond;
 		r->text = err_bridge(ERR_BRIDGE_SHUTTING_DOWN)->explanation;
 		return XLINK_REFUSE;
 	}

@@ -82,7 +82,7 @@ void br_xmpp_error(struct bridge *b, const char *name, const char *from, const c
 void br_sip_refuse(struct bridge *b, struct sipleg_srv *srv, enum err_bridge why,
                    const char *detail);
 /* Is the XMPP side of a SIP user of sip_domain reachable? If not, srv is answered
- * 503 with Retry-After and false returned. */
+ * the xmpp-down refusal (err_bridge row) with Retry-After and false returned. */
 bool br_xmpp_ready(struct bridge *b, struct sipleg_srv *srv, const char *sip_uri);
 
 /* ---- addresses ---- */
