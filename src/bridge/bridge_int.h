@@ -74,6 +74,11 @@ int br_xmpp_send(struct bridge *b, xmpp_stanza_t *st);
  * id, may be NULL), with the condition of RFC 6120 and a text. */
 void br_xmpp_error(struct bridge *b, const char *name, const char *from, const char *to,
                    const char *id, enum err_cond cond, const char *text);
+/* The same with character data in the condition element (NULL: none), as <gone/>
+ * and <redirect/> carry an address (RFC 6120 sections 8.3.3.5 and 8.3.3.14). */
+void br_xmpp_error_data(struct bridge *b, const char *name, const char *from,
+                        const char *to, const char *id, enum err_cond cond,
+                        const char *data, const char *text);
 
 /* ---- SIP ---- */
 

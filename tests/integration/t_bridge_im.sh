@@ -164,6 +164,25 @@ for tp in tcp tls; do
 	sipp_wait "$UAS" 10 || true
 
 	if [[ $tp == tcp ]]; then
+		# RFC 7247 section 7.2 note 1: 301 -> <gone/> with the new address, 410 ->
+		# <gone/> without one.
+		im_uas_start "page-301" bridge_im_301_uas.xml "$UAS_PORT" -m 1 -timeout 30s ||
+			die "SIPp UAS (301) did not start"
+		UAS=$LAST_PID
+		xmppc_send bob '<message type="chat" to="moved@sip.test" id="e301"><body>there?</body></message>'
+		check "tcp: page, SIP 301: bob gets <gone/> naming the new address (RFC 7247 7.2 note 1)" \
+			xmppc_expect bob '<message&&type="error"&&id="e301"&&<gone xmlns="urn:ietf:params:xml:ns:xmpp-stanzas">xmpp:newhome@sip.test</gone>' 10
+		sipp_wait "$UAS" 10 || true
+		im_uas_start "page-410" bridge_im_410_uas.xml "$UAS_PORT" -m 1 -timeout 30s ||
+			die "SIPp UAS (410) did not start"
+		UAS=$LAST_PID
+		xmppc_send bob '<message type="chat" to="moved@sip.test" id="e410"><body>still?</body></message>'
+		check "tcp: page, SIP 410: bob gets an empty <gone/> (RFC 7247 7.2 note 1)" \
+			xmppc_expect bob '<message&&type="error"&&id="e410"&&<gone xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/>' 10
+		sipp_wait "$UAS" 10 || true
+	fi
+
+	if [[ $tp == tcp ]]; then
 		# ---- what the bridge cannot translate, both ways (TCP: the peer is known
 		# by its address, so a raw client can speak for it)
 		printf 'bad \xff\xfe UTF-8' >"$T_DIR/bad.txt"
