@@ -11,7 +11,9 @@
  *
  * The bridge's own refusals (address not bridged, peer not trusted, limits,
  * links down) are named rows of one table, so both sides always get the same,
- * explainable answer.
+ * explainable answer; each row's SIP code and XMPP condition are a pair under
+ * both RFC 7247 tables, or under one with the reason given in err.c (and in
+ * docs/design-notes.md, "Error mapping").
  */
 #ifndef PRESBRIDGE_ERR_H
 #define PRESBRIDGE_ERR_H
