@@ -2,16 +2,18 @@
  * err - errors across the bridge: SIP response codes <-> XMPP stanza errors.
  *
  * The mapping tables are those of RFC 7247 section 7, on which the IM mapping
- * of RFC 7572 relies: section 7.1 (XMPP condition -> SIP code) and the
- * 3xx/4xx/5xx/6xx tables of section 7.2 (SIP code -> XMPP condition). A SIP code the
- * tables do not list is treated as the x00 code of its class, as RFC 3261 section 8.1.3.2
- * requires of a UAC for any unrecognised final response. Error types
- * (cancel/continue/modify/auth/wait) are those RFC 6120 section 8.3.3 gives
- * each condition.
+ * of RFC 7572 relies: Table 2 of section 7.1 (XMPP condition -> SIP code) with
+ * its notes 1-5, and Table 3 of section 7.2 (SIP code -> XMPP condition), whose
+ * opening paragraph gives the class defaults for codes it does not list (3xx
+ * redirect, 4xx bad-request, 5xx internal-server-error, 6xx
+ * recipient-unavailable). Error types (cancel/continue/modify/auth/wait) are
+ * those RFC 6120 section 8.3.3 gives each condition.
  *
  * The bridge's own refusals (address not bridged, peer not trusted, limits,
  * links down) are named rows of one table, so both sides always get the same,
- * explainable answer.
+ * explainable answer; each row's SIP code and XMPP condition are a pair under
+ * both RFC 7247 tables, or under one with the reason given in err.c (and in
+ * docs/design-notes.md, "Error mapping").
  */
 #ifndef PRESBRIDGE_ERR_H
 #define PRESBRIDGE_ERR_H
@@ -77,35 +79,44 @@ int err_type_from_name(const char *name, enum err_type *typep);
 enum err_type err_cond_type(enum err_cond cond);
 
 /*
- * SIP final response -> XMPP error (RFC 7247 section 7.2). Returns 0, or
- * -EINVAL when status is not an error (below 300 or above 699): a 1xx or 2xx
- * has no XMPP error. *out is set only on success.
+ * SIP final response -> XMPP error (RFC 7247 section 7.2, Table 3 and its class
+ * defaults). Returns 0, or -EINVAL when status is not an error (below 300 or
+ * above 699): a 1xx or 2xx has no XMPP error. *out is set only on success.
+ * For 301 the caller owes the <gone/> element the new address as character data
+ * (note 1: MUST), taken from the response's Contact; for 410 it MUST NOT add any.
+ * The alternatives of notes 3-5 (403, 404, 408) are not taken.
  */
 int err_sip_to_xmpp(int status, struct err_xmpp *out);
 
 /*
- * Where RFC 7247 section 7.1 gives two SIP codes for one condition, the bridge
- * sends the first unless the caller knows the situation calls for the second:
+ * Where RFC 7247 section 7.1 gives two SIP codes for one condition, the caller
+ * says which situation it is in; with no flag the first code of each pair below
+ * applies.
  */
 enum err_x2s_flag {
-	/* feature-not-implemented: the request's method is what is unsupported,
-	 * 405 (needs an Allow header) instead of 501 */
-	ERR_X2S_METHOD = 1 << 0,
+	/* the error relates to a bare JID (local@domain), not a full JID: notes 1
+	 * and 2 recommend 501 instead of 405 for feature-not-implemented, and the
+	 * 6xx code instead of the 4xx for forbidden (603), item-not-found (604),
+	 * not-acceptable (606) and recipient-unavailable (600) */
+	ERR_X2S_BARE_JID = 1 << 0,
 	/* gone: the error carries the entity's new address, 301 (needs a Contact)
-	 * instead of 410 */
+	 * instead of 410 (note 3: MUST either way) */
 	ERR_X2S_NEW_ADDRESS = 1 << 1,
-	/* remote-server-not-found: the server exists but could not be reached in
-	 * time, 408 instead of 404 */
-	ERR_X2S_UNREACHABLE = 1 << 2,
+	/* remote-server-not-found: the remote server exists but its name cannot be
+	 * resolved, 408 instead of 404 for one that does not exist (note 4) */
+	ERR_X2S_UNRESOLVED = 1 << 2,
 	/* unexpected-request: another request of the dialog is still pending, 491
 	 * instead of 400 */
 	ERR_X2S_PENDING = 1 << 3,
+	/* service-unavailable: what is unsupported is the request's method, 405
+	 * (needs an Allow header) instead of 403; never 503 (note 5) */
+	ERR_X2S_METHOD = 1 << 4,
 };
 
 /*
  * XMPP error condition -> SIP response (RFC 7247 section 7.1); flags
- * is a set of enum err_x2s_flag (0 for the first code). Returns 0 or -EINVAL
- * (condition out of range). *out is set only on success.
+ * is a set of enum err_x2s_flag. Returns 0 or -EINVAL (condition out of
+ * range). *out is set only on success.
  */
 int err_xmpp_to_sip(enum err_cond cond, unsigned flags, struct err_sip *out);
 

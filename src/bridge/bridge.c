@@ -72,6 +72,13 @@ int br_xmpp_send(struct bridge *b, xmpp_stanza_t *st)
 void br_xmpp_error(struct bridge *b, const char *name, const char *from, const char *to,
                    const char *id, enum err_cond cond, const char *text)
 {
+	br_xmpp_error_data(b, name, from, to, id, cond, NULL, text);
+}
+
+void br_xmpp_error_data(struct bridge *b, const char *name, const char *from,
+                        const char *to, const char *id, enum err_cond cond,
+                        const char *data, const char *text)
+{
 	xmpp_ctx_t *ctx = xlink_stanza_ctx(b->xmpp);
 	xmpp_stanza_t *st = br_stanza(b, name, "error", from, to);
 	xmpp_stanza_t *err = xmpp_stanza_new(ctx);
@@ -85,6 +92,14 @@ void br_xmpp_error(struct bridge *b, const char *name, const char *from, const c
 	xmpp_stanza_set_type(err, err_type_name(err_cond_type(cond)));
 	xmpp_stanza_set_name(c, err_cond_name(cond));
 	xmpp_stanza_set_ns(c, ERR_NS_STANZAS);
+	if (data) {
+		xmpp_stanza_t *d = xmpp_stanza_new(ctx);
+		if (d) {
+			xmpp_stanza_set_text(d, data);
+			xmpp_stanza_add_child(c, d);
+			xmpp_stanza_release(d);
+		}
+	}
 	xmpp_stanza_add_child(err, c);
 	if (text)
 		br_stanza_text(b, err, "text", ERR_NS_STANZAS, text);
@@ -136,7 +151,7 @@ bool br_xmpp_ready(struct bridge *b, struct sipleg_srv *srv, const char *sip_uri
 		unsigned ra = xlink_retry_after(b->xmpp, domain);
 		snprintf(retry, sizeof(retry), "%u", ra ? ra : 5);
 		struct sipleg_reply rep = {
-		    .code = 503,
+		    .code = err_bridge(ERR_BRIDGE_XMPP_DOWN)->sip_code,
 		    .diagnostics = err_bridge(ERR_BRIDGE_XMPP_DOWN)->explanation,
 		    .hdrs = &h,
 		    .nhdrs = 1,
@@ -224,7 +239,7 @@ static int on_xmpp_stanza(const char *domain, xmpp_stanza_t *st, struct xlink_re
 	(void)domain;
 
 	if (b->stopping) {
-		r->cond = ERR_COND_SERVICE_UNAVAILABLE;
+		r->cond = err_bridge(ERR_BRIDGE_SHUTTING_DOWN)->cond;
 		r->text = err_bridge(ERR_BRIDGE_SHUTTING_DOWN)->explanation;
 		return XLINK_REFUSE;
 	}

@@ -896,6 +896,30 @@ static void failure_text(int status, struct sipm *resp, char *out, size_t len)
 	free(clean);
 }
 
+/* The new address of a 301, for the <gone/> of RFC 7247 section 7.2 note 1:
+ * the Contact as an xmpp: URI when it maps to a JID, else the Contact URI itself;
+ * NULL without a Contact or with one that is not plain ASCII (RFC 3986 URIs are). */
+static char *moved_to(struct bridge *b, struct sipm *resp)
+{
+	const char *c = resp ? sipm_contact_uri(resp) : NULL;
+	if (!c || !*c)
+		return NULL;
+	for (const char *p = c; *p; p++)
+		if (*p <= ' ' || *p > '~')
+			return NULL;
+	char *jid = NULL;
+	struct sbuf sb;
+	sbuf_init(&sb);
+	if (br_uri_to_jid(b, c, &jid, NULL) == 0 && jid) {
+		sbuf_puts(&sb, "xmpp:");
+		sbuf_puts(&sb, jid);
+	} else {
+		sbuf_puts(&sb, c);
+	}
+	free(jid);
+	return sbuf_take(&sb, NULL);
+}
+
 /* Tell the XMPP sender of r that its message did not arrive. */
 static void report_failure(struct bi_tab *t, const char *xfrom, const char *xto,
                            const char *id, const char *sip_uri, int status,
@@ -905,9 +929,14 @@ static void report_failure(struct bi_tab *t, const char *xfrom, const char *xto,
 	char text[400];
 	err_sip_to_xmpp(status, &ex);
 	failure_text(status, resp, text, sizeof(text));
-	log_info(BR_MOD, "IM from %s to %s not delivered: %s; %s gets %s", xfrom, sip_uri,
-	         text, xfrom, err_cond_name(ex.cond));
-	br_xmpp_error(t->b, "message", xto, xfrom, id, ex.cond, text);
+	/* RFC 7247 section 7.2 note 1: the <gone/> of a 301 carries the new address,
+	 * that of a 410 none. */
+	char *moved = status == 301 ? moved_to(t->b, resp) : NULL;
+	log_info(BR_MOD, "IM from %s to %s not delivered: %s; %s gets %s%s%s", xfrom,
+	         sip_uri, text, xfrom, err_cond_name(ex.cond), moved ? " " : "",
+	         moved ? moved : "");
+	br_xmpp_error_data(t->b, "message", xto, xfrom, id, ex.cond, moved, text);
+	free(moved);
 }
 
 static void queue_fail(struct bi_sess *s, int status, struct sipm *resp)

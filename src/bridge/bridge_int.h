@@ -74,6 +74,11 @@ int br_xmpp_send(struct bridge *b, xmpp_stanza_t *st);
  * id, may be NULL), with the condition of RFC 6120 and a text. */
 void br_xmpp_error(struct bridge *b, const char *name, const char *from, const char *to,
                    const char *id, enum err_cond cond, const char *text);
+/* The same with character data in the condition element (NULL: none), as <gone/>
+ * and <redirect/> carry an address (RFC 6120 sections 8.3.3.5 and 8.3.3.14). */
+void br_xmpp_error_data(struct bridge *b, const char *name, const char *from,
+                        const char *to, const char *id, enum err_cond cond,
+                        const char *data, const char *text);
 
 /* ---- SIP ---- */
 
@@ -82,7 +87,7 @@ void br_xmpp_error(struct bridge *b, const char *name, const char *from, const c
 void br_sip_refuse(struct bridge *b, struct sipleg_srv *srv, enum err_bridge why,
                    const char *detail);
 /* Is the XMPP side of a SIP user of sip_domain reachable? If not, srv is answered
- * 503 with Retry-After and false returned. */
+ * the xmpp-down refusal (err_bridge row) with Retry-After and false returned. */
 bool br_xmpp_ready(struct bridge *b, struct sipleg_srv *srv, const char *sip_uri);
 
 /* ---- addresses ---- */

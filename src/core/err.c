@@ -83,42 +83,37 @@ enum err_type err_cond_type(enum err_cond cond)
 	return (unsigned)cond < ERR_COND_COUNT ? conds[cond].type : ERR_TYPE_CANCEL;
 }
 
-/* RFC 7247 section 7.2: SIP response codes -> XMPP conditions. */
+/* RFC 7247 section 7.2, Table 3, the coded rows in the RFC's order (its 3xx,
+ * 4xx, 5xx and 6xx rows are the class defaults below). */
 static const struct {
 	int code;
 	enum err_cond cond;
 } sip2xmpp[] = {
     {300, ERR_COND_REDIRECT},
-    {301, ERR_COND_GONE},
+    {301, ERR_COND_GONE}, /* note 1: with the new address */
     {302, ERR_COND_REDIRECT},
     {305, ERR_COND_REDIRECT},
-    {380, ERR_COND_UNDEFINED_CONDITION},
+    {380, ERR_COND_NOT_ACCEPTABLE},
     {400, ERR_COND_BAD_REQUEST},
     {401, ERR_COND_NOT_AUTHORIZED},
-    {402, ERR_COND_BAD_REQUEST},
-    {403, ERR_COND_FORBIDDEN},
-    {404, ERR_COND_ITEM_NOT_FOUND},
+    {402, ERR_COND_BAD_REQUEST},    /* note 2 */
+    {403, ERR_COND_FORBIDDEN},      /* note 3 */
+    {404, ERR_COND_ITEM_NOT_FOUND}, /* note 4 */
     {405, ERR_COND_FEATURE_NOT_IMPLEMENTED},
     {406, ERR_COND_NOT_ACCEPTABLE},
-    {407, ERR_COND_NOT_AUTHORIZED},
-    {408, ERR_COND_REMOTE_SERVER_TIMEOUT},
-    {410, ERR_COND_GONE},
+    {407, ERR_COND_REGISTRATION_REQUIRED},
+    {408, ERR_COND_REMOTE_SERVER_TIMEOUT}, /* note 5 */
+    {410, ERR_COND_GONE},                  /* note 1: without an address */
     {413, ERR_COND_POLICY_VIOLATION},
-    {414, ERR_COND_JID_MALFORMED},
+    {414, ERR_COND_POLICY_VIOLATION},
     {415, ERR_COND_NOT_ACCEPTABLE},
-    {416, ERR_COND_JID_MALFORMED},
+    {416, ERR_COND_NOT_ACCEPTABLE},
     {420, ERR_COND_FEATURE_NOT_IMPLEMENTED},
     {421, ERR_COND_NOT_ACCEPTABLE},
     {423, ERR_COND_RESOURCE_CONSTRAINT},
-    {430, ERR_COND_RECIPIENT_UNAVAILABLE},
-    {433, ERR_COND_POLICY_VIOLATION},
-    {436, ERR_COND_BAD_REQUEST},
-    {437, ERR_COND_NOT_ACCEPTABLE},
-    {438, ERR_COND_NOT_AUTHORIZED},
-    {439, ERR_COND_FEATURE_NOT_IMPLEMENTED},
-    {440, ERR_COND_POLICY_VIOLATION},
-    {469, ERR_COND_BAD_REQUEST},
-    {470, ERR_COND_FORBIDDEN},
+    {430, ERR_COND_RECIPIENT_UNAVAILABLE},   /* note 6 */
+    {439, ERR_COND_FEATURE_NOT_IMPLEMENTED}, /* note 6 */
+    {440, ERR_COND_POLICY_VIOLATION},        /* note 7 */
     {480, ERR_COND_RECIPIENT_UNAVAILABLE},
     {481, ERR_COND_ITEM_NOT_FOUND},
     {482, ERR_COND_NOT_ACCEPTABLE},
@@ -126,49 +121,50 @@ static const struct {
     {484, ERR_COND_ITEM_NOT_FOUND},
     {485, ERR_COND_ITEM_NOT_FOUND},
     {486, ERR_COND_RECIPIENT_UNAVAILABLE},
-    {487, ERR_COND_SERVICE_UNAVAILABLE},
+    {487, ERR_COND_RECIPIENT_UNAVAILABLE},
     {488, ERR_COND_NOT_ACCEPTABLE},
-    {489, ERR_COND_POLICY_VIOLATION},
+    {489, ERR_COND_POLICY_VIOLATION}, /* note 8 */
     {491, ERR_COND_UNEXPECTED_REQUEST},
     {493, ERR_COND_BAD_REQUEST},
-    {494, ERR_COND_NOT_AUTHORIZED},
     {500, ERR_COND_INTERNAL_SERVER_ERROR},
     {501, ERR_COND_FEATURE_NOT_IMPLEMENTED},
     {502, ERR_COND_REMOTE_SERVER_NOT_FOUND},
-    {503, ERR_COND_SERVICE_UNAVAILABLE},
+    {503, ERR_COND_INTERNAL_SERVER_ERROR}, /* note 9: not service-unavailable */
     {504, ERR_COND_REMOTE_SERVER_TIMEOUT},
     {505, ERR_COND_NOT_ACCEPTABLE},
     {513, ERR_COND_POLICY_VIOLATION},
-    {600, ERR_COND_SERVICE_UNAVAILABLE},
-    {603, ERR_COND_SERVICE_UNAVAILABLE},
+    {600, ERR_COND_RECIPIENT_UNAVAILABLE},
+    {603, ERR_COND_RECIPIENT_UNAVAILABLE},
     {604, ERR_COND_ITEM_NOT_FOUND},
     {606, ERR_COND_NOT_ACCEPTABLE},
 };
 
-static int sip_row(int code)
-{
-	for (size_t i = 0; i < N(sip2xmpp); i++)
-		if (sip2xmpp[i].code == code)
-			return (int)i;
-	return -1;
-}
+/* RFC 7247 section 7.2, first paragraph: a code Table 3 does not list gets its
+ * class's condition. Indexed by the class digit. */
+static const enum err_cond class_default[7] = {
+    [3] = ERR_COND_REDIRECT,
+    [4] = ERR_COND_BAD_REQUEST,
+    [5] = ERR_COND_INTERNAL_SERVER_ERROR,
+    [6] = ERR_COND_RECIPIENT_UNAVAILABLE,
+};
 
 int err_sip_to_xmpp(int status, struct err_xmpp *out)
 {
 	if (status < 300 || status > 699)
 		return -EINVAL;
-	int row = sip_row(status);
-	if (row < 0)
-		row = sip_row(status / 100 * 100);
-	if (row < 0)
-		return -EINVAL;
-	out->cond = sip2xmpp[row].cond;
-	out->type = err_cond_type(out->cond);
+	enum err_cond cond = class_default[status / 100];
+	for (size_t i = 0; i < N(sip2xmpp); i++)
+		if (sip2xmpp[i].code == status) {
+			cond = sip2xmpp[i].cond;
+			break;
+		}
+	out->cond = cond;
+	out->type = err_cond_type(cond);
 	return 0;
 }
 
-/* RFC 7247 section 7.1: XMPP conditions -> SIP response codes. Where
- * the RFC gives two codes, alt_code applies when flag is set. */
+/* RFC 7247 section 7.1, Table 2, in the RFC's order. Where the RFC gives two
+ * codes, alt_code applies when the caller sets flag (see err.h). */
 static const struct {
 	enum err_cond cond;
 	int code;
@@ -177,25 +173,33 @@ static const struct {
 } xmpp2sip[ERR_COND_COUNT] = {
     {ERR_COND_BAD_REQUEST, 400, 0, 0},
     {ERR_COND_CONFLICT, 400, 0, 0},
-    {ERR_COND_FEATURE_NOT_IMPLEMENTED, 501, ERR_X2S_METHOD, 405},
-    {ERR_COND_FORBIDDEN, 403, 0, 0},
+    /* note 1: 405 for a full JID, 501 for a bare JID */
+    {ERR_COND_FEATURE_NOT_IMPLEMENTED, 405, ERR_X2S_BARE_JID, 501},
+    /* note 2: the 4xx code for a full JID, the 6xx code for a bare JID */
+    {ERR_COND_FORBIDDEN, 403, ERR_X2S_BARE_JID, 603},
+    /* note 3: 301 when the new address is given, 410 otherwise */
     {ERR_COND_GONE, 410, ERR_X2S_NEW_ADDRESS, 301},
     {ERR_COND_INTERNAL_SERVER_ERROR, 500, 0, 0},
-    {ERR_COND_ITEM_NOT_FOUND, 404, 0, 0},
+    {ERR_COND_ITEM_NOT_FOUND, 404, ERR_X2S_BARE_JID, 604}, /* note 2 */
     {ERR_COND_JID_MALFORMED, 400, 0, 0},
-    {ERR_COND_NOT_ACCEPTABLE, 406, 0, 0},
-    {ERR_COND_NOT_ALLOWED, 405, 0, 0},
+    {ERR_COND_NOT_ACCEPTABLE, 406, ERR_X2S_BARE_JID, 606}, /* note 2 */
+    {ERR_COND_NOT_ALLOWED, 403, 0, 0},
     {ERR_COND_NOT_AUTHORIZED, 401, 0, 0},
     {ERR_COND_POLICY_VIOLATION, 403, 0, 0},
-    {ERR_COND_RECIPIENT_UNAVAILABLE, 480, 0, 0},
+    {ERR_COND_RECIPIENT_UNAVAILABLE, 480, ERR_X2S_BARE_JID, 600}, /* note 2 */
     {ERR_COND_REDIRECT, 302, 0, 0},
-    {ERR_COND_REGISTRATION_REQUIRED, 400, 0, 0},
-    {ERR_COND_REMOTE_SERVER_NOT_FOUND, 404, ERR_X2S_UNREACHABLE, 408},
+    {ERR_COND_REGISTRATION_REQUIRED, 407, 0, 0},
+    /* note 4: 404 when the server does not exist, 408 when it cannot be
+     * resolved */
+    {ERR_COND_REMOTE_SERVER_NOT_FOUND, 404, ERR_X2S_UNRESOLVED, 408},
     {ERR_COND_REMOTE_SERVER_TIMEOUT, 408, 0, 0},
     {ERR_COND_RESOURCE_CONSTRAINT, 500, 0, 0},
-    {ERR_COND_SERVICE_UNAVAILABLE, 503, 0, 0},
+    /* note 5: never 503; 403 and 405 are the closest */
+    {ERR_COND_SERVICE_UNAVAILABLE, 403, ERR_X2S_METHOD, 405},
     {ERR_COND_SUBSCRIPTION_REQUIRED, 400, 0, 0},
     {ERR_COND_UNDEFINED_CONDITION, 400, 0, 0},
+    /* "491 or 400": 491 only where a request of the dialog is pending (RFC
+     * 3261 section 14.2), which is what the SIP code says */
     {ERR_COND_UNEXPECTED_REQUEST, 400, ERR_X2S_PENDING, 491},
 };
 
@@ -306,11 +310,27 @@ const char *err_sip_reason(int code)
 	return r ? r : reason_of(code / 100 * 100);
 }
 
-/* The bridge's refusals. Every row's SIP code and XMPP condition agree with
- * RFC 7247 in at least one direction, so a refusal relayed across another
- * gateway keeps its meaning; the exception is limit, where a SIP client needs
- * 503 with Retry-After (RFC 3261 section 21.5.4) to know it may retry, and an
- * XMPP client needs resource-constraint (type wait) for the same. */
+/* The bridge's refusals. Each row's SIP code and XMPP condition are a pair of
+ * RFC 7247 section 7: Table 3 (7.2) maps the code to the condition, and Table 2
+ * (7.1) maps the condition back to the code, except where a SIP rule names a
+ * more specific code than Table 2 can give (the SIP codes being the finer set,
+ * as section 7 notes) or Table 3 a more general condition:
+ *   - address-malformed: 400 -> bad-request in Table 3; jid-malformed is
+ *     what the XMPP sender needs, and Table 2 maps it to 400;
+ *   - limit: 500 -> internal-server-error in Table 3; resource-constraint
+ *     (type wait) says "later", and Table 2 maps it to 500; Retry-After rides
+ *     on the 500 (RFC 3261 section 20.33);
+ *   - shutting-down: 503 (RFC 3261 section 21.5.4, maintenance; a client
+ *     tries another server, RFC 3263 section 4.3), which Table 3 maps to
+ *     internal-server-error (note 9); Table 2 gives that 500. 503 is right
+ *     here for the reason note 5 gives against it elsewhere: the whole bridge
+ *     is going away;
+ *   - too-large 413 (RFC 3261 section 21.4.11), unsupported-media 415 and
+ *     no-session 481 (RFC 3261 sections 8.2.3 and 12.2.2: MUST): Table 3 maps
+ *     each to the condition used; Table 2 would give 403, 406 and 404.
+ * A link to one XMPP domain being down is not the whole server (note 5 again),
+ * so xmpp-down is 480 with Retry-After / recipient-unavailable, a pair both
+ * tables agree on. No refusal is service-unavailable/503. */
 static const struct err_refusal refusals[ERR_BRIDGE_COUNT] = {
     [ERR_BRIDGE_DOMAIN_UNMAPPED] = {"domain-unmapped", 404, 0, ERR_COND_ITEM_NOT_FOUND,
                                     ERR_TYPE_CANCEL,
@@ -323,18 +343,19 @@ static const struct err_refusal refusals[ERR_BRIDGE_COUNT] = {
                                    ERR_TYPE_AUTH,
                                    "the sending server is not a configured, trusted peer "
                                    "of this bridge"},
-    [ERR_BRIDGE_LIMIT] = {"limit", 503, 60, ERR_COND_RESOURCE_CONSTRAINT, ERR_TYPE_WAIT,
+    [ERR_BRIDGE_LIMIT] = {"limit", 500, 60, ERR_COND_RESOURCE_CONSTRAINT, ERR_TYPE_WAIT,
                           "the bridge is at a configured limit; try again later"},
-    [ERR_BRIDGE_XMPP_DOWN] = {"xmpp-down", 503, 30, ERR_COND_SERVICE_UNAVAILABLE,
-                              ERR_TYPE_CANCEL,
+    [ERR_BRIDGE_XMPP_DOWN] = {"xmpp-down", 480, 30, ERR_COND_RECIPIENT_UNAVAILABLE,
+                              ERR_TYPE_WAIT,
                               "the bridge has lost its link to the XMPP server and is "
                               "reconnecting"},
-    [ERR_BRIDGE_SIP_DOWN] = {"sip-down", 504, 0, ERR_COND_REMOTE_SERVER_TIMEOUT,
+    [ERR_BRIDGE_SIP_DOWN] = {"sip-down", 408, 0, ERR_COND_REMOTE_SERVER_TIMEOUT,
                              ERR_TYPE_WAIT,
                              "the bridge cannot reach the SIP server of the destination "
                              "domain"},
-    [ERR_BRIDGE_SHUTTING_DOWN] = {"shutting-down", 503, 60, ERR_COND_SERVICE_UNAVAILABLE,
-                                  ERR_TYPE_CANCEL, "the bridge is stopping"},
+    [ERR_BRIDGE_SHUTTING_DOWN] = {"shutting-down", 503, 60,
+                                  ERR_COND_INTERNAL_SERVER_ERROR, ERR_TYPE_CANCEL,
+                                  "the bridge is stopping"},
     [ERR_BRIDGE_TOO_LARGE] = {"too-large", 413, 0, ERR_COND_POLICY_VIOLATION,
                               ERR_TYPE_MODIFY,
                               "the message is longer than the bridge or the recipient's "

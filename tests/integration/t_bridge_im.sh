@@ -9,7 +9,7 @@
 #   - typing both ways (isComposing / KeyboardActivity <-> XEP-0085);
 #   - errors: an unknown user (SIP 404 -> item-not-found, page and session), a
 #     domain not bridged (404), bodies the bridge cannot take (400/413/415 and
-#     policy-violation), the XMPP link down (503 with Retry-After).
+#     policy-violation), the XMPP link down (480 with Retry-After).
 #   - idle sessions end with BYE after [bridge] im_idle_timeout;
 #   - kill -9 and restart (over UDP: SIPp over TCP ends its calls when its one
 #     connection drops): the open session is resumed from the state file, the
@@ -164,6 +164,25 @@ for tp in tcp tls; do
 	sipp_wait "$UAS" 10 || true
 
 	if [[ $tp == tcp ]]; then
+		# RFC 7247 section 7.2 note 1: 301 -> <gone/> with the new address, 410 ->
+		# <gone/> without one.
+		im_uas_start "page-301" bridge_im_301_uas.xml "$UAS_PORT" -m 1 -timeout 30s ||
+			die "SIPp UAS (301) did not start"
+		UAS=$LAST_PID
+		xmppc_send bob '<message type="chat" to="moved@sip.test" id="e301"><body>there?</body></message>'
+		check "tcp: page, SIP 301: bob gets <gone/> naming the new address (RFC 7247 7.2 note 1)" \
+			xmppc_expect bob '<message&&type="error"&&id="e301"&&<gone xmlns="urn:ietf:params:xml:ns:xmpp-stanzas">xmpp:newhome@sip.test</gone>' 10
+		sipp_wait "$UAS" 10 || true
+		im_uas_start "page-410" bridge_im_410_uas.xml "$UAS_PORT" -m 1 -timeout 30s ||
+			die "SIPp UAS (410) did not start"
+		UAS=$LAST_PID
+		xmppc_send bob '<message type="chat" to="moved@sip.test" id="e410"><body>still?</body></message>'
+		check "tcp: page, SIP 410: bob gets an empty <gone/> (RFC 7247 7.2 note 1)" \
+			xmppc_expect bob '<message&&type="error"&&id="e410"&&<gone xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/>' 10
+		sipp_wait "$UAS" 10 || true
+	fi
+
+	if [[ $tp == tcp ]]; then
 		# ---- what the bridge cannot translate, both ways (TCP: the peer is known
 		# by its address, so a raw client can speak for it)
 		printf 'bad \xff\xfe UTF-8' >"$T_DIR/bad.txt"
@@ -303,12 +322,12 @@ pres_bridge_start bridge-restart3 "$conf" || die "the bridge did not come back"
 check "restart: the ended session is gone from the state file" \
 	grep -Eq 'state: [0-9]+ subscriptions and 0 IM sessions loaded' "$BR_LOG"
 
-# ---- the XMPP link down: MESSAGE -> 503 with Retry-After
+# ---- the XMPP link down: MESSAGE -> 480 with Retry-After (RFC 7247 section 7)
 xmppc_stop bob || true
 ejabberd_stop
 wait_log "$BR_LOG" 'XMPP link for sip\.test is down' 10 || die "the bridge did not notice ejabberd stop"
-check "XMPP link down: a MESSAGE is refused with 503 and Retry-After" \
-	sipp_run down bridge_im_503_uac.xml tcp "127.0.0.1:$BR_TCP" \
+check "XMPP link down: a MESSAGE is refused with 480 and Retry-After" \
+	sipp_run down bridge_im_down_uac.xml tcp "127.0.0.1:$BR_TCP" \
 	-key ruri bob@xmpp.test -key from alice@sip.test
 stop_pid "$BR_PID" 5
 

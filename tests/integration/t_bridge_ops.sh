@@ -1,10 +1,10 @@
 #!/bin/bash
 # Operating the bridge: limits, reload, a lost XMPP side.
-#   - limits: a watcher past max_subscriptions_per_user gets 503 with Retry-After;
+#   - limits: a watcher past max_subscriptions_per_user gets 500 with Retry-After;
 #     an XMPP user past it gets a resource-constraint error;
 #   - SIGHUP with a changed presence.map: the next presence in a live dialog is
 #     translated by the new rules, and the dialog is not dropped;
-#   - the XMPP server gone: a new SUBSCRIBE gets 503 with Retry-After.
+#   - the XMPP server gone: a new SUBSCRIBE gets 480 with Retry-After.
 . "$(dirname "$0")/lib.sh"
 . "$IT_DIR/ejabberd.sh"
 . "$IT_DIR/xmpp.sh"
@@ -37,7 +37,7 @@ wait_until 10 _log_has "$T_DIR/sipp-watch.msg" 'Subscription-State: active' ||
 	fail "reload: the subscription did not become active"
 
 # --- limits (ops1 holds its one subscription now)
-check "limits: a second subscription of the same watcher gets 503 with Retry-After" \
+check "limits: a second subscription of the same watcher gets 500 with Retry-After" \
 	sipp_run limit bridge_pres_refused_uac.xml tcp "$(pres_target tcp)" \
 	-key ruri carol@xmpp.test -key from ops1@sip.test
 xmppc_send carol '<presence type="subscribe" to="x1@sip.test"/>'
@@ -68,8 +68,8 @@ check "reload: still running after the refused reload" alive "$BR_PID"
 # --- the XMPP side gone
 ejabberd_stop
 check "link down: the bridge notices" wait_log "$BR_LOG" 'XMPP link for sip\.test is down' 15
-check "link down: a new SUBSCRIBE gets 503 with Retry-After" \
-	sipp_run down bridge_pres_refused_uac.xml tcp "$(pres_target tcp)" \
+check "link down: a new SUBSCRIBE gets 480 with Retry-After" \
+	sipp_run down bridge_pres_down_uac.xml tcp "$(pres_target tcp)" \
 	-key ruri carol@xmpp.test -key from ops2@sip.test
 
 bridge_rc=0

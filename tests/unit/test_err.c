@@ -100,42 +100,37 @@ static void test_type_names(void **state)
 	assert_null(err_type_name(ERR_TYPE_COUNT));
 }
 
-/* RFC 7247 section 7.2, the 3xx, 4xx, 5xx and 6xx tables. */
+/* RFC 7247 section 7.2, Table 3: one row per coded row of the table, in its
+ * order, the condition typed from the RFC text. */
 static const struct {
 	int code;
 	enum err_cond cond;
 } sip_rows[] = {
     {300, ERR_COND_REDIRECT},
-    {301, ERR_COND_GONE},
+    {301, ERR_COND_GONE}, /* note 1 */
     {302, ERR_COND_REDIRECT},
     {305, ERR_COND_REDIRECT},
-    {380, ERR_COND_UNDEFINED_CONDITION},
+    {380, ERR_COND_NOT_ACCEPTABLE},
     {400, ERR_COND_BAD_REQUEST},
     {401, ERR_COND_NOT_AUTHORIZED},
-    {402, ERR_COND_BAD_REQUEST},
-    {403, ERR_COND_FORBIDDEN},
-    {404, ERR_COND_ITEM_NOT_FOUND},
+    {402, ERR_COND_BAD_REQUEST},    /* note 2 */
+    {403, ERR_COND_FORBIDDEN},      /* note 3 */
+    {404, ERR_COND_ITEM_NOT_FOUND}, /* note 4 */
     {405, ERR_COND_FEATURE_NOT_IMPLEMENTED},
     {406, ERR_COND_NOT_ACCEPTABLE},
-    {407, ERR_COND_NOT_AUTHORIZED},
-    {408, ERR_COND_REMOTE_SERVER_TIMEOUT},
-    {410, ERR_COND_GONE},
+    {407, ERR_COND_REGISTRATION_REQUIRED},
+    {408, ERR_COND_REMOTE_SERVER_TIMEOUT}, /* note 5 */
+    {410, ERR_COND_GONE},                  /* note 1 */
     {413, ERR_COND_POLICY_VIOLATION},
-    {414, ERR_COND_JID_MALFORMED},
+    {414, ERR_COND_POLICY_VIOLATION},
     {415, ERR_COND_NOT_ACCEPTABLE},
-    {416, ERR_COND_JID_MALFORMED},
+    {416, ERR_COND_NOT_ACCEPTABLE},
     {420, ERR_COND_FEATURE_NOT_IMPLEMENTED},
     {421, ERR_COND_NOT_ACCEPTABLE},
     {423, ERR_COND_RESOURCE_CONSTRAINT},
-    {430, ERR_COND_RECIPIENT_UNAVAILABLE},
-    {433, ERR_COND_POLICY_VIOLATION},
-    {436, ERR_COND_BAD_REQUEST},
-    {437, ERR_COND_NOT_ACCEPTABLE},
-    {438, ERR_COND_NOT_AUTHORIZED},
-    {439, ERR_COND_FEATURE_NOT_IMPLEMENTED},
-    {440, ERR_COND_POLICY_VIOLATION},
-    {469, ERR_COND_BAD_REQUEST},
-    {470, ERR_COND_FORBIDDEN},
+    {430, ERR_COND_RECIPIENT_UNAVAILABLE},   /* note 6 */
+    {439, ERR_COND_FEATURE_NOT_IMPLEMENTED}, /* note 6 */
+    {440, ERR_COND_POLICY_VIOLATION},        /* note 7 */
     {480, ERR_COND_RECIPIENT_UNAVAILABLE},
     {481, ERR_COND_ITEM_NOT_FOUND},
     {482, ERR_COND_NOT_ACCEPTABLE},
@@ -143,42 +138,54 @@ static const struct {
     {484, ERR_COND_ITEM_NOT_FOUND},
     {485, ERR_COND_ITEM_NOT_FOUND},
     {486, ERR_COND_RECIPIENT_UNAVAILABLE},
-    {487, ERR_COND_SERVICE_UNAVAILABLE},
+    {487, ERR_COND_RECIPIENT_UNAVAILABLE},
     {488, ERR_COND_NOT_ACCEPTABLE},
-    {489, ERR_COND_POLICY_VIOLATION},
+    {489, ERR_COND_POLICY_VIOLATION}, /* note 8 */
     {491, ERR_COND_UNEXPECTED_REQUEST},
     {493, ERR_COND_BAD_REQUEST},
-    {494, ERR_COND_NOT_AUTHORIZED},
     {500, ERR_COND_INTERNAL_SERVER_ERROR},
     {501, ERR_COND_FEATURE_NOT_IMPLEMENTED},
     {502, ERR_COND_REMOTE_SERVER_NOT_FOUND},
-    {503, ERR_COND_SERVICE_UNAVAILABLE},
+    {503, ERR_COND_INTERNAL_SERVER_ERROR}, /* note 9 */
     {504, ERR_COND_REMOTE_SERVER_TIMEOUT},
     {505, ERR_COND_NOT_ACCEPTABLE},
     {513, ERR_COND_POLICY_VIOLATION},
-    {600, ERR_COND_SERVICE_UNAVAILABLE},
-    {603, ERR_COND_SERVICE_UNAVAILABLE},
+    {600, ERR_COND_RECIPIENT_UNAVAILABLE},
+    {603, ERR_COND_RECIPIENT_UNAVAILABLE},
     {604, ERR_COND_ITEM_NOT_FOUND},
     {606, ERR_COND_NOT_ACCEPTABLE},
 };
 
-/* Codes the RFC 7247 tables leave out fall back to their class's x00 code
- * (RFC 3261 section 8.1.3.2). */
+/* RFC 7247 section 7.2, first paragraph and the 3xx/4xx/5xx/6xx rows of Table 3:
+ * a code the table does not list gets its class's condition. Among them codes
+ * registered after RFC 7247 or left out of Table 3 on purpose (433-470, 494,
+ * 580), and the gaps next to listed codes. */
 static const struct {
 	int code;
 	enum err_cond cond;
-} fallback_rows[] = {
+} class_rows[] = {
     {303, ERR_COND_REDIRECT},
     {399, ERR_COND_REDIRECT},
     {409, ERR_COND_BAD_REQUEST},
+    {411, ERR_COND_BAD_REQUEST},
     {412, ERR_COND_BAD_REQUEST},
     {422, ERR_COND_BAD_REQUEST},
     {428, ERR_COND_BAD_REQUEST},
+    {433, ERR_COND_BAD_REQUEST},
+    {437, ERR_COND_BAD_REQUEST},
+    {438, ERR_COND_BAD_REQUEST},
+    {469, ERR_COND_BAD_REQUEST},
+    {470, ERR_COND_BAD_REQUEST},
+    {490, ERR_COND_BAD_REQUEST},
+    {494, ERR_COND_BAD_REQUEST},
     {499, ERR_COND_BAD_REQUEST},
+    {506, ERR_COND_INTERNAL_SERVER_ERROR},
     {580, ERR_COND_INTERNAL_SERVER_ERROR},
     {599, ERR_COND_INTERNAL_SERVER_ERROR},
-    {601, ERR_COND_SERVICE_UNAVAILABLE},
-    {699, ERR_COND_SERVICE_UNAVAILABLE},
+    {601, ERR_COND_RECIPIENT_UNAVAILABLE},
+    {605, ERR_COND_RECIPIENT_UNAVAILABLE},
+    {607, ERR_COND_RECIPIENT_UNAVAILABLE},
+    {699, ERR_COND_RECIPIENT_UNAVAILABLE},
 };
 
 static void check_sip(int code, enum err_cond want, const char *what)
@@ -196,9 +203,21 @@ static void test_sip_to_xmpp(void **state)
 {
 	(void)state;
 	for (size_t i = 0; i < N(sip_rows); i++)
-		check_sip(sip_rows[i].code, sip_rows[i].cond, "table");
-	for (size_t i = 0; i < N(fallback_rows); i++)
-		check_sip(fallback_rows[i].code, fallback_rows[i].cond, "class fallback");
+		check_sip(sip_rows[i].code, sip_rows[i].cond, "Table 3");
+	for (size_t i = 0; i < N(class_rows); i++) {
+		for (size_t k = 0; k < N(sip_rows); k++)
+			if (sip_rows[k].code == class_rows[i].code)
+				fail_msg("case %d: listed in Table 3",
+				         class_rows[i].code);
+		check_sip(class_rows[i].code, class_rows[i].cond, "class default");
+	}
+	/* Note 9 (section 7.2) and note 5 (section 7.1): no SIP code yields
+	 * service-unavailable. */
+	for (int code = 300; code <= 699; code++) {
+		struct err_xmpp x;
+		if (err_sip_to_xmpp(code, &x) || x.cond == ERR_COND_SERVICE_UNAVAILABLE)
+			fail_msg("case %d: %s", code, err_cond_name(x.cond));
+	}
 
 	/* Provisional and success responses, and non-codes, are not errors. */
 	static const int not_errors[] = {-1,  0,   99,  100, 180, 183,
@@ -211,8 +230,9 @@ static void test_sip_to_xmpp(void **state)
 	}
 }
 
-/* RFC 7247 section 7.1. alt_flag/alt_code: the second code the RFC
- * gives, used when the caller says the situation calls for it. */
+/* RFC 7247 section 7.1, Table 2: one row per row of the table. code: the SIP
+ * code with no flag (a full JID, no new address, ...); alt_flag/alt_code: the
+ * other code the row or its note gives and the flag that selects it. */
 static const struct {
 	enum err_cond cond;
 	int code;
@@ -222,30 +242,38 @@ static const struct {
 } xmpp_rows[] = {
     {ERR_COND_BAD_REQUEST, 400, "Bad Request", 0, 0},
     {ERR_COND_CONFLICT, 400, "Bad Request", 0, 0},
-    {ERR_COND_FEATURE_NOT_IMPLEMENTED, 501, "Not Implemented", ERR_X2S_METHOD, 405},
-    {ERR_COND_FORBIDDEN, 403, "Forbidden", 0, 0},
+    /* note 1: full JID 405, bare JID 501 */
+    {ERR_COND_FEATURE_NOT_IMPLEMENTED, 405, "Method Not Allowed", ERR_X2S_BARE_JID, 501},
+    /* note 2: full JID 4xx, bare JID 6xx */
+    {ERR_COND_FORBIDDEN, 403, "Forbidden", ERR_X2S_BARE_JID, 603},
+    /* note 3: 301 with the new address, else 410 */
     {ERR_COND_GONE, 410, "Gone", ERR_X2S_NEW_ADDRESS, 301},
     {ERR_COND_INTERNAL_SERVER_ERROR, 500, "Server Internal Error", 0, 0},
-    {ERR_COND_ITEM_NOT_FOUND, 404, "Not Found", 0, 0},
+    {ERR_COND_ITEM_NOT_FOUND, 404, "Not Found", ERR_X2S_BARE_JID, 604}, /* note 2 */
     {ERR_COND_JID_MALFORMED, 400, "Bad Request", 0, 0},
-    {ERR_COND_NOT_ACCEPTABLE, 406, "Not Acceptable", 0, 0},
-    {ERR_COND_NOT_ALLOWED, 405, "Method Not Allowed", 0, 0},
+    {ERR_COND_NOT_ACCEPTABLE, 406, "Not Acceptable", ERR_X2S_BARE_JID, 606}, /* note 2 */
+    {ERR_COND_NOT_ALLOWED, 403, "Forbidden", 0, 0},
     {ERR_COND_NOT_AUTHORIZED, 401, "Unauthorized", 0, 0},
     {ERR_COND_POLICY_VIOLATION, 403, "Forbidden", 0, 0},
-    {ERR_COND_RECIPIENT_UNAVAILABLE, 480, "Temporarily Unavailable", 0, 0},
+    /* note 2 */
+    {ERR_COND_RECIPIENT_UNAVAILABLE, 480, "Temporarily Unavailable", ERR_X2S_BARE_JID,
+     600},
     {ERR_COND_REDIRECT, 302, "Moved Temporarily", 0, 0},
-    {ERR_COND_REGISTRATION_REQUIRED, 400, "Bad Request", 0, 0},
-    {ERR_COND_REMOTE_SERVER_NOT_FOUND, 404, "Not Found", ERR_X2S_UNREACHABLE, 408},
+    {ERR_COND_REGISTRATION_REQUIRED, 407, "Proxy Authentication Required", 0, 0},
+    /* note 4: (a) does not exist 404, (b) cannot be resolved 408 */
+    {ERR_COND_REMOTE_SERVER_NOT_FOUND, 404, "Not Found", ERR_X2S_UNRESOLVED, 408},
     {ERR_COND_REMOTE_SERVER_TIMEOUT, 408, "Request Timeout", 0, 0},
     {ERR_COND_RESOURCE_CONSTRAINT, 500, "Server Internal Error", 0, 0},
-    {ERR_COND_SERVICE_UNAVAILABLE, 503, "Service Unavailable", 0, 0},
+    /* note 5: not 503; 403 or 405 */
+    {ERR_COND_SERVICE_UNAVAILABLE, 403, "Forbidden", ERR_X2S_METHOD, 405},
     {ERR_COND_SUBSCRIPTION_REQUIRED, 400, "Bad Request", 0, 0},
     {ERR_COND_UNDEFINED_CONDITION, 400, "Bad Request", 0, 0},
+    /* "491 or 400" */
     {ERR_COND_UNEXPECTED_REQUEST, 400, "Bad Request", ERR_X2S_PENDING, 491},
 };
 
-static const unsigned all_flags =
-    ERR_X2S_METHOD | ERR_X2S_NEW_ADDRESS | ERR_X2S_UNREACHABLE | ERR_X2S_PENDING;
+static const unsigned all_flags = ERR_X2S_BARE_JID | ERR_X2S_NEW_ADDRESS |
+                                  ERR_X2S_UNRESOLVED | ERR_X2S_PENDING | ERR_X2S_METHOD;
 
 static void test_xmpp_to_sip(void **state)
 {
@@ -263,6 +291,9 @@ static void test_xmpp_to_sip(void **state)
 		if (err_xmpp_to_sip(xmpp_rows[i].cond, others, &s) ||
 		    s.code != xmpp_rows[i].code)
 			fail_msg("case '%s': unrelated flags gave %d", name, s.code);
+		/* Note 5: 503 is never the answer. */
+		if (err_xmpp_to_sip(xmpp_rows[i].cond, all_flags, &s) || s.code == 503)
+			fail_msg("case '%s': 503", name);
 		if (!xmpp_rows[i].alt_flag)
 			continue;
 		if (err_xmpp_to_sip(xmpp_rows[i].cond, xmpp_rows[i].alt_flag, &s) ||
@@ -387,26 +418,39 @@ static void test_reasons(void **state)
 	}
 }
 
-/* The bridge's refusals, row by row. */
+/* The bridge's refusals, row by row. t3: RFC 7247 section 7.2 Table 3 maps the
+ * code to the condition; t2: section 7.1 Table 2 maps the condition to the code
+ * (with no flag, or with bare). Where one is 0, err.c names the SIP rule that
+ * fixes the code or the reason for the finer condition. */
 static const struct {
 	enum err_bridge why;
 	const char *name;
 	int code;
 	unsigned retry_after;
 	enum err_cond cond;
+	int t3, t2;
 } refusal_rows[] = {
-    {ERR_BRIDGE_DOMAIN_UNMAPPED, "domain-unmapped", 404, 0, ERR_COND_ITEM_NOT_FOUND},
-    {ERR_BRIDGE_ADDRESS_MALFORMED, "address-malformed", 400, 0, ERR_COND_JID_MALFORMED},
-    {ERR_BRIDGE_PEER_FORBIDDEN, "peer-forbidden", 403, 0, ERR_COND_FORBIDDEN},
-    {ERR_BRIDGE_LIMIT, "limit", 503, 60, ERR_COND_RESOURCE_CONSTRAINT},
-    {ERR_BRIDGE_XMPP_DOWN, "xmpp-down", 503, 30, ERR_COND_SERVICE_UNAVAILABLE},
-    {ERR_BRIDGE_SIP_DOWN, "sip-down", 504, 0, ERR_COND_REMOTE_SERVER_TIMEOUT},
-    {ERR_BRIDGE_SHUTTING_DOWN, "shutting-down", 503, 60, ERR_COND_SERVICE_UNAVAILABLE},
-    {ERR_BRIDGE_TOO_LARGE, "too-large", 413, 0, ERR_COND_POLICY_VIOLATION},
-    {ERR_BRIDGE_UNSUPPORTED_MEDIA, "unsupported-media", 415, 0, ERR_COND_NOT_ACCEPTABLE},
-    {ERR_BRIDGE_BAD_BODY, "bad-body", 400, 0, ERR_COND_BAD_REQUEST},
-    {ERR_BRIDGE_NO_SESSION, "no-session", 481, 0, ERR_COND_ITEM_NOT_FOUND},
-    {ERR_BRIDGE_INTERNAL, "internal", 500, 0, ERR_COND_INTERNAL_SERVER_ERROR},
+    {ERR_BRIDGE_DOMAIN_UNMAPPED, "domain-unmapped", 404, 0, ERR_COND_ITEM_NOT_FOUND, 1,
+     1},
+    /* Table 3: 400 -> bad-request; jid-malformed is finer */
+    {ERR_BRIDGE_ADDRESS_MALFORMED, "address-malformed", 400, 0, ERR_COND_JID_MALFORMED, 0,
+     1},
+    {ERR_BRIDGE_PEER_FORBIDDEN, "peer-forbidden", 403, 0, ERR_COND_FORBIDDEN, 1, 1},
+    /* Table 2: resource-constraint -> 500; Table 3: 500 -> internal-server-error */
+    {ERR_BRIDGE_LIMIT, "limit", 500, 60, ERR_COND_RESOURCE_CONSTRAINT, 0, 1},
+    /* both tables: recipient-unavailable <-> 480 (note 2, 4xx form) */
+    {ERR_BRIDGE_XMPP_DOWN, "xmpp-down", 480, 30, ERR_COND_RECIPIENT_UNAVAILABLE, 1, 1},
+    /* both tables: remote-server-timeout <-> 408 */
+    {ERR_BRIDGE_SIP_DOWN, "sip-down", 408, 0, ERR_COND_REMOTE_SERVER_TIMEOUT, 1, 1},
+    /* Table 3 note 9: 503 -> internal-server-error; Table 2 gives 500 */
+    {ERR_BRIDGE_SHUTTING_DOWN, "shutting-down", 503, 60, ERR_COND_INTERNAL_SERVER_ERROR,
+     1, 0},
+    {ERR_BRIDGE_TOO_LARGE, "too-large", 413, 0, ERR_COND_POLICY_VIOLATION, 1, 0},
+    {ERR_BRIDGE_UNSUPPORTED_MEDIA, "unsupported-media", 415, 0, ERR_COND_NOT_ACCEPTABLE,
+     1, 0},
+    {ERR_BRIDGE_BAD_BODY, "bad-body", 400, 0, ERR_COND_BAD_REQUEST, 1, 1},
+    {ERR_BRIDGE_NO_SESSION, "no-session", 481, 0, ERR_COND_ITEM_NOT_FOUND, 1, 0},
+    {ERR_BRIDGE_INTERNAL, "internal", 500, 0, ERR_COND_INTERNAL_SERVER_ERROR, 1, 1},
 };
 
 static void test_refusals(void **state)
@@ -427,18 +471,30 @@ static void test_refusals(void **state)
 			fail_msg("case '%s': type %s", name, err_type_name(r->type));
 		if (!r->explanation || strlen(r->explanation) < 10)
 			fail_msg("case '%s': no explanation", name);
-		/* Retry-After belongs with 503 here (RFC 3261 section 20.33). */
-		if (r->retry_after && r->sip_code != 503)
+		/* RFC 3261 section 20.33: Retry-After goes with 404, 413, 480, 486,
+		 * 500, 503, 600 and 603. */
+		static const int ra_codes[] = {404, 413, 480, 486, 500, 503, 600, 603};
+		int ra_ok = !r->retry_after;
+		for (size_t k = 0; k < N(ra_codes); k++)
+			ra_ok |= r->sip_code == ra_codes[k];
+		if (!ra_ok)
 			fail_msg("case '%s': Retry-After on %d", name, r->sip_code);
-		/* Relayed through RFC 7247 either way, the meaning holds, except
-		 * for limit (see err.c). */
+		/* RFC 7247 section 7.1 note 5: no refusal pairs service-unavailable with
+		 * 503, nor uses either. */
+		if (r->cond == ERR_COND_SERVICE_UNAVAILABLE)
+			fail_msg("case '%s': service-unavailable", name);
 		struct err_xmpp x;
-		struct err_sip s;
+		struct err_sip s, sb;
 		assert_int_equal(err_sip_to_xmpp(r->sip_code, &x), 0);
 		assert_int_equal(err_xmpp_to_sip(r->cond, 0, &s), 0);
-		int agrees = x.cond == r->cond || s.code == r->sip_code;
-		if (agrees == (refusal_rows[i].why == ERR_BRIDGE_LIMIT))
-			fail_msg("case '%s': RFC 7247 agreement is %d", name, agrees);
+		assert_int_equal(err_xmpp_to_sip(r->cond, ERR_X2S_BARE_JID, &sb), 0);
+		int t3 = x.cond == r->cond;
+		int t2 = s.code == r->sip_code || sb.code == r->sip_code;
+		if (t3 != refusal_rows[i].t3 || t2 != refusal_rows[i].t2)
+			fail_msg("case '%s': Table 3 %d (%s), Table 2 %d (%d)", name, t3,
+			         err_cond_name(x.cond), t2, s.code);
+		if (!t3 && !t2)
+			fail_msg("case '%s': agrees with neither table", name);
 	}
 	assert_null(err_bridge(ERR_BRIDGE_COUNT));
 	assert_null(err_bridge((enum err_bridge) - 1));
