@@ -47,6 +47,7 @@ line_is() { # line_is NAME N EXPECTED
 		return 1
 	}
 }
+received() { (($(im_sip_count "$1" "$2") >= $3)); }
 header_is() { # header_is NAME N HEADER REGEX
 	im_sip_header "$1" MESSAGE "$3" "$2" | grep -Eq -- "$4"
 }
@@ -74,7 +75,7 @@ im_uas_start gr-out message_uas.xml "$UAS_PORT" -m 2 -timeout 30s ||
 	die "SIPp UAS did not start"
 UAS=$LAST_PID
 xmppc_send bobpc '<message type="chat" to="alice@sip.test/lyncpc" id="g1"><body>an ein Gerät</body></message>'
-wait_until 10 eval '(($(im_sip_count gr-out MESSAGE) >= 1))' || true
+wait_until 10 received gr-out MESSAGE 1 || true
 xmppc_send bob '<message type="chat" to="alice@sip.test" id="g2"><body>an alle</body></message>'
 check "XMPP -> SIP: SIPp takes both chats" sipp_wait "$UAS" 20
 check "XMPP -> SIP: a chat to alice@sip.test/lyncpc goes to sip:alice@sip.test;gr=lyncpc (RFC 7247 section 6.5 step 8)" \
