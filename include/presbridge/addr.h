@@ -1,5 +1,5 @@
 /*
- * addr - SIP URI <-> JID translation (RFC 7247 section 5), domain mapping from
+ * addr - SIP URI <-> JID translation (RFC 7247 section 6), domain mapping from
  * mappings/domains.map and per-user aliases from mappings/users.map.
  *
  * A domain is bridged only if domains.map names it; anything else is refused,
@@ -12,7 +12,13 @@
  *
  * Localparts: a SIP user part is percent-decoded, then escaped with XEP-0106 where
  * it holds a character a JID localpart forbids; the reverse unescapes XEP-0106 and
- * percent-encodes what RFC 3261's `user` production does not allow.
+ * percent-encodes what RFC 3261's `user` production does not allow (RFC 7247
+ * section 6.2). A backslash is escaped only where it starts one of XEP-0106's
+ * escape sequences (docs/design-notes.md, "Addresses", says why).
+ *
+ * Instances (RFC 7247 section 6.3): the "gr" URI parameter of a GRUU and the
+ * resourcepart of a full JID name one device; addr_sip_to_full_jid() and
+ * addr_jid_to_gruu() map one to the other, the plain functions drop them.
  */
 #ifndef PRESBRIDGE_ADDR_H
 #define PRESBRIDGE_ADDR_H
@@ -99,8 +105,30 @@ int addr_sip_to_jid(const struct addr_map *m, const char *uri, char **jidp,
 int addr_jid_to_sip(const struct addr_map *m, const char *jid, char **urip,
                     char **resourcep, enum addr_home *homep);
 
+/*
+ * As addr_sip_to_jid(), keeping the instance (RFC 7247 section 6.4 step 8): a "gr"
+ * URI parameter, percent-decoded, becomes the resourcepart, so
+ * "sip:foo@sip.test;gr=bar" gives "foo@sip.test/bar". A URI without gr, or with a
+ * valueless "gr" (a temporary GRUU, which section 6.3 leaves out), gives the bare
+ * JID. A gr value that is empty, not UTF-8 or holds a control character is
+ * refused like a bad user part. *jidp: caller-owns.
+ */
+int addr_sip_to_full_jid(const struct addr_map *m, const char *uri, char **jidp,
+                         enum addr_home *homep);
+
+/*
+ * As addr_jid_to_sip(), keeping the instance (RFC 7247 section 6.5 step 8): the
+ * resourcepart of a full JID becomes the "gr" URI parameter, percent-encoded where
+ * it holds non-ASCII octets or characters a URI parameter cannot carry
+ * (RFC 3261 section 25.1), so "baz@xmpp.test/qux" gives
+ * "sip:baz@xmpp.test;gr=qux". A bare JID gives the plain URI. *urip: caller-owns.
+ */
+int addr_jid_to_gruu(const struct addr_map *m, const char *jid, char **urip,
+                     enum addr_home *homep);
+
 /* XEP-0106 escape a decoded localpart. Caller-owns *outp. -EINVAL for a leading or
- * trailing space (XEP-0106 section 4.3) or a control character. */
+ * trailing space (XEP-0106 section 4.1 rule 6, and the note under the table of
+ * section 3.2) or a control character. */
 int addr_jid_escape(const char *local, size_t len, char **outp);
 
 /* XEP-0106 unescape a localpart. Caller-owns *outp. */

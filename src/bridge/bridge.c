@@ -175,6 +175,17 @@ int br_jid_to_uri(struct bridge *b, const char *jid, char **urip, char **resourc
 	return addr_jid_to_sip(b->cf->addr, jid, urip, resourcep, homep);
 }
 
+int br_uri_to_full_jid(struct bridge *b, const char *uri, char **jidp,
+                       enum addr_home *homep)
+{
+	return addr_sip_to_full_jid(b->cf->addr, uri, jidp, homep);
+}
+
+int br_jid_to_gruu(struct bridge *b, const char *jid, char **urip, enum addr_home *homep)
+{
+	return addr_jid_to_gruu(b->cf->addr, jid, urip, homep);
+}
+
 enum err_bridge br_addr_refusal(int err)
 {
 	return err == -ENOENT ? ERR_BRIDGE_DOMAIN_UNMAPPED : ERR_BRIDGE_ADDRESS_MALFORMED;

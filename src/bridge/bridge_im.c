@@ -699,6 +699,17 @@ fail:
 	return false;
 }
 
+/* *jidp, the bare JID of uri, becomes the full JID when uri is a GRUU; a gr the
+ * bridge cannot map leaves the bare address, which still reaches the user. */
+static void sin_instance(struct bridge *b, const char *uri, char **jidp)
+{
+	char *full = NULL;
+	if (br_uri_to_full_jid(b, uri, &full, NULL) == 0) {
+		free(*jidp);
+		*jidp = full;
+	}
+}
+
 void bi_sip_message(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
 {
 	char *from = NULL, *to = NULL;
@@ -715,6 +726,11 @@ void bi_sip_message(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
 	}
 	if (!sin_parties(b, srv, req, &from, &to))
 		return;
+	/* One device on each side: a GRUU in From is the sender's resource (RFC 7572
+	 * section 5 note 1), one in the Request-URI the recipient's (RFC 7247
+	 * section 6.4 step 8). */
+	sin_instance(b, sipm_from_uri(req), &from);
+	sin_instance(b, sipm_ruri(req), &to);
 	struct bi_sin in = {.sip_uri = sipm_from_uri(req), .from = from, .to = to};
 	sin_dispatch(t, srv, req, &in, false);
 	free(from);
@@ -1132,7 +1148,8 @@ static int xmsg_read(struct bridge *b, xmpp_stanza_t *st, struct bi_xmsg *x,
 	x->id = xmpp_stanza_get_id(st);
 	if (!x->from || !x->to)
 		return xrefuse(r, ERR_BRIDGE_ADDRESS_MALFORMED);
-	int e = br_jid_to_uri(b, x->from, &x->from_uri, NULL, &home);
+	/* RFC 7572 section 4 note 1: the sender's resource rides as its GRUU. */
+	int e = br_jid_to_gruu(b, x->from, &x->from_uri, &home);
 	if (e)
 		return xrefuse(r, br_addr_refusal(e));
 	/* Only users of XMPP-homed domains are relayed toward SIP: anything else
@@ -1150,6 +1167,13 @@ static int xmsg_read(struct bridge *b, xmpp_stanza_t *st, struct bi_xmsg *x,
 	if (!(x->jid = bare_jid(x->from)) || !(x->to_jid = bare_jid(x->to)))
 		return xrefuse(r, ERR_BRIDGE_INTERNAL);
 	x->peer = conf_peer_for_domain(b->cf, uri_domain(x->to_uri));
+	/* A message for one resource goes to that GRUU (RFC 7247 section 6.5 step 8),
+	 * after the peer was found by the plain URI's domain. */
+	char *gruu = NULL;
+	if (strchr(x->to, '/') && br_jid_to_gruu(b, x->to, &gruu, NULL) == 0) {
+		free(x->to_uri);
+		x->to_uri = gruu;
+	}
 
 	xmpp_stanza_t *c = xmpp_stanza_get_child_by_name(st, "body");
 	if (c && (x->body = xmpp_stanza_get_text(c)) != NULL && !*x->body) {

@@ -96,6 +96,11 @@ bool br_xmpp_ready(struct bridge *b, struct sipleg_srv *srv, const char *sip_uri
 int br_uri_to_jid(struct bridge *b, const char *uri, char **jidp, enum addr_home *homep);
 int br_jid_to_uri(struct bridge *b, const char *jid, char **urip, char **resourcep,
                   enum addr_home *homep);
+/* addr_sip_to_full_jid / addr_jid_to_gruu: as above, keeping the device (a GRUU's
+ * gr <-> a resourcepart, RFC 7247 section 6.3); results caller-owns. */
+int br_uri_to_full_jid(struct bridge *b, const char *uri, char **jidp,
+                       enum addr_home *homep);
+int br_jid_to_gruu(struct bridge *b, const char *jid, char **urip, enum addr_home *homep);
 /* The refusal for an address error: unmapped domain or malformed address. */
 enum err_bridge br_addr_refusal(int err);
 /* "<sip:...>" for From/To headers (caller-owns). */

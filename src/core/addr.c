@@ -324,7 +324,9 @@ int addr_jid_escape(const char *local, size_t len, char **outp)
 			continue;
 		}
 		/* A backslash is escaped only where it would otherwise read as an escape
-		 * (XEP-0106 section 4.2), so "a\b" stays "a\b". */
+		 * (XEP-0106 section 4.1 rule 7, section 4.2 step 3, section 4.3), so
+		 * "a\b" stays "a\b" as examples 9-11 of section 5.1 show; RFC 7622 allows
+		 * the backslash in a localpart (docs/design-notes.md, "Addresses"). */
 		if (local[i] == '\\') {
 			bool seq = false;
 			for (size_t e = 0; e < XEP0106_N && !seq; e++)
@@ -801,6 +803,140 @@ out:
 	free(key);
 	jid_free(&j);
 	return err;
+}
+
+/*
+ * The value of URI parameter `name` of a sip:/sips: URI (RFC 3261 section 19.1.1:
+ * parameters follow the hostport, up to the headers). *valp points into uri;
+ * *lenp is 0 and *valp NULL when the parameter has no "=value". Returns 0, or
+ * -ENOENT when uri has no such parameter. Names compare case-insensitively
+ * (RFC 3261 section 19.1.4).
+ */
+static int uri_param(const char *uri, const char *name, const char **valp, size_t *lenp)
+{
+	const char *at = strchr(uri, '@');
+	const char *p = at ? at + strcspn(at, ";?>") : NULL;
+	size_t nlen = strlen(name);
+
+	while (p && *p == ';') {
+		const char *pn = p + 1;
+		size_t plen = strcspn(pn, ";?>");
+		size_t klen = strcspn(pn, "=;?>");
+		if (klen == nlen && strncasecmp(pn, name, nlen) == 0) {
+			*valp = klen < plen ? pn + klen + 1 : NULL;
+			*lenp = klen < plen ? plen - klen - 1 : 0;
+			return 0;
+		}
+		p = pn + plen;
+	}
+	return -ENOENT;
+}
+
+/*
+ * RFC 7247 section 6.3: the resourcepart the "gr" parameter of uri names.
+ * *resp: caller-owns, NULL when uri names no AOR-associated GRUU (no gr, or a bare
+ * "gr" as temporary GRUUs carry, which section 6.3 leaves out).
+ */
+static int gr_resource(const char *uri, char **resp)
+{
+	const char *v;
+	size_t len;
+	char *res = NULL;
+	int err;
+
+	*resp = NULL;
+	if (uri_param(uri, "gr", &v, &len) != 0 || !v)
+		return 0;
+	/* RFC 3261 section 25.1: pvalue = 1*paramchar, so "gr=" is malformed. */
+	if (len == 0 || len > ADDR_MAX_PART * 3)
+		return len ? -ENAMETOOLONG : -EINVAL;
+	/* Section 6.3: non-ASCII characters arrive percent-encoded. */
+	err = addr_pct_decode(v, len, &res);
+	if (err)
+		return err;
+	size_t rlen = strlen(res);
+	if (rlen > ADDR_MAX_PART)
+		err = -ENAMETOOLONG;
+	else if (!utf8_valid(res, rlen))
+		err = -EILSEQ;
+	else if (has_control(res, rlen))
+		err = -EINVAL; /* RFC 7622 section 3.4: OpaqueString has no controls */
+	if (err) {
+		free(res);
+		return err;
+	}
+	*resp = res;
+	return 0;
+}
+
+int addr_sip_to_full_jid(const struct addr_map *m, const char *uri, char **jidp,
+                         enum addr_home *homep)
+{
+	char *bare = NULL, *res = NULL, *out;
+	int err = addr_sip_to_jid(m, uri, &bare, homep);
+
+	if (err)
+		return err;
+	err = gr_resource(uri, &res);
+	if (err) {
+		free(bare);
+		return err;
+	}
+	if (!res) {
+		*jidp = bare;
+		return 0;
+	}
+	/* RFC 7247 section 6.4 step 8: "/" and the gr value make the full JID. */
+	out = join(bare, "/", res);
+	free(bare);
+	free(res);
+	if (!out)
+		return -ENOMEM;
+	*jidp = out;
+	return 0;
+}
+
+/* RFC 3261 section 25.1: paramchar = param-unreserved / unreserved / escaped. */
+static bool sip_param_char(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c && strchr("[]/:&+$-_.!~*'()", c) != NULL;
+}
+
+int addr_jid_to_gruu(const struct addr_map *m, const char *jid, char **urip,
+                     enum addr_home *homep)
+{
+	char *uri = NULL, *res = NULL;
+	struct sbuf sb;
+	int err = addr_jid_to_sip(m, jid, &uri, &res, homep);
+
+	if (err)
+		return err;
+	if (!res) {
+		*urip = uri;
+		return 0;
+	}
+	/* RFC 7247 section 6.5 step 8 (and its example "baz@xmpp.example/qux" ->
+	 * "sip:baz@xmpp.example;gr=qux"): the resourcepart becomes the gr value,
+	 * non-ASCII octets percent-encoded; so is every octet RFC 3261's paramchar
+	 * does not allow, or the URI would not parse. */
+	sbuf_init(&sb);
+	sbuf_puts(&sb, uri);
+	sbuf_puts(&sb, ";gr=");
+	for (const unsigned char *c = (const unsigned char *)res; *c; c++) {
+		if (sip_param_char(*c))
+			sbuf_putc(&sb, (char)*c);
+		else
+			sbuf_printf(&sb, "%%%02X", *c);
+	}
+	free(uri);
+	free(res);
+	char *out = sbuf_take(&sb, NULL);
+	if (!out)
+		return -ENOMEM;
+	*urip = out;
+	return 0;
 }
 
 const char *addr_strerror(int err)

@@ -65,8 +65,8 @@ mstf_is() { # mstf_is SIPP TEXT: the INVITE's Ms-Text-Format carries TEXT (CRLF 
 	b=$(sed -n 's/.*ms-body=\([A-Za-z0-9+/=]*\).*/\1/p' <<<"$v")
 	[[ $(base64 -d <<<"$b") == "$2" ]]
 }
-page_headers() { # From the XMPP user, To the Lync user, UTF-8 text
-	header_has "$1" MESSAGE From '^<sip:bob@xmpp\.test>;tag=' &&
+page_headers() { # From the XMPP user's GRUU (RFC 7572 section 4 note 1), To the Lync user, UTF-8 text
+	header_has "$1" MESSAGE From '^<sip:bob@xmpp\.test;gr=im>;tag=' &&
 		header_has "$1" MESSAGE To '^<sip:alice@sip\.test>$' &&
 		header_has "$1" MESSAGE Content-Type '^text/plain; charset=UTF-8$'
 }
@@ -82,7 +82,7 @@ long_first() { # no Ms-Text-Format in the INVITE; the text is the first MESSAGE
 		body_is "$1" MESSAGE 1 "$LONG"
 }
 invite_headers() {
-	header_has "$1" INVITE From '^<sip:bob@xmpp\.test>;tag=' &&
+	header_has "$1" INVITE From '^<sip:bob@xmpp\.test;gr=im>;tag=' &&
 		header_has "$1" INVITE To '^<sip:alice@sip\.test>$'
 }
 session_typing() { # an INFO with Lync's KeyboardActivity, status type
@@ -148,7 +148,7 @@ for tp in tcp tls; do
 		sipp_wait "$UAS" 20
 	check "$tp: page, XMPP -> SIP: the MESSAGE body is the exact UTF-8 text, CRLF line breaks" \
 		body_is "page-out-$tp" MESSAGE 1 "$SIP_OUT"
-	check "$tp: page, XMPP -> SIP: From sip:bob@xmpp.test, To sip:alice@sip.test, text/plain; charset=UTF-8" \
+	check "$tp: page, XMPP -> SIP: From sip:bob@xmpp.test;gr=im, To sip:alice@sip.test, text/plain; charset=UTF-8" \
 		page_headers "page-out-$tp"
 	check "$tp: typing, XMPP -> SIP (page): <composing/> arrives as isComposing active" \
 		page_typing "page-out-$tp"
@@ -266,7 +266,7 @@ for tp in tcp tls; do
 		wait_until 10 received "sess-out-$tp" MESSAGE 1
 	check "$tp: session, XMPP-initiated: the INVITE carries the first chat in Ms-Text-Format" \
 		mstf_is "sess-out-$tp" 'Hallo Alice — 1 😀'
-	check "$tp: session, XMPP-initiated: From sip:bob@xmpp.test, To sip:alice@sip.test" \
+	check "$tp: session, XMPP-initiated: From sip:bob@xmpp.test;gr=im, To sip:alice@sip.test" \
 		invite_headers "sess-out-$tp"
 	check "$tp: session, XMPP-initiated: the second chat's body is exact (CRLF)" \
 		body_is "sess-out-$tp" MESSAGE 1 $'zweite Nachricht\r\nüber XMPP'

@@ -141,10 +141,10 @@ check "XMPP -> SIP: the MESSAGE body is the exact UTF-8 bytes (CRLF line break)"
 	body_is page-out MESSAGE 1 $'Grüße zurück\r\n— 中文 😀'
 page_relayed() { # From bob, To alice, R-URI her contact; kamailio's Via over the bridge's
 	fed_sip_msg page-out '^MESSAGE sip:sipp@127\.0\.0\.1:'"$ALICE_PORT"'[^\r]*\r\nVia: SIP/2.0/UDP 127\.0\.0\.1:'"$KAM_UDP_PORT"';[^\r]*\r\nVia: SIP/2.0/TLS bridge\.xmpp\.test:'"$BR_TLS"';' &&
-		fed_sip_msg page-out '^From: <sip:bob@xmpp\.test>;tag=' &&
+		fed_sip_msg page-out '^From: <sip:bob@xmpp\.test;gr=desk>;tag=' &&
 		fed_sip_msg page-out '^To: <sip:alice@sip\.test>\r'
 }
-check "XMPP -> SIP: From sip:bob@xmpp.test, To sip:alice@sip.test, to her contact through kamailio (its Via over the bridge's)" \
+check "XMPP -> SIP: From sip:bob@xmpp.test;gr=desk (RFC 7572 section 4), To sip:alice@sip.test, to her contact through kamailio (its Via over the bridge's)" \
 	page_relayed
 
 # --- Lync-style IM sessions through kamailio: [peer lync] im = session, SIGHUP

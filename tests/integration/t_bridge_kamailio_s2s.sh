@@ -109,8 +109,8 @@ UAS=$LAST_PID
 xmppc_send bob '<message type="chat" to="alice@sip.test" id="po1"><body>Hi Alice — greetings from xmpp.test 👋</body></message>'
 check "XMPP -> SIP: bob's chat crosses S2S and reaches alice's registered contact (kamailio's lookup) as MESSAGE" \
 	sipp_wait "$UAS" 20
-check "XMPP -> SIP: From sip:bob@xmpp.test, the exact UTF-8 text" \
-	eval "fed_sip_msg page-out '^From: <sip:bob@xmpp\\.test>;tag=' &&
+check "XMPP -> SIP: From sip:bob@xmpp.test;gr=desk (RFC 7572 section 4), the exact UTF-8 text" \
+	eval "fed_sip_msg page-out '^From: <sip:bob@xmpp\\.test;gr=desk>;tag=' &&
 		[[ \$(im_sip_body page-out MESSAGE 1) == 'Hi Alice — greetings from xmpp.test 👋' ]]"
 
 etag2=$(fed_publish pub2 alice '' 'back at my desk' "$etag") || etag2=""

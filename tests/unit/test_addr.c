@@ -79,6 +79,8 @@ static const struct s2j_case s2j[] = {
     {"lone backslash kept", "sip:a%5Cb@sip.test", 0, "a\\b@sip.test", ADDR_HOME_SIP},
     {"backslash that looks like escape", "sip:a%5C20b@sip.test", 0, "a\\5c20b@sip.test",
      ADDR_HOME_SIP},
+    {"XEP-0106 5.1 example 9 from SIP", "sip:c%3A%5Cnet@sip.test", 0,
+     "c\\3a\\net@sip.test", ADDR_HOME_SIP},
     {"utf-8 user", "sip:%C3%A9lodie@sip.test", 0, "\xc3\xa9lodie@sip.test",
      ADDR_HOME_SIP},
     {"unmapped domain", "sip:eve@evil.example", -ENOENT, NULL, 0},
@@ -248,6 +250,172 @@ static void test_too_long(void **state)
 	assert_null(out);
 }
 
+/*
+ * Instances (RFC 7247 section 6.3): the "gr" URI parameter <-> the resourcepart.
+ * SIP -> XMPP follows section 6.4 (its three examples, on our test domains),
+ * XMPP -> SIP section 6.5 (likewise); RFC 7572 sections 4 and 5 use the same
+ * mapping for the sender of a message.
+ */
+static const struct s2j_case s2fj[] = {
+    {"RFC 7247 6.4 example 1 (step 3)", "sip:f%C3%BC@sip.test", 0, "f\xc3\xbc@sip.test",
+     ADDR_HOME_SIP},
+    {"RFC 7247 6.4 example 2 (step 5)", "sip:o'malley@sip.test", 0,
+     "o\\27malley@sip.test", ADDR_HOME_SIP},
+    {"RFC 7247 6.4 example 3 (step 8)", "sip:foo@sip.test;gr=bar", 0, "foo@sip.test/bar",
+     ADDR_HOME_SIP},
+    {"RFC 7247 6.4 step 8, XMPP-homed", "sip:bob@xmpp.test;gr=laptop", 0,
+     "bob@xmpp.test/laptop", ADDR_HOME_XMPP},
+    {"RFC 7572 5 sender GRUU", "sip:romeo@sip.test;gr=dr4hcr0st3lup4c", 0,
+     "romeo@sip.test/dr4hcr0st3lup4c", ADDR_HOME_SIP},
+    {"RFC 7247 6.3 non-ASCII gr percent-decoded", "sip:foo@sip.test;gr=caf%C3%A9", 0,
+     "foo@sip.test/caf\xc3\xa9", ADDR_HOME_SIP},
+    {"RFC 7247 6.3 encoded slash in gr", "sip:foo@sip.test;gr=a%2Fb", 0,
+     "foo@sip.test/a/b", ADDR_HOME_SIP},
+    {"RFC 5627 urn:uuid gr", "sip:alice@sip.test;gr=urn:uuid:f81d4fae-7dec-11d0-a765", 0,
+     "alice@sip.test/urn:uuid:f81d4fae-7dec-11d0-a765", ADDR_HOME_SIP},
+    {"RFC 3261 19.1.1 gr among other params",
+     "sip:alice@sip.test;transport=tls;gr=pc1;lr", 0, "alice@sip.test/pc1",
+     ADDR_HOME_SIP},
+    {"RFC 3261 19.1.1 port before params", "sip:alice@sip.test:5061;gr=pc1", 0,
+     "alice@sip.test/pc1", ADDR_HOME_SIP},
+    {"RFC 3261 19.1.4 param name case", "sip:alice@sip.test;GR=pc1", 0,
+     "alice@sip.test/pc1", ADDR_HOME_SIP},
+    {"RFC 3261 19.1.1 gr in headers is no param", "sip:alice@sip.test?gr=pc1", 0,
+     "alice@sip.test", ADDR_HOME_SIP},
+    {"another param named like gr", "sip:alice@sip.test;grx=pc1", 0, "alice@sip.test",
+     ADDR_HOME_SIP},
+    {"RFC 7247 6.4: no gr, bare JID", "sip:alice@sip.test", 0, "alice@sip.test",
+     ADDR_HOME_SIP},
+    {"RFC 7247 6.3 temporary GRUU (valueless gr) stays bare", "sip:alice@sip.test;gr", 0,
+     "alice@sip.test", ADDR_HOME_SIP},
+    {"RFC 7247 6.4 alias keeps gr", "sip:john.doe@lync.example.com;gr=pc", 0,
+     "jdoe@lync-xmpp.example.com/pc", ADDR_HOME_SIP},
+    {"RFC 3261 25.1 empty gr value", "sip:alice@sip.test;gr=", -EINVAL, NULL, 0},
+    {"RFC 7622 3.4 control char in gr", "sip:alice@sip.test;gr=a%0Ab", -EINVAL, NULL, 0},
+    {"gr decodes to NUL", "sip:alice@sip.test;gr=a%00b", -EINVAL, NULL, 0},
+    {"RFC 7622 3.4 gr not UTF-8", "sip:alice@sip.test;gr=a%C3%28", -EILSEQ, NULL, 0},
+    {"unmapped domain with gr", "sip:eve@evil.example;gr=x", -ENOENT, NULL, 0},
+};
+
+static void test_sip_to_full_jid(void **state)
+{
+	const struct addr_map *m = *state;
+
+	for (size_t i = 0; i < sizeof(s2fj) / sizeof(s2fj[0]); i++) {
+		const struct s2j_case *c = &s2fj[i];
+		char *jid = NULL;
+		enum addr_home home = (enum addr_home) - 1;
+		int err = addr_sip_to_full_jid(m, c->uri, &jid, &home);
+		if (err != c->err)
+			fail_msg("case '%s': err %d (%s), want %d", c->name, err,
+			         addr_strerror(err), c->err);
+		if (c->jid && (!jid || strcmp(jid, c->jid) != 0))
+			fail_msg("case '%s': jid '%s', want '%s'", c->name,
+			         jid ? jid : "(null)", c->jid);
+		if (c->jid && home != c->home)
+			fail_msg("case '%s': home %d, want %d", c->name, home, c->home);
+		if (!c->jid && jid)
+			fail_msg("case '%s': jid set on failure", c->name);
+		free(jid);
+	}
+}
+
+static const struct j2s_case j2gr[] = {
+    {"RFC 7247 6.5 example 1 (step 3)", "m\\26m@xmpp.test", 0, "sip:m&m@xmpp.test", NULL,
+     ADDR_HOME_XMPP},
+    {"RFC 7247 6.5 example 2 (step 5)", "tsch\xc3\xbcss@xmpp.test", 0,
+     "sip:tsch%C3%BCss@xmpp.test", NULL, ADDR_HOME_XMPP},
+    {"RFC 7247 6.5 example 3 (step 8)", "baz@xmpp.test/qux", 0,
+     "sip:baz@xmpp.test;gr=qux", NULL, ADDR_HOME_XMPP},
+    {"RFC 7572 4 note 1: sender's resource as GRUU", "juliet@xmpp.test/yn0cl4bnw0yr3vym",
+     0, "sip:juliet@xmpp.test;gr=yn0cl4bnw0yr3vym", NULL, ADDR_HOME_XMPP},
+    {"RFC 7247 6.5 step 8 non-ASCII resource encoded", "bob@xmpp.test/caf\xc3\xa9", 0,
+     "sip:bob@xmpp.test;gr=caf%C3%A9", NULL, ADDR_HOME_XMPP},
+    {"RFC 3261 25.1 paramchar: space ; = encoded", "bob@xmpp.test/my phone;x=1", 0,
+     "sip:bob@xmpp.test;gr=my%20phone%3Bx%3D1", NULL, ADDR_HOME_XMPP},
+    {"RFC 3261 25.1 paramchar: / : kept, @ ? % encoded", "bob@xmpp.test/a/b:c@d?e%", 0,
+     "sip:bob@xmpp.test;gr=a/b:c%40d%3Fe%25", NULL, ADDR_HOME_XMPP},
+    {"SIP-homed user at the component", "alice@sip.test/pc1", 0,
+     "sip:alice@sip.test;gr=pc1", NULL, ADDR_HOME_SIP},
+    {"alias keeps the resource", "JDoe@lync-xmpp.example.com/pc", 0,
+     "sip:john.doe@lync.example.com;gr=pc", NULL, ADDR_HOME_SIP},
+    {"bare JID, plain URI", "bob@xmpp.test", 0, "sip:bob@xmpp.test", NULL,
+     ADDR_HOME_XMPP},
+    {"RFC 7622 3.4 empty resource", "bob@xmpp.test/", -EINVAL, NULL, NULL, 0},
+    {"unmapped domain", "mallory@evil.example/x", -ENOENT, NULL, NULL, 0},
+};
+
+static void test_jid_to_gruu(void **state)
+{
+	const struct addr_map *m = *state;
+
+	for (size_t i = 0; i < sizeof(j2gr) / sizeof(j2gr[0]); i++) {
+		const struct j2s_case *c = &j2gr[i];
+		char *uri = NULL;
+		enum addr_home home = (enum addr_home) - 1;
+		int err = addr_jid_to_gruu(m, c->jid, &uri, &home);
+		if (err != c->err)
+			fail_msg("case '%s': err %d (%s), want %d", c->name, err,
+			         addr_strerror(err), c->err);
+		if (c->uri && (!uri || strcmp(uri, c->uri) != 0))
+			fail_msg("case '%s': uri '%s', want '%s'", c->name,
+			         uri ? uri : "(null)", c->uri);
+		if (c->uri && home != c->home)
+			fail_msg("case '%s': home %d, want %d", c->name, home, c->home);
+		if (!c->uri && uri)
+			fail_msg("case '%s': uri set on failure", c->name);
+		free(uri);
+	}
+}
+
+/* A message or presence for one device comes back to that device: full JID ->
+ * GRUU -> the same full JID, and GRUU -> full JID -> the same GRUU (RFC 7247
+ * sections 6.4 and 6.5, step 8 of each). */
+static void test_instance_round_trip(void **state)
+{
+	const struct addr_map *m = *state;
+	static const char *const jids[] = {
+	    "bob@xmpp.test/laptop",         "bob@xmpp.test/caf\xc3\xa9",
+	    "bob@xmpp.test/my phone;x=1",   "bob@xmpp.test/a/b:c@d?e%",
+	    "alice@sip.test/urn:uuid:f81d", "a\\20b@xmpp.test/r",
+	};
+	static const char *const uris[] = {
+	    "sip:bob@xmpp.test;gr=laptop",
+	    "sip:alice@sip.test;gr=urn:uuid:f81d4fae-7dec-11d0-a765",
+	    "sip:bob@xmpp.test;gr=caf%C3%A9",
+	    "sip:bob@xmpp.test;gr=a%20b",
+	};
+	for (size_t i = 0; i < sizeof(jids) / sizeof(jids[0]); i++) {
+		char *uri = NULL, *back = NULL;
+		assert_int_equal(addr_jid_to_gruu(m, jids[i], &uri, NULL), 0);
+		assert_int_equal(addr_sip_to_full_jid(m, uri, &back, NULL), 0);
+		if (strcmp(back, jids[i]) != 0)
+			fail_msg("round trip %s -> %s -> %s", jids[i], uri, back);
+		free(uri);
+		free(back);
+	}
+	for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++) {
+		char *jid = NULL, *back = NULL;
+		assert_int_equal(addr_sip_to_full_jid(m, uris[i], &jid, NULL), 0);
+		assert_int_equal(addr_jid_to_gruu(m, jid, &back, NULL), 0);
+		if (strcmp(back, uris[i]) != 0)
+			fail_msg("round trip %s -> %s -> %s", uris[i], jid, back);
+		free(jid);
+		free(back);
+	}
+}
+
+/* The plain functions name the user, never the device: a GRUU gives the bare JID
+ * (the key of subscriptions and of the presence cache). */
+static void test_plain_drops_instance(void **state)
+{
+	const struct addr_map *m = *state;
+	char *jid = NULL;
+	assert_int_equal(addr_sip_to_jid(m, "sip:foo@sip.test;gr=bar", &jid, NULL), 0);
+	assert_string_equal(jid, "foo@sip.test");
+	free(jid);
+}
+
 struct esc_case {
 	const char *name;
 	const char *in;
@@ -255,24 +423,36 @@ struct esc_case {
 	const char *out;
 };
 
-/* XEP-0106 section 5 examples, and the exceptions of section 4.3. */
+/*
+ * XEP-0106 section 5.1, examples 1-12 (user input -> escaped JID), and the
+ * exceptions of section 4.3. Examples 9-11 keep a backslash that starts no escape
+ * sequence, as sections 4.1 rule 7, 4.2 step 3 and 4.3 say; the table of section
+ * 3.2 alone would make it "\5c" (the decision: docs/design-notes.md, "Addresses").
+ */
 static const struct esc_case escs[] = {
-    {"space", "space cadet", 0, "space\\20cadet"},
-    {"quote", "call me \"ishmael\"", 0, "call\\20me\\20\\22ishmael\\22"},
-    {"at", "at&t guy", 0, "at\\26t\\20guy"},
-    {"apos", "d'artagnan", 0, "d\\27artagnan"},
-    {"slash", "/.fanboy", 0, "\\2f.fanboy"},
-    {"colons", "::foo::", 0, "\\3a\\3afoo\\3a\\3a"},
-    {"angles", "<foo>", 0, "\\3cfoo\\3e"},
-    {"at sign", "user@host", 0, "user\\40host"},
-    {"backslash alone", "c:\\net", 0, "c\\3a\\net"},
-    {"backslash sequence", "c:\\\\net", 0, "c\\3a\\\\net"},
-    {"backslash before escape", "c:\\cool stuff", 0, "c\\3a\\cool\\20stuff"},
-    {"backslash 5c", "c:\\5commas", 0, "c\\3a\\5c5commas"},
-    {"leading space", " x", -EINVAL, NULL},
-    {"trailing space", "x ", -EINVAL, NULL},
-    {"empty", "", -EINVAL, NULL},
-    {"control", "a\tb", -EINVAL, NULL},
+    {"XEP-0106 5.1 example 1", "space cadet", 0, "space\\20cadet"},
+    {"XEP-0106 5.1 example 2", "call me \"ishmael\"", 0, "call\\20me\\20\\22ishmael\\22"},
+    {"XEP-0106 5.1 example 3", "at&t guy", 0, "at\\26t\\20guy"},
+    {"XEP-0106 5.1 example 4", "d'artagnan", 0, "d\\27artagnan"},
+    {"XEP-0106 5.1 example 5", "/.fanboy", 0, "\\2f.fanboy"},
+    {"XEP-0106 5.1 example 6", "::foo::", 0, "\\3a\\3afoo\\3a\\3a"},
+    {"XEP-0106 5.1 example 7", "<foo>", 0, "\\3cfoo\\3e"},
+    {"XEP-0106 5.1 example 8", "user@host", 0, "user\\40host"},
+    {"XEP-0106 5.1 example 9: lone backslash kept", "c:\\net", 0, "c\\3a\\net"},
+    {"XEP-0106 5.1 example 10: double backslash kept", "c:\\\\net", 0, "c\\3a\\\\net"},
+    {"XEP-0106 5.1 example 11: backslash before non-sequence", "c:\\cool stuff", 0,
+     "c\\3a\\cool\\20stuff"},
+    {"XEP-0106 5.1 example 12: \\5c escaped", "c:\\5commas", 0, "c\\3a\\5c5commas"},
+    {"XEP-0106 4.2 step 3: text that looks like an escape", "a\\27b", 0, "a\\5c27b"},
+    {"XEP-0106 4.3 partial escape sequence", "\\2plus\\2is\\4", 0, "\\2plus\\2is\\4"},
+    {"XEP-0106 4.3 invalid escape sequence 1", "foo\\bar", 0, "foo\\bar"},
+    {"XEP-0106 4.3 invalid escape sequence 2", "foob\\41r", 0, "foob\\41r"},
+    {"XEP-0106 4.3 upper-case hex is no sequence (3.1: case significant)", "a\\2Fb", 0,
+     "a\\2Fb"},
+    {"XEP-0106 4.1 rule 6: leading space", " x", -EINVAL, NULL},
+    {"XEP-0106 4.1 rule 6: trailing space", "x ", -EINVAL, NULL},
+    {"RFC 7622 3.3: empty localpart", "", -EINVAL, NULL},
+    {"RFC 7247 6.1: control character", "a\tb", -EINVAL, NULL},
 };
 
 static void test_escape(void **state)
@@ -444,6 +624,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_jid_to_sip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_too_long, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sip_to_full_jid, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_jid_to_gruu, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_instance_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_plain_drops_instance, setup, teardown),
 	    cmocka_unit_test(test_escape),
 	    cmocka_unit_test(test_map_files),
 	    cmocka_unit_test_setup_teardown(test_domain_rows, setup, teardown),
