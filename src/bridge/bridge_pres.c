@@ -866,6 +866,20 @@ void bp_sip_notify(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
 	feed(b, sub, ev, &info, srv);
 }
 
+bool bp_sip_final_notify(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
+{
+	const char *ssv = sipm_header(req, "Subscription-State", 0);
+	struct sub_substate ss;
+
+	(void)b;
+	if (strcmp(sipm_method(req), "NOTIFY") != 0 || !event_is_presence(req) || !ssv ||
+	    sub_substate_parse(ssv, strlen(ssv), &ss) != 0 ||
+	    ss.state != SUB_SS_TERMINATED)
+		return false;
+	sipleg_reply_code(srv, 200, NULL);
+	return true;
+}
+
 /* ---- XMPP in ---- */
 
 static int child_int(xmpp_stanza_t *st, const char *name, int dflt)
