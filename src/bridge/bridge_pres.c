@@ -558,8 +558,9 @@ static void perform(struct bridge *b, struct state_sub *sub, const struct sub_re
 	if (a & SUB_ACT_SIP_UNSUBSCRIBE) {
 		send_subscribe(b, sub, 0, true);
 		/* RFC 6665 4.1.2.3: the unsubscribe triggers a final NOTIFY; the
-		 * dialog stays to answer it 200 (SUB_XW_ENDING ends it). */
-		if (res->next.phase != SUB_XW_ENDING)
+		 * dialog stays to answer it 200 (SUB_XW_ENDING ends it; while
+		 * stopping, bp_sip_final_notify() answers it). */
+		if (res->next.phase != SUB_XW_ENDING && !b->stopping)
 			end_dialog(b, sub);
 	}
 	if (a & (SUB_ACT_XMPP_SUBSCRIBE | SUB_ACT_XMPP_UNSUBSCRIBE |
