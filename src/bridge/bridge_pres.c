@@ -252,7 +252,8 @@ static void on_notify_resp(int status, struct sipm *resp, struct sipd *dlg, void
  * not known yet (an XMPP contact that has just approved, before its server
  * relays its presence): the NOTIFY then carries no body rather than a false
  * "offline" (RFC 6665 section 4.2.2: a notifier without state information sends
- * none), and the caller probes for it, so the next NOTIFY carries it. */
+ * none; RFC 8048 5.3.2), and the caller probes for it (RFC 8048 7.2), so the
+ * next NOTIFY, or the next fetch, carries it. */
 static bool send_notify(struct bridge *b, struct state_sub *sub,
                         const struct sub_result *res)
 {
@@ -274,8 +275,9 @@ static bool send_notify(struct bridge *b, struct state_sub *sub,
 	}
 	if (sub_substate_format(&n, ss, sizeof(ss)) < 0)
 		return false;
-	unknown = res->body == SUB_BODY_CURRENT && n.state == SUB_SS_ACTIVE &&
-	          sub->st.dir == SUB_DIR_SIP_WATCHER &&
+	/* Also a fetch's NOTIFY terminated: RFC 8048 5.3.2 wants it empty when
+	 * nothing is known, and 7.2 turns such a poll into a probe. */
+	unknown = res->body == SUB_BODY_CURRENT && sub->st.dir == SUB_DIR_SIP_WATCHER &&
 	          !state_pres_get(b->state, sub->presentity);
 	if (res->body != SUB_BODY_NONE && !unknown)
 		body = pidf_of(b, sub->presentity, res->body == SUB_BODY_CLOSED, &blen);
