@@ -108,6 +108,17 @@ int pres_update(struct pres *p, const struct pres_entry *e);
 void pres_summary(const struct pres *p, const struct presmap *map,
                   struct pres_entry *out);
 
+/*
+ * The entries best first, as indexes into p->e (order has room for p->n):
+ * open before closed; among open ones higher priority first, then the more
+ * available activity (lower presmap_rank()); otherwise their order in p. The
+ * first index is the entry pres_summary() picks when any entry is open. The
+ * PIDF writer puts its tuples in this order, because a simple watcher reads
+ * only the first tuple (RFC 8048 section 6.2: a watcher shows the "most
+ * available" resource).
+ */
+void pres_order(const struct pres *p, const struct presmap *map, size_t *order);
+
 /* True if both models have the same entries in the same order. */
 bool pres_equal(const struct pres *a, const struct pres *b);
 
@@ -165,15 +176,16 @@ int pres_read_categories(const char *body, size_t len, const struct presmap *map
 
 /*
  * Write p as application/pidf+xml for entity (e.g. "sip:alice@xmpp.test").
- * One <tuple> per entry, its id made from the entry id (an NCName: ids made of
- * ASCII letters, digits, '.', '-', '_' and starting with a letter are kept;
- * any other id is written as "_x" and its bytes in hex; pres_read_pidf()
- * decodes it back). Each tuple has <basic>, the entry's RPID activity and
- * Lync availability number, <contact priority> carrying the XMPP priority,
- * and its note. A <dm:person> carries the pres_summary() the same way. An
- * empty model is written as one closed tuple.
- * *docp (caller-owns, free()) is NUL-terminated; *lenp excludes the NUL.
- * Returns 0, -EINVAL (empty entity, or entity not UTF-8), -ENOMEM.
+ * One <tuple> per entry, best first (pres_order()), its id made from the entry id (an
+ * NCName: ids made of ASCII letters, digits, '.', '-', '_' and starting with a letter are
+ * kept; any other id is written as "_x" and its bytes in hex; pres_read_pidf() decodes it
+ * back). Each tuple has <basic> and the entry's XMPP <show/> (RFC 8048 section 6.2 note
+ * 7) in its <status>, its RPID activity and Lync availability number, a <contact> whose
+ * priority carries an XMPP priority of 0..127 (RFC 8048 6.2 note 6; a negative one is not
+ * written), and its note. A <dm:person> carries the pres_summary() the same way. An empty
+ * model is written as one closed tuple. *docp (caller-owns, free()) is NUL-terminated;
+ * *lenp excludes the NUL. Returns 0, -EINVAL (empty entity, or entity not UTF-8),
+ * -ENOMEM.
  */
 int pres_write_pidf(const struct pres *p, const struct presmap *map, const char *entity,
                     char **docp, size_t *lenp);

@@ -57,6 +57,8 @@ enum sub_phase {
 	SUB_XW_ACTIVE,      /* active                        | subscribed sent      */
 	SUB_XW_RECOVERING,  /* SUBSCRIBE again, or pending   | subscribed sent      */
 	SUB_XW_BACKOFF,     /* no dialog, retry timer set    | subscribed sent      */
+	SUB_XW_ENDING,      /* Expires: 0 sent, dialog kept  | unsubscribe received */
+	                    /* until the final NOTIFY (RFC 6665 4.1.2.3)          */
 	SUB_PHASE_COUNT,
 };
 
@@ -143,7 +145,9 @@ enum sub_action {
 	SUB_ACT_XMPP_PRESENCE = 1u << 12,
 	/* <presence type='unavailable'/>. */
 	SUB_ACT_XMPP_UNAVAILABLE = 1u << 13,
-	/* Timers: at sub_result.timer_at, feed SUB_EV_TIMER_EXPIRY, _REFRESH, _RETRY. */
+	/* Timers: at sub_result.timer_at, feed SUB_EV_TIMER_EXPIRY, _REFRESH, _RETRY.
+	 * A refresh timer set on entering SUB_XW_ENDING is the end of the wait for
+	 * the final NOTIFY (SUB_ENDING_WAIT). */
 	SUB_ACT_SCHEDULE_EXPIRY = 1u << 14,
 	SUB_ACT_SCHEDULE_REFRESH = 1u << 15,
 	SUB_ACT_SCHEDULE_RETRY = 1u << 16,
@@ -200,6 +204,11 @@ struct sub_substate {
 
 /* A Retry-After longer than this (one day) is cut to it. */
 #define SUB_RETRY_AFTER_MAX 86400u
+
+/* Seconds SUB_XW_ENDING waits for the notifier's final NOTIFY after the bridge's
+ * Expires: 0 (RFC 6665 4.1.2.3 says one follows, not when): 64*T1, the time a
+ * SIP transaction may take (RFC 3261 17.1.2.2), then the dialog is forgotten. */
+#define SUB_ENDING_WAIT 32u
 
 /* Expires the bridge assumes for a presence SUBSCRIBE without one (RFC 3856 6.4). */
 #define SUB_EXPIRES_PRESENCE_DEFAULT 3600u

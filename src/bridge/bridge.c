@@ -225,6 +225,8 @@ static void on_sip_request(struct sipleg_srv *srv, struct sipm *req, void *arg)
 	for (size_t i = 0; i < sizeof(sip_methods) / sizeof(sip_methods[0]); i++)
 		if (strcmp(m, sip_methods[i].method) == 0) {
 			if (b->stopping && srv) {
+				if (bp_sip_final_notify(b, srv, req))
+					return;
 				br_sip_refuse(b, srv, ERR_BRIDGE_SHUTTING_DOWN, NULL);
 				return;
 			}

@@ -110,6 +110,10 @@ char *br_name_addr(const char *uri);
 
 void bp_sip_subscribe(struct bridge *b, struct sipleg_srv *srv, struct sipm *req);
 void bp_sip_notify(struct bridge *b, struct sipleg_srv *srv, struct sipm *req);
+/* While stopping: answer 200 to a NOTIFY terminated (the final NOTIFY of an
+ * unsubscribe the stop sent, RFC 6665 4.1.2.3) and return true; false for any
+ * other request. */
+bool bp_sip_final_notify(struct bridge *b, struct sipleg_srv *srv, struct sipm *req);
 int bp_xmpp_presence(struct bridge *b, xmpp_stanza_t *st, struct xlink_refusal *r);
 void bp_link_state(struct bridge *b, const char *domain, bool up);
 void bp_restore(struct bridge *b);

@@ -43,7 +43,21 @@ struct bp_rt {
 	struct loop_timer refused_t;
 	int refused_status;
 	size_t renotify_slot; /* 1 + its index in b->renotify; 0: not queued */
+	/* After the XMPP user's approval: the first NOTIFY active waits for the
+	 * presence the XMPP server sends right behind `subscribed`. */
+	struct loop_timer settle_t;
+	bool settling;
 };
+
+/*
+ * How long the first NOTIFY after an approval waits for the XMPP user's
+ * presence. An XMPP server sends a contact the user's presence only after the
+ * `subscribed` (RFC 6121 3.1.5), so at the approval the cache is empty or stale;
+ * a NOTIFY sent at once said closed (or nothing) and the true one followed
+ * within the same millisecond. Waiting sends only the true one; whatever is known
+ * when the wait ends goes out (nothing known: no body, RFC 8048 5.3.1 F32).
+ */
+#define APPROVAL_SETTLE_MS 1000
 
 static int64_t now_s(void)
 {
@@ -72,6 +86,7 @@ static void rt_release(struct bridge *b, struct state_sub *sub)
 		return;
 	loop_timer_cancel(b->loop, &rt->timer);
 	loop_timer_cancel(b->loop, &rt->refused_t);
+	loop_timer_cancel(b->loop, &rt->settle_t);
 	if (rt->clt)
 		sipleg_clt_abandon(rt->clt);
 	if (rt->dlg)
@@ -237,7 +252,8 @@ static void on_notify_resp(int status, struct sipm *resp, struct sipd *dlg, void
  * not known yet (an XMPP contact that has just approved, before its server
  * relays its presence): the NOTIFY then carries no body rather than a false
  * "offline" (RFC 6665 section 4.2.2: a notifier without state information sends
- * none), and the caller probes for it, so the next NOTIFY carries it. */
+ * none; RFC 8048 5.3.2), and the caller probes for it (RFC 8048 7.2), so the
+ * next NOTIFY, or the next fetch, carries it. */
 static bool send_notify(struct bridge *b, struct state_sub *sub,
                         const struct sub_result *res)
 {
@@ -259,8 +275,9 @@ static bool send_notify(struct bridge *b, struct state_sub *sub,
 	}
 	if (sub_substate_format(&n, ss, sizeof(ss)) < 0)
 		return false;
-	unknown = res->body == SUB_BODY_CURRENT && n.state == SUB_SS_ACTIVE &&
-	          sub->st.dir == SUB_DIR_SIP_WATCHER &&
+	/* Also a fetch's NOTIFY terminated: RFC 8048 5.3.2 wants it empty when
+	 * nothing is known, and 7.2 turns such a poll into a probe. */
+	unknown = res->body == SUB_BODY_CURRENT && sub->st.dir == SUB_DIR_SIP_WATCHER &&
 	          !state_pres_get(b->state, sub->presentity);
 	if (res->body != SUB_BODY_NONE && !unknown)
 		body = pidf_of(b, sub->presentity, res->body == SUB_BODY_CLOSED, &blen);
@@ -309,6 +326,10 @@ static void on_subscribe_resp(int status, struct sipm *resp, struct sipd *dlg, v
 		    "bridge as a trusted application and exclude it from authentication",
 		    sub->presentity, status);
 	info.expires = status == 423 ? rt->asked : header_u32(resp, "Expires", rt->asked);
+	/* The answer to an unsubscribe ends it, whatever Expires the peer wrote:
+	 * re-sending Expires: 0 to a peer that grants time would never stop. */
+	if (rt->asked == 0 && status < 300)
+		info.expires = 0;
 	info.min_expires = header_u32(resp, "Min-Expires", 0);
 	info.retry_after = header_u32(resp, "Retry-After", 0);
 	if (sub_response_event(status, &info, &b->sublim, &ev) != 0)
@@ -405,6 +426,31 @@ static void schedule(struct bridge *b, struct state_sub *sub, int64_t at,
 
 /* ---- the state machine's actions ---- */
 
+static void on_settle(void *arg)
+{
+	struct bp_rt *rt = arg;
+	rt->settling = false;
+	if (rt->sub->st.phase != SUB_SW_ACTIVE)
+		return;
+	struct sub_result res = {.notify = {.state = SUB_SS_ACTIVE},
+	                         .body = SUB_BODY_CURRENT};
+	send_notify(rt->b, rt->sub, &res);
+}
+
+/* The approval's NOTIFY active waits APPROVAL_SETTLE_MS (see there); the probe
+ * asks for the presence the cache lacks. Returns false if it cannot wait. */
+static bool settle_approval(struct bridge *b, struct state_sub *sub, unsigned *actions)
+{
+	struct bp_rt *rt = rt_of(b, sub);
+	if (!rt || !rt->dlg)
+		return false;
+	rt->settling = true;
+	if (!state_pres_get(b->state, sub->presentity))
+		*actions |= SUB_ACT_XMPP_PROBE;
+	loop_timer_start(b->loop, &rt->settle_t, APPROVAL_SETTLE_MS, on_settle, rt);
+	return true;
+}
+
 /* Addresses on the XMPP side: for a SIP watcher the bridge speaks for the watcher
  * to the presentity; for an XMPP watcher, for the presentity to the watcher. */
 static void xmpp_parties(struct bridge *b, const struct state_sub *sub, char **fromp,
@@ -499,6 +545,10 @@ static void perform(struct bridge *b, struct state_sub *sub, const struct sub_re
 	bool saved = false;
 	if (a & SUB_ACT_SIP_RESPONSE)
 		saved = reply(b, srv, sub, res, save && !(a & SUB_ACT_DROP));
+	bool approval =
+	    res->rule >= 0 && sub_rules(NULL)[res->rule].event == SUB_EV_XMPP_SUBSCRIBED;
+	if ((a & SUB_ACT_SIP_NOTIFY) && approval && settle_approval(b, sub, &a))
+		a &= ~(unsigned)SUB_ACT_SIP_NOTIFY;
 	if ((a & SUB_ACT_SIP_NOTIFY) && send_notify(b, sub, res))
 		a |= SUB_ACT_XMPP_PROBE; /* learn the presence the NOTIFY lacked */
 	if (a & SUB_ACT_SIP_SUBSCRIBE)
@@ -509,7 +559,11 @@ static void perform(struct bridge *b, struct state_sub *sub, const struct sub_re
 		send_subscribe(b, sub, res->expires, rt && rt->asked_in_dialog);
 	if (a & SUB_ACT_SIP_UNSUBSCRIBE) {
 		send_subscribe(b, sub, 0, true);
-		end_dialog(b, sub);
+		/* RFC 6665 4.1.2.3: the unsubscribe triggers a final NOTIFY; the
+		 * dialog stays to answer it 200 (SUB_XW_ENDING ends it; while
+		 * stopping, bp_sip_final_notify() answers it). */
+		if (res->next.phase != SUB_XW_ENDING && !b->stopping)
+			end_dialog(b, sub);
 	}
 	if (a & (SUB_ACT_XMPP_SUBSCRIBE | SUB_ACT_XMPP_UNSUBSCRIBE |
 	         SUB_ACT_XMPP_SUBSCRIBED | SUB_ACT_XMPP_UNSUBSCRIBED |
@@ -539,6 +593,9 @@ static void perform(struct bridge *b, struct state_sub *sub, const struct sub_re
 	if (save && !saved && !(a & SUB_ACT_DROP))
 		save_sub(b, sub);
 	if (a & SUB_ACT_DROP) {
+		struct bp_rt *drt = sub->rt;
+		if (drt && drt->dlg && sub->st.dir == SUB_DIR_XMPP_WATCHER)
+			end_dialog(b, sub); /* e.g. SUB_XW_ENDING's final NOTIFY */
 		drop_sub(b, sub);
 	}
 }
@@ -772,7 +829,9 @@ void bp_sip_notify(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
 	size_t blen = 0;
 	const char *body = sipm_body(req, &blen);
 	const char *ctype = sipm_header(req, "Content-Type", 0);
-	if (body && blen && ctype) {
+	/* After the unsubscribe, the final NOTIFY's document is the notifier's
+	 * farewell (often closed, RFC 8048 5.3.3), not news for other watchers. */
+	if (body && blen && ctype && sub->st.phase != SUB_XW_ENDING) {
 		struct pres *p = malloc(sizeof(*p));
 		int e = p ? pres_read(ctype, body, blen, b->cf->pres, p) : -ENOMEM;
 		if (e == 0)
@@ -808,6 +867,20 @@ void bp_sip_notify(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
 		return;
 	}
 	feed(b, sub, ev, &info, srv);
+}
+
+bool bp_sip_final_notify(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
+{
+	const char *ssv = sipm_header(req, "Subscription-State", 0);
+	struct sub_substate ss;
+
+	(void)b;
+	if (strcmp(sipm_method(req), "NOTIFY") != 0 || !event_is_presence(req) || !ssv ||
+	    sub_substate_parse(ssv, strlen(ssv), &ss) != 0 ||
+	    ss.state != SUB_SS_TERMINATED)
+		return false;
+	sipleg_reply_code(srv, 200, NULL);
+	return true;
 }
 
 /* ---- XMPP in ---- */
@@ -919,7 +992,8 @@ int bp_xmpp_presence(struct bridge *b, xmpp_stanza_t *st, struct xlink_refusal *
 		state_pres_set(b->state, fbare, &ent, br_now());
 		struct state_sub *sub =
 		    state_sub_get(b->state, SUB_DIR_SIP_WATCHER, to_uri, fbare);
-		if (sub && sub->st.phase == SUB_SW_ACTIVE) {
+		struct bp_rt *srt = sub ? sub->rt : NULL;
+		if (sub && sub->st.phase == SUB_SW_ACTIVE && !(srt && srt->settling)) {
 			struct sub_result res_n = {.notify = {.state = SUB_SS_ACTIVE},
 			                           .body = SUB_BODY_CURRENT};
 			send_notify(b, sub, &res_n);

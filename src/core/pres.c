@@ -170,6 +170,32 @@ void pres_summary(const struct pres *p, const struct presmap *map, struct pres_e
 	}
 }
 
+/* Does a come before b in pres_order()? (Index order breaks the last tie.) */
+static bool better(const struct pres_entry *a, const struct pres_entry *b,
+                   const struct presmap *map)
+{
+	if (a->open != b->open)
+		return a->open;
+	if (!a->open)
+		return false;
+	if (a->priority != b->priority)
+		return a->priority > b->priority;
+	return presmap_rank(map, a->activity) < presmap_rank(map, b->activity);
+}
+
+void pres_order(const struct pres *p, const struct presmap *map, size_t *order)
+{
+	/* Insertion sort: stable, and p->n is at most PRES_MAX_ENTRIES. */
+	for (size_t i = 0; i < p->n; i++) {
+		size_t k = i;
+		while (k > 0 && better(&p->e[i], &p->e[order[k - 1]], map)) {
+			order[k] = order[k - 1];
+			k--;
+		}
+		order[k] = i;
+	}
+}
+
 static bool entry_equal(const struct pres_entry *a, const struct pres_entry *b)
 {
 	return a->open == b->open && a->activity == b->activity &&

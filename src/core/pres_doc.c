@@ -23,6 +23,9 @@
 #define NS_XSI        "http://www.w3.org/2001/XMLSchema-instance"
 #define NS_MS_STATE   "http://schemas.microsoft.com/2006/09/sip/state"
 #define NS_CATEGORIES "http://schemas.microsoft.com/2006/09/sip/categories"
+/* RFC 8048 section 6.2 note 7: the XMPP <show/> element, in its own namespace,
+ * is carried inside the PIDF status. */
+#define NS_JABBER "jabber:client"
 
 /* How deep under a tuple or person an availability number or an
  * <activities> element is looked for (tuple/status/activities is 2). */
@@ -157,6 +160,7 @@ struct evidence {
 	int basic; /* -1 none, 0 closed, 1 open */
 	bool have_number;
 	uint32_t number;
+	const xmlNode *show; /* <show xmlns='jabber:client'> (RFC 8048 6.2 note 7) */
 	const xmlNode *activities;
 	const xmlNode *note;
 };
@@ -172,6 +176,11 @@ static bool is_ms_availability(const xmlNode *n)
 static bool is_activities(const xmlNode *n)
 {
 	return named(n, "activities");
+}
+
+static bool is_xmpp_show(const xmlNode *n)
+{
+	return n && n->type == XML_ELEMENT_NODE && xmls_is(n, NS_JABBER, "show");
 }
 
 static const xmlNode *find_below(const xmlNode *n, bool (*pred)(const xmlNode *),
@@ -219,6 +228,7 @@ static int gather(const xmlNode *n, struct evidence *ev)
 			ev->have_number = err == 0;
 		}
 	}
+	ev->show = find_below(n, is_xmpp_show, EVIDENCE_DEPTH);
 	ev->activities = find_below(n, is_activities, EVIDENCE_DEPTH);
 	return 0;
 }
@@ -252,11 +262,30 @@ static int rpid_decide(const xmlNode *acts, const struct presmap *map, bool *fou
 	return 0;
 }
 
-/* The order of presence.map's "How a document is read", steps 1 to 4. */
+/* The XMPP <show/> a PIDF carries (RFC 8048 section 6.3 note 3), if its value
+ * is one RFC 6121 defines and presence.map maps. */
+static int show_decide(const xmlNode *show, const struct presmap *map,
+                       enum pres_activity *out)
+{
+	char *t;
+	int err;
+
+	if (!show)
+		return -ENOENT;
+	if (!(t = xmls_text(show)))
+		return -ENOMEM;
+	/* "none" is presence.map's word for no <show/>, never a wire value. */
+	err = *t && strcmp(t, "none") != 0 ? presmap_show_in(map, t, out) : -ENOENT;
+	free(t);
+	return err;
+}
+
+/* The order of presence.map's "How a document is read", steps 1 to 5. */
 static int pidf_decide(const struct presmap *map, const struct evidence *own,
                        const struct evidence *person, struct pres_entry *e)
 {
 	const struct evidence *num = own->have_number ? own : person;
+	const xmlNode *show = own->show ? own->show : person->show;
 	const xmlNode *acts = own->activities ? own->activities : person->activities;
 	enum pres_activity a = PRES_ACT_OFFLINE;
 	bool found = false;
@@ -266,10 +295,24 @@ static int pidf_decide(const struct presmap *map, const struct evidence *own,
 		set_activity(e, PRES_ACT_OFFLINE);
 		return 0;
 	}
-	if (num->have_number && presmap_lync_in(map, num->number, &a) == 0)
+	/* The one rule that may close an open tuple: Lync's own availability
+	 * number in its Offline range (presence.map, lync-in; docs/design-notes.md
+	 * "Presence (RFC 8048)"). */
+	if (num->have_number && presmap_lync_in(map, num->number, &a) == 0) {
+		set_activity(e, a);
+		return 0;
+	}
+	if ((err = show_decide(show, map, &a)) != -ENOENT) {
+		if (err)
+			return err;
 		found = true;
+	}
 	if (!found && (err = rpid_decide(acts, map, &found, &a)) != 0)
 		return err;
+	/* RFC 8048 section 6.3 note 1: basic open is XMPP available. Nothing but
+	 * the Lync number above makes it unavailable, whatever rpid-in says. */
+	if (found && a == PRES_ACT_OFFLINE && own->basic == 1)
+		a = PRES_ACT_AVAILABLE;
 	if (!found)
 		a = own->basic == 1 ? PRES_ACT_AVAILABLE : PRES_ACT_OFFLINE;
 	set_activity(e, a);
@@ -317,10 +360,16 @@ static void set_entry_id(struct pres_entry *e, const char *id)
 	e->id[len] = '\0';
 }
 
-/* RFC 3863 contact priority is a qvalue 0..1 with at most three decimals;
- * XMPP's -128..127 is spread over it, q = (priority + 128) / 255, which three
- * decimals carry exactly enough to come back unchanged. A missing or invalid
- * qvalue is priority 0. */
+/*
+ * RFC 8048 section 6.2 note 6: XMPP priority 0..127 is PIDF contact priority
+ * 0..1 (RFC 3863: a qvalue, at most three decimals), 0 as 0 and 127 as 1, the
+ * values between kept distinct: q = floor(p * 1000 / 127) thousandths, which
+ * gives the RFC's own examples (1 -> 0.007, 2 -> 0.015, 126 -> 0.992). A
+ * negative XMPP priority is not mapped (the MUST NOT of the same note): no
+ * priority attribute is written. Reading inverts it: p = ceil(q * 127 / 1000),
+ * exact for every value written and spread evenly for any other qvalue; a
+ * missing or invalid qvalue is the XMPP default priority 0 (RFC 6121 4.7.2.3).
+ */
 static int prio_from_q(const char *q)
 {
 	unsigned milli = 0;
@@ -342,15 +391,17 @@ static int prio_from_q(const char *q)
 	}
 	if (milli > 1000)
 		return 0;
-	return (int)((milli * 255 + 500) / 1000) - 128;
+	return (int)((milli * (unsigned)PRES_PRIO_MAX + 999) / 1000);
 }
 
-static unsigned q_from_prio(int prio)
+/* Thousandths for XMPP priority prio, or -1: not mapped (negative). */
+static int q_from_prio(int prio)
 {
-	prio = prio < PRES_PRIO_MIN   ? PRES_PRIO_MIN
-	       : prio > PRES_PRIO_MAX ? PRES_PRIO_MAX
-	                              : prio;
-	return (unsigned)((prio - PRES_PRIO_MIN) * 2000 + 255) / 510;
+	if (prio < 0)
+		return -1;
+	if (prio > PRES_PRIO_MAX)
+		prio = PRES_PRIO_MAX;
+	return prio * 1000 / PRES_PRIO_MAX;
 }
 
 static int pidf_entry(const xmlNode *tuple, const struct evidence *person,
@@ -667,14 +718,21 @@ static void put_tuple(struct sbuf *sb, const struct presmap *map,
                       const struct pres_entry *e, const char *entity,
                       bool person_has_note)
 {
-	unsigned q = q_from_prio(e->priority);
+	int q = q_from_prio(e->priority);
+	const char *show = e->open ? presmap_show_out(map, e->activity) : NULL;
 
 	sbuf_puts(sb, " <tuple id=\"");
 	put_tuple_id(sb, e->id);
-	sbuf_printf(sb, "\"><status><basic>%s</basic></status>",
-	            e->open ? "open" : "closed");
+	sbuf_printf(sb, "\"><status><basic>%s</basic>", e->open ? "open" : "closed");
+	/* RFC 8048 section 6.2 note 7 (RECOMMENDED): the XMPP <show/> itself. */
+	if (show)
+		sbuf_printf(sb, "<show xmlns=\"" NS_JABBER "\">%s</show>", show);
+	sbuf_puts(sb, "</status>");
 	put_state(sb, map, e->activity);
-	sbuf_printf(sb, "<contact priority=\"%u.%03u\">", q / 1000, q % 1000);
+	if (q >= 0)
+		sbuf_printf(sb, "<contact priority=\"%d.%03d\">", q / 1000, q % 1000);
+	else
+		sbuf_puts(sb, "<contact>");
 	sbuf_put_xml(sb, entity);
 	sbuf_puts(sb, "</contact>");
 	/* An empty note is written when the person has one, or a reader would
@@ -709,8 +767,10 @@ int pres_write_pidf(const struct pres *p, const struct presmap *map, const char 
 		struct pres_entry off = {.activity = PRES_ACT_OFFLINE};
 		put_tuple(&sb, map, &off, entity, false);
 	}
+	size_t order[PRES_MAX_ENTRIES];
+	pres_order(p, map, order);
 	for (size_t i = 0; i < p->n; i++)
-		put_tuple(&sb, map, &p->e[i], entity, summary.note[0] != '\0');
+		put_tuple(&sb, map, &p->e[order[i]], entity, summary.note[0] != '\0');
 	sbuf_puts(&sb, " <dm:person id=\"" PERSON_ID "\">");
 	put_state(&sb, map, summary.activity);
 	if (summary.note[0]) {

@@ -32,6 +32,7 @@ static const struct {
     [SUB_XW_ACTIVE] = {"xw-active", D_XW},
     [SUB_XW_RECOVERING] = {"xw-recovering", D_XW},
     [SUB_XW_BACKOFF] = {"xw-backoff", D_XW},
+    [SUB_XW_ENDING] = {"xw-ending", D_XW},
 };
 
 static const struct {
@@ -234,8 +235,8 @@ SWN(SUB_SW_ACTIVE, SUB_EV_SIP_SUBSCRIBE, SUB_SW_ACTIVE, T_EXP, 200, ACTIVE_, NON
 SWN(SUB_SW_ACTIVE, SUB_EV_SIP_FETCH, SUB_SW_ACTIVE, 0, 200, END_, TIMEOUT, CURRENT, "RFC 6665 4.4.3; RFC 8048 7.3 (answered from the cache)"),
 SWR(SUB_SW_ACTIVE, SUB_EV_SIP_TOO_BRIEF, SUB_SW_ACTIVE, 0, 423, "RFC 6665 4.2.1.1"),
 SWN(SUB_SW_ACTIVE, SUB_EV_SIP_REFRESH, SUB_SW_ACTIVE, T_EXP, 200, ACTIVE_, NONE, CURRENT, "RFC 6665 4.2.1.2; RFC 8048 5.3.2"),
-SWN(SUB_SW_ACTIVE, SUB_EV_SIP_SIGNOUT, SUB_SW_DORMANT, CANCEL | PERSIST, 200, END_, TIMEOUT, NONE, "DESIGN.md: sign-out ends the dialog, not the roster subscription"),
-SWN(SUB_SW_ACTIVE, SUB_EV_SIP_UNSUBSCRIBE, SUB_IDLE, X_UNSUB | CANCEL | DROP, 200, END_, TIMEOUT, NONE, "RFC 8048 5.3.3; RFC 6665 4.2.1.4; RFC 6121 3.3"),
+SWN(SUB_SW_ACTIVE, SUB_EV_SIP_SIGNOUT, SUB_SW_DORMANT, CANCEL | PERSIST, 200, END_, TIMEOUT, CLOSED, "RFC 8048 5.3.3: closed, terminated;reason=timeout; DESIGN.md: sign-out ends the dialog, not the roster subscription"),
+SWN(SUB_SW_ACTIVE, SUB_EV_SIP_UNSUBSCRIBE, SUB_IDLE, X_UNSUB | CANCEL | DROP, 200, END_, TIMEOUT, CLOSED, "RFC 8048 5.3.3: closed, terminated;reason=timeout; RFC 6665 4.2.1.4; RFC 6121 3.3"),
 SWN(SUB_SW_ACTIVE, SUB_EV_TIMER_EXPIRY, SUB_SW_DORMANT, CANCEL | PERSIST, 0, END_, TIMEOUT, NONE, "RFC 6665 4.2.2; an unrefreshed dialog is a sign-out"),
 SWN(SUB_SW_ACTIVE, SUB_EV_XMPP_UNSUBSCRIBED, SUB_IDLE, CANCEL | DROP, 0, END_, REJECTED, NONE, "RFC 6121 3.2 revocation; RFC 6665 4.1.3 rejected"),
 SWN(SUB_SW_ACTIVE, SUB_EV_XMPP_LINK_DOWN, SUB_SW_ACTIVE, 0, 0, ACTIVE_, NONE, CLOSED, "blind to the XMPP side: closed beats stale"),
@@ -287,7 +288,7 @@ XWR(SUB_XW_ASKING, SUB_EV_SIP_NOTIFY_END_RETRY, SUB_XW_ASK_BACKOFF, T_RETRY | PE
 XWR(SUB_XW_ASKING, SUB_EV_SIP_NOTIFY_END_LATER, SUB_XW_ASK_BACKOFF, T_RETRY | PERSIST, 200, "RFC 6665 4.1.3 probation / retry-after"),
 XWR(SUB_XW_ASKING, SUB_EV_SIP_NOTIFY_END_FINAL, SUB_IDLE, X_UNSUBD | CANCEL | DROP, 200, "RFC 6665 4.1.3; RFC 6121 3.2: denied"),
 XW(SUB_XW_ASKING, SUB_EV_TIMER_REFRESH, SUB_XW_ASKING, REFRESH, "RFC 6665 4.1.2.2"),
-XW(SUB_XW_ASKING, SUB_EV_XMPP_UNSUBSCRIBE, SUB_IDLE, UNSUB | CANCEL | DROP, "RFC 8048 5.2.3; RFC 6121 3.3.3"),
+XW(SUB_XW_ASKING, SUB_EV_XMPP_UNSUBSCRIBE, SUB_XW_ENDING, UNSUB | CANCEL | T_REF | PERSIST, "RFC 8048 5.2.3; RFC 6665 4.1.2.3: wait for the final NOTIFY"),
 XW(SUB_XW_ASKING, SUB_EV_RESTORE, SUB_XW_ASKING, SUB | CANCEL, "SIP dialogs do not survive a restart"),
 XW(SUB_XW_ASKING, SUB_EV_SHUTDOWN, SUB_XW_ASKING, UNSUB | CANCEL, "RFC 6665 4.1.2.3; the phase stays for the restore"),
 /* XMPP request pending, the notifier holds the SIP subscription pending. */
@@ -302,7 +303,7 @@ XWR(SUB_XW_PENDING, SUB_EV_SIP_NOTIFY_END_RETRY, SUB_XW_ASKING, SUB | CANCEL | P
 XWR(SUB_XW_PENDING, SUB_EV_SIP_NOTIFY_END_LATER, SUB_XW_ASK_BACKOFF, T_RETRY | PERSIST, 200, "RFC 6665 4.1.3 probation / retry-after"),
 XWR(SUB_XW_PENDING, SUB_EV_SIP_NOTIFY_END_FINAL, SUB_IDLE, X_UNSUBD | CANCEL | DROP, 200, "RFC 6665 4.1.3; RFC 6121 3.2: denied"),
 XW(SUB_XW_PENDING, SUB_EV_TIMER_REFRESH, SUB_XW_PENDING, REFRESH, "RFC 6665 4.1.2.2"),
-XW(SUB_XW_PENDING, SUB_EV_XMPP_UNSUBSCRIBE, SUB_IDLE, UNSUB | CANCEL | DROP, "RFC 8048 5.2.3; RFC 6121 3.3.3"),
+XW(SUB_XW_PENDING, SUB_EV_XMPP_UNSUBSCRIBE, SUB_XW_ENDING, UNSUB | CANCEL | T_REF | PERSIST, "RFC 8048 5.2.3; RFC 6665 4.1.2.3: wait for the final NOTIFY"),
 XW(SUB_XW_PENDING, SUB_EV_RESTORE, SUB_XW_ASKING, SUB | CANCEL | PERSIST, "SIP dialogs do not survive a restart"),
 XW(SUB_XW_PENDING, SUB_EV_SHUTDOWN, SUB_XW_PENDING, UNSUB | CANCEL, "RFC 6665 4.1.2.3; the phase stays for the restore"),
 /* XMPP request pending, no SIP dialog, waiting to retry. */
@@ -329,8 +330,8 @@ XWR(SUB_XW_ACTIVE, SUB_EV_SIP_NOTIFY_END_LATER, SUB_XW_BACKOFF, X_UNAV | T_RETRY
 XWR(SUB_XW_ACTIVE, SUB_EV_SIP_NOTIFY_END_FINAL, SUB_IDLE, X_UNSUBD | X_UNAV | CANCEL | DROP, 200, "RFC 6665 4.1.3; RFC 6121 3.2.2: revoked"),
 XW(SUB_XW_ACTIVE, SUB_EV_TIMER_REFRESH, SUB_XW_ACTIVE, REFRESH, "RFC 6665 4.1.2.2"),
 XW(SUB_XW_ACTIVE, SUB_EV_XMPP_SUBSCRIBE, SUB_XW_ACTIVE, X_SUBD | X_PRES, "RFC 6121 3.1.3: auto-reply when already subscribed"),
-XW(SUB_XW_ACTIVE, SUB_EV_XMPP_UNSUBSCRIBE, SUB_IDLE, UNSUB | X_UNAV | CANCEL | DROP, "RFC 8048 5.2.3; RFC 6121 3.3.3"),
-XW(SUB_XW_ACTIVE, SUB_EV_XMPP_PROBE, SUB_XW_ACTIVE, X_PRES, "RFC 6121 4.3.2; answered from the cache"),
+XW(SUB_XW_ACTIVE, SUB_EV_XMPP_UNSUBSCRIBE, SUB_XW_ENDING, UNSUB | X_UNAV | CANCEL | T_REF | PERSIST, "RFC 8048 5.2.3; RFC 6121 3.3.3; RFC 6665 4.1.2.3: wait for the final NOTIFY"),
+XW(SUB_XW_ACTIVE, SUB_EV_XMPP_PROBE, SUB_XW_ACTIVE, REFRESH | X_PRES, "RFC 6121 4.3.2: answered from the cache; RFC 8048 5.2.2: a probe asks for a new SUBSCRIBE (its NOTIFY brings what changed)"),
 XW(SUB_XW_ACTIVE, SUB_EV_XMPP_LINK_UP, SUB_XW_ACTIVE, X_SUBD | X_PRES, "re-announce; a repeated subscribed is ignored (RFC 6121 3.1.6)"),
 XW(SUB_XW_ACTIVE, SUB_EV_RESTORE, SUB_XW_RECOVERING, SUB | CANCEL | PERSIST, "SIP dialogs do not survive a restart"),
 XW(SUB_XW_ACTIVE, SUB_EV_SHUTDOWN, SUB_XW_ACTIVE, UNSUB | X_UNAV | CANCEL, "DESIGN.md graceful stop; RFC 6665 4.1.2.3"),
@@ -348,7 +349,7 @@ XWR(SUB_XW_RECOVERING, SUB_EV_SIP_NOTIFY_END_LATER, SUB_XW_BACKOFF, X_UNAV | T_R
 XWR(SUB_XW_RECOVERING, SUB_EV_SIP_NOTIFY_END_FINAL, SUB_IDLE, X_UNSUBD | X_UNAV | CANCEL | DROP, 200, "RFC 6665 4.1.3; RFC 6121 3.2.2: revoked"),
 XW(SUB_XW_RECOVERING, SUB_EV_TIMER_REFRESH, SUB_XW_RECOVERING, REFRESH, "RFC 6665 4.1.2.2"),
 XW(SUB_XW_RECOVERING, SUB_EV_XMPP_SUBSCRIBE, SUB_XW_RECOVERING, X_SUBD, "RFC 6121 3.1.3: auto-reply when already subscribed"),
-XW(SUB_XW_RECOVERING, SUB_EV_XMPP_UNSUBSCRIBE, SUB_IDLE, UNSUB | X_UNAV | CANCEL | DROP, "RFC 8048 5.2.3; RFC 6121 3.3.3"),
+XW(SUB_XW_RECOVERING, SUB_EV_XMPP_UNSUBSCRIBE, SUB_XW_ENDING, UNSUB | X_UNAV | CANCEL | T_REF | PERSIST, "RFC 8048 5.2.3; RFC 6121 3.3.3; RFC 6665 4.1.2.3: wait for the final NOTIFY"),
 XW(SUB_XW_RECOVERING, SUB_EV_XMPP_PROBE, SUB_XW_RECOVERING, X_UNAV, "RFC 6121 4.3.2; nothing current to vouch for"),
 XW(SUB_XW_RECOVERING, SUB_EV_XMPP_LINK_UP, SUB_XW_RECOVERING, X_SUBD | X_UNAV, "re-announce what is known"),
 XW(SUB_XW_RECOVERING, SUB_EV_RESTORE, SUB_XW_RECOVERING, SUB | CANCEL, "SIP dialogs do not survive a restart"),
@@ -367,6 +368,23 @@ XW(SUB_XW_BACKOFF, SUB_EV_XMPP_PROBE, SUB_XW_BACKOFF, X_UNAV, "RFC 6121 4.3.2: s
 XW(SUB_XW_BACKOFF, SUB_EV_XMPP_LINK_UP, SUB_XW_BACKOFF, X_SUBD | X_UNAV, "re-announce what is known"),
 XW(SUB_XW_BACKOFF, SUB_EV_RESTORE, SUB_XW_RECOVERING, SUB | CANCEL | PERSIST, "a restart is a fresh start"),
 XW(SUB_XW_BACKOFF, SUB_EV_SHUTDOWN, SUB_XW_BACKOFF, CANCEL, "the phase stays for the restore"),
+/* The XMPP user unsubscribed; the SUBSCRIBE Expires: 0 is out and the dialog stays
+ * until the notifier's final NOTIFY, which is answered 200, not 481. */
+XW(SUB_XW_ENDING, SUB_EV_SIP_2XX_ENDED, SUB_XW_ENDING, X_UNSUBD, "RFC 8048 5.2.3: unsubscribed upon the 200; RFC 6665 4.1.2.3: the final NOTIFY follows"),
+XW(SUB_XW_ENDING, SUB_EV_SIP_2XX, SUB_XW_ENDING, UNSUB, "RFC 6665 4.1.2.3: the dialog came up after the unsubscribe: end it"),
+XW(SUB_XW_ENDING, SUB_EV_SIP_ERR_GONE, SUB_IDLE, X_UNSUBD | CANCEL | DROP, "RFC 5057 5.1: the dialog is gone, no final NOTIFY will come"),
+XW(SUB_XW_ENDING, SUB_EV_SIP_ERR_REJECT, SUB_IDLE, X_UNSUBD | CANCEL | DROP, "RFC 6665 4.1.2.3: the unsubscribe failed for good; the XMPP side is ended all the same"),
+XW(SUB_XW_ENDING, SUB_EV_SIP_ERR_RETRY, SUB_IDLE, X_UNSUBD | CANCEL | DROP, "the unsubscribe failed; the subscription expires by itself (RFC 6665 4.1.2.3)"),
+XW(SUB_XW_ENDING, SUB_EV_SIP_ERR_INTERVAL, SUB_IDLE, X_UNSUBD | CANCEL | DROP, "a 423 to Expires: 0 cannot be followed; the subscription expires by itself"),
+XWR(SUB_XW_ENDING, SUB_EV_SIP_NOTIFY_ACTIVE, SUB_XW_ENDING, 0, 200, "RFC 6665 4.1.2.3: NOTIFYs may precede the final one"),
+XWR(SUB_XW_ENDING, SUB_EV_SIP_NOTIFY_PENDING, SUB_XW_ENDING, 0, 200, "RFC 6665 4.1.2.3: NOTIFYs may precede the final one"),
+XWR(SUB_XW_ENDING, SUB_EV_SIP_NOTIFY_END_RETRY, SUB_IDLE, CANCEL | DROP, 200, "RFC 6665 4.1.2.3: the final NOTIFY ends the dialog"),
+XWR(SUB_XW_ENDING, SUB_EV_SIP_NOTIFY_END_LATER, SUB_IDLE, CANCEL | DROP, 200, "RFC 6665 4.1.2.3: the final NOTIFY ends the dialog"),
+XWR(SUB_XW_ENDING, SUB_EV_SIP_NOTIFY_END_FINAL, SUB_IDLE, CANCEL | DROP, 200, "RFC 6665 4.1.2.3: the final NOTIFY ends the dialog"),
+XW(SUB_XW_ENDING, SUB_EV_TIMER_REFRESH, SUB_IDLE, CANCEL | DROP, "no final NOTIFY within SUB_ENDING_WAIT: forget the dialog"),
+XW(SUB_XW_ENDING, SUB_EV_XMPP_SUBSCRIBE, SUB_XW_ASKING, SUB | CANCEL | PERSIST, "RFC 8048 5.2.1: a new request, a new dialog"),
+XW(SUB_XW_ENDING, SUB_EV_RESTORE, SUB_XW_ENDING, X_UNSUBD | T_REF, "SIP dialogs do not survive a restart: confirm, wait the final NOTIFY's time, forget"),
+XW(SUB_XW_ENDING, SUB_EV_SHUTDOWN, SUB_XW_ENDING, CANCEL, "the phase stays for the restore"),
 };
 /* clang-format on */
 
@@ -575,7 +593,9 @@ int sub_transition(const struct sub_state *cur, enum sub_event ev,
 		out.timer_at = add_seconds(info->now, out.expires);
 	if (r->actions & SUB_ACT_SCHEDULE_REFRESH) {
 		/* A NOTIFY without expires leaves the refresh where the 2xx put it. */
-		if (info->expires > 0)
+		if (r->next == SUB_XW_ENDING)
+			out.timer_at = add_seconds(info->now, SUB_ENDING_WAIT);
+		else if (info->expires > 0)
 			out.timer_at = sub_refresh_at(info->now, info->expires);
 		else
 			out.actions &= ~(unsigned)SUB_ACT_SCHEDULE_REFRESH;

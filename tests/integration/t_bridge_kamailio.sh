@@ -102,6 +102,26 @@ available_again() { # the latest presence from alice has no <show/> and the new 
 }
 check "XMPP -> SIP: the change reaches bob as available (no <show/>) with the new status" available_again
 
+# --- bob unsubscribes: SUBSCRIBE Expires: 0 to kamailio, whose final NOTIFY the
+# bridge answers 200 (RFC 6665 4.1.2.3), so kamailio has nothing to delete twice
+BA='bob@xmpp.test -> sip:alice@sip.test'
+flow_count() { grep -cF "$BA: $1" "$BR_LOG"; }
+unsub_flow() { # the 200 sent unsubscribed (RFC 8048 5.2.3), the final NOTIFY ended it
+	(($(flow_count 'sip-2xx-ended: xw-ending -> xw-ending (xmpp-unsubscribed)') >= 1)) &&
+		grep -F "$BA: sip-notify-end-" "$BR_LOG" | grep -qF ': xw-ending -> idle (cancel-timer|sip-response|drop)'
+}
+kam_deleted_once() { ! grep -q 'Failed to delete subscription' "$KAM_LOG"; }
+no_481() { ! grep -q 'NOTIFY answered 481' "$BR_LOG"; }
+xmppc_send bob '<presence type="unsubscribe" to="alice@sip.test"/>'
+check "XMPP -> SIP: bob's unsubscribe: Expires: 0 at kamailio, unsubscribed on its 200, kamailio's final NOTIFY answered 200" \
+	wait_until 10 unsub_flow
+check "XMPP -> SIP: the bridge answered no NOTIFY 481, kamailio logged no failure to delete the subscription" \
+	bash -c "$(declare -f kam_deleted_once no_481); KAM_LOG='$KAM_LOG' BR_LOG='$BR_LOG' kam_deleted_once && no_481"
+resubscribed() { (($(flow_count 'sip-notify-active: xw-asking -> xw-active') >= 2)); }
+xmppc_send bob '<presence type="subscribe" to="alice@sip.test"/>'
+check "XMPP -> SIP: bob subscribes again: a new dialog at kamailio, active again" \
+	wait_until 15 resubscribed
+
 # --- a SIP user watches an XMPP user, through kamailio both ways
 sipp_start watch bridge_kam_watch_uac.xml udp "127.0.0.1:$KAM_UDP_PORT" \
 	-key ruri bob@xmpp.test -key from alice@sip.test -m 1 -timeout 60s || die "SIPp watcher did not start"
@@ -218,7 +238,9 @@ bridge_stop "$BR_PID" 10 || bridge_rc=$?
 check "SIGTERM: the open session gets BYE through kamailio (alice answers it)" sipp_wait "$UAS" 10
 check "SIGTERM: the bridge exits 0" test "$bridge_rc" -eq 0
 check "SIGTERM: the bridge ends its subscription at kamailio's presence server, which answers 2xx" \
-	grep -q 'bob@xmpp.test -> sip:alice@sip.test: sip-2xx-ended' "$BR_LOG"
+	test "$(flow_count 'sip-2xx-ended')" -ge 2 # the unsubscribe above, and this one
+check "SIGTERM: kamailio's final NOTIFY is answered 200, not 481 (RFC 6665 4.1.2.3); kamailio deletes the subscription once" \
+	bash -c "! grep -q 'NOTIFY answered 481' '$BR_LOG' && ! grep -q 'Failed to delete subscription' '$KAM_LOG'"
 check "nothing was challenged or refused between kamailio and the bridge" \
 	bash -c "! grep -Eq 'challenged|answered 40[137]|TLS alert' '$BR_LOG'"
 

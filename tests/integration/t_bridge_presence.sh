@@ -32,6 +32,20 @@ open_never_closed() { # open_never_closed NAME: a NOTIFY said open, none said cl
 	wait_until 10 msg_has "$1" '<basic>open</basic>' && ! msg_has "$1" '<basic>closed</basic>'
 }
 
+one_true_notify() { # one_true_notify NAME: after the approval's settle time, one NOTIFY active, open
+	sleep 2
+	local n
+	n=$(grep -c '^Subscription-State: active' "$T_DIR/sipp-$1.msg" 2>/dev/null)
+	[[ $n -eq 1 ]] || { log "$1: $n NOTIFYs active after the approval, want 1"; return 1; }
+	msg_has "$1" 'Subscription-State: active[^<]*<\?xml[^<]*<presence[^>]*>[^<]*<tuple[^>]*><status><basic>open'
+}
+ending_flow() { # ending_flow TP: bob's unsubscribe from notifierTP as RFC 8048 5.2.3 has it
+	local who="bob@xmpp.test -> sip:notifier$1@sip.test" a b
+	# (bob's own server drops the unsubscribed, RFC 6121 3.2.3: the bridge's log shows it)
+	a=$(grep -nF "$who: sip-2xx-ended: xw-ending -> xw-ending (xmpp-unsubscribed)" "$BR_LOG" | cut -d: -f1)
+	b=$(grep -nF "$who: sip-notify-end-retry: xw-ending -> idle (cancel-timer|sip-response|drop)" "$BR_LOG" | cut -d: -f1)
+	[[ -n $a && -n $b ]] && ((a < b)) || { log "unsubscribe flow of notifier$1 not in $BR_LOG"; return 1; }
+}
 roster_has() { # roster_has USER REGEX
 	ejctl get_roster "$1" "$EJ_DOMAIN" 2>/dev/null | grep -Eq -- "$2"
 }
@@ -53,10 +67,16 @@ for tp in tcp tls; do
 	check "$tp: XMPP watcher: the NOTIFY's busy + note arrive as show dnd and status" \
 		xmppc_expect bob "<presence&&from=\"notifier$tp@sip.test\"&&<show>dnd</show>&&<status>in a meeting</status>" 10
 	xmppc_send bob "<presence type=\"unsubscribe\" to=\"notifier$tp@sip.test\"/>"
-	check "$tp: XMPP watcher: unsubscribe reaches the notifier as SUBSCRIBE Expires: 0" \
+	check "$tp: XMPP watcher: unsubscribe reaches the notifier as SUBSCRIBE Expires: 0; its final NOTIFY is answered 200, not 481 (RFC 6665 4.1.2.3)" \
 		sipp_wait "$NOTIFIER" 20
+	check "$tp: XMPP watcher: the 200 to Expires: 0 sends unsubscribed (RFC 8048 5.2.3), the final NOTIFY then ends the dialog" \
+		ending_flow "$tp"
+	check "$tp: XMPP watcher: the bridge answered no NOTIFY 481" \
+		bash -c "! grep -Eq 'NOTIFY .*481|no such subscription' '$BR_LOG'"
 
-	# --- a Lync user watches an XMPP user (the bridge is the SIP notifier)
+	# --- a Lync user watches an XMPP user (the bridge is the SIP notifier); bob is
+	# plain available again, without the previous round's "on lunch" marker
+	xmppc_send bob '<presence/>'
 	sipp_start "watch-$tp" bridge_pres_sub_uac.xml "$tp" "$(pres_target "$tp")" \
 		-key ruri bob@xmpp.test -key from watch$tp@sip.test -m 1 ||
 		die "SIPp watcher ($tp) did not start"
@@ -70,6 +90,8 @@ for tp in tcp tls; do
 		wait_until 10 msg_has "watch-$tp" 'Subscription-State: active'
 	check "$tp: SIP watcher: bob's presence follows at once (probed), never a false offline" \
 		open_never_closed "watch-$tp"
+	check "$tp: SIP watcher: the approval brings exactly one NOTIFY active, and it says open (issue 16 item 7)" \
+		one_true_notify "watch-$tp"
 	xmppc_send bob '<presence><show>away</show><status>on lunch</status><priority>5</priority></presence>'
 	check "$tp: SIP watcher: bob's away + status reach the watcher as PIDF (away, note)" \
 		wait_until 10 msg_has "watch-$tp" '<rpid:away/>.*on lunch|on lunch.*<rpid:away/>'

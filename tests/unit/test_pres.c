@@ -375,19 +375,19 @@ static const struct golden_case {
      "03d7b1a3c1", 0, PRES_ACT_AVAILABLE, "Working from the Lisbon office"},
     {"msrtc_offline.xml", MSRTC, 1, PRES_HAVE_STATE | PRES_HAVE_NOTE, "", 0,
      PRES_ACT_OFFLINE, ""},
-    {"rfc3863_example.xml", PIDF, 2, PRES_HAVE_STATE | PRES_HAVE_NOTE, "ck38g9", 38,
+    {"rfc3863_example.xml", PIDF, 2, PRES_HAVE_STATE | PRES_HAVE_NOTE, "ck38g9", 83,
      PRES_ACT_AVAILABLE, "Don't Disturb Please!"},
-    {"rfc4480_example.xml", PIDF, 1, PRES_HAVE_STATE | PRES_HAVE_NOTE, "bs35r9", 76,
+    {"rfc4480_example.xml", PIDF, 1, PRES_HAVE_STATE | PRES_HAVE_NOTE, "bs35r9", 102,
      PRES_ACT_BUSY, "Meeting with the auditors"},
     {"kamailio_pua_xmpp.xml", PIDF, 1, PRES_HAVE_STATE | PRES_HAVE_NOTE, "0x7f3a2c1b9e40",
      0, PRES_ACT_AWAY, "Out for lunch"},
     {"ocs_pidf_legacy_activities.xml", PIDF, 1, PRES_HAVE_STATE | PRES_HAVE_NOTE, "1", 0,
      PRES_ACT_BUSY, "On a customer call"},
     {"lync_pidf_ms_availability.xml", PIDF, 1, PRES_HAVE_STATE | PRES_HAVE_NOTE,
-     "b3f2aa91c4", 0, PRES_ACT_DND, "Presenting the Q3 figures"},
+     "b3f2aa91c4", 64, PRES_ACT_DND, "Presenting the Q3 figures"},
     {"pidf_person_only.xml", PIDF, 1, PRES_HAVE_STATE | PRES_HAVE_NOTE, "", 0,
      PRES_ACT_BRB, ""},
-    {"pidf_two_resources.xml", PIDF, 3, PRES_HAVE_STATE | PRES_HAVE_NOTE, "desktop", 1,
+    {"pidf_two_resources.xml", PIDF, 3, PRES_HAVE_STATE | PRES_HAVE_NOTE, "desktop", 65,
      PRES_ACT_BUSY, "Driving"},
 };
 
@@ -439,9 +439,11 @@ static void test_golden_entries(void **state)
 		int prio;
 		const char *note;
 	} want[] = {
-	    {"desktop", true, PRES_ACT_AWAY, 1, "Gone for coffee"},
-	    {"phone", true, PRES_ACT_BUSY, 6, "Driving"},
-	    {"tablet", false, PRES_ACT_OFFLINE, 102, ""},
+	    /* contact priority 0.506, 0.525, 0.9: q * 127 rounded up (RFC 8048
+	     * section 6.2 note 6 maps 0..1 onto XMPP 0..127) */
+	    {"desktop", true, PRES_ACT_AWAY, 65, "Gone for coffee"},
+	    {"phone", true, PRES_ACT_BUSY, 67, "Driving"},
+	    {"tablet", false, PRES_ACT_OFFLINE, 115, ""},
 	};
 	assert_int_equal(p->n, ARRAY_LEN(want));
 	for (size_t i = 0; i < ARRAY_LEN(want); i++) {
@@ -640,6 +642,18 @@ static void test_round_trip(void **state)
 		fill(p, c->r, c->n);
 		assert_int_equal(
 		    pres_write_pidf(p, map, "sip:alice@xmpp.test", &doc, &len), 0);
+		/* What comes back: a negative priority is not mapped (RFC 8048
+		 * section 6.2 note 6), so it reads as the default 0; the tuples
+		 * come best first (test_tuple_order checks that order). */
+		size_t order[PRES_MAX_ENTRIES];
+		struct res want[3];
+		pres_order(p, map, order);
+		for (size_t k = 0; k < c->n; k++) {
+			want[k] = c->r[order[k]];
+			if (want[k].prio < 0)
+				want[k].prio = 0;
+		}
+		fill(p, want, c->n);
 		assert_int_equal(strlen(doc), len);
 		int err = pres_read(PIDF, doc, len, map, q);
 		if (err)
@@ -668,19 +682,24 @@ static void test_pidf_shape(void **state)
 	    {"phone", PRES_ACT_DND, 5, "In a call <with> \"Bob\" & 'Eve'"},
 	    {"My Phone", PRES_ACT_OFFLINE, 0, ""},
 	};
+	/* Best first: phone (priority 5), desk (1), then the closed tuple. */
 	static const char *const must[] = {
-	    "entity=\"sip:al&amp;ice@xmpp.test\"",
-	    "<tuple id=\"desk\"><status><basic>open</basic></status>"
+	    "entity=\"sip:al&amp;ice@xmpp.test\">\n <tuple id=\"phone\">"
+	    "<status><basic>open</basic>"
+	    "<show xmlns=\"jabber:client\">dnd</show></status>"
+	    "<rpid:activities><rpid:busy/></rpid:activities>"
+	    "<ms:availability>9500</ms:availability><contact priority=\"0.039\">",
+	    "<note>In a call &lt;with&gt; &quot;Bob&quot; &amp; &apos;Eve&apos;</note>"
+	    "</tuple>\n <tuple id=\"desk\">",
+	    "<tuple id=\"desk\"><status><basic>open</basic>"
+	    "<show xmlns=\"jabber:client\">away</show></status>"
 	    "<rpid:activities><rpid:away/></rpid:activities>"
 	    "<ms:availability>15500</ms:availability>"
 	    "<contact "
-	    "priority=\"0.506\">sip:al&amp;ice@xmpp.test</contact><note/></tuple>",
-	    "<tuple id=\"phone\"><status><basic>open</basic></status>"
-	    "<rpid:activities><rpid:busy/></rpid:activities>"
-	    "<ms:availability>9500</ms:availability>",
-	    "<note>In a call &lt;with&gt; &quot;Bob&quot; &amp; &apos;Eve&apos;</note>",
+	    "priority=\"0.007\">sip:al&amp;ice@xmpp.test</contact><note/></tuple>\n"
+	    " <tuple id=\"_x4d792050686f6e65\">",
 	    "<tuple id=\"_x4d792050686f6e65\"><status><basic>closed</basic></status>"
-	    "<ms:availability>18500</ms:availability><contact priority=\"0.502\">",
+	    "<ms:availability>18500</ms:availability><contact priority=\"0.000\">",
 	    "<dm:person id=\"_person\"><rpid:activities><rpid:busy/></rpid:activities>"
 	    "<ms:availability>9500</ms:availability><dm:note>In a call &lt;with&gt;",
 	};
@@ -863,6 +882,320 @@ static void test_too_many_tuples(void **state)
 	free(p);
 }
 
+/* --- RFC 8048 section 6: the rules the mapping must follow --------------------- */
+
+/* The <contact> of the only tuple written for one resource of priority prio. */
+static char *contact_of(int prio)
+{
+	struct pres *p = new_pres();
+	struct res r = {"r", PRES_ACT_AVAILABLE, prio, ""};
+	char *doc = NULL, *out;
+	size_t len;
+
+	fill(p, &r, 1);
+	assert_int_equal(pres_write_pidf(p, map, "sip:a@b", &doc, &len), 0);
+	char *c = strstr(doc, "<contact");
+	assert_non_null(c);
+	char *end = strchr(c, '>');
+	out = strndup(c, (size_t)(end - c + 1));
+	free(doc);
+	free(p);
+	return out;
+}
+
+/* RFC 8048 section 6.2 note 6 (and 6.3 note 2, the way back). */
+static void test_priority_rfc8048(void **state)
+{
+	static const struct {
+		const char *why;
+		int prio;
+		const char *contact;
+	} out[] = {
+	    {"6.2 note 6: XMPP 0 is PIDF 0", 0, "<contact priority=\"0.000\">"},
+	    {"6.2 note 6: XMPP 127 is PIDF 1", 127, "<contact priority=\"1.000\">"},
+	    {"6.2 note 6 example: 1 -> 0.007", 1, "<contact priority=\"0.007\">"},
+	    {"6.2 note 6 example: 2 -> 0.015", 2, "<contact priority=\"0.015\">"},
+	    {"6.2 note 6 example: 126 -> 0.992", 126, "<contact priority=\"0.992\">"},
+	    {"6.2 note 6: a negative priority MUST NOT be mapped", -1, "<contact>"},
+	    {"6.2 note 6: nor the lowest", -128, "<contact>"},
+	};
+	static const struct {
+		const char *why;
+		const char *q; /* NULL: no priority attribute */
+		int prio;
+	} in[] = {
+	    {"6.3 note 2: PIDF 0 is XMPP 0", "0", 0},
+	    {"6.3 note 2: PIDF 1 is XMPP 127", "1", 127},
+	    {"6.3 note 2: PIDF 1.000 is XMPP 127", "1.000", 127},
+	    {"6.3 note 2: 0.007 back to 1", "0.007", 1},
+	    {"6.3 note 2: 0.992 back to 126", "0.992", 126},
+	    {"an intermediate qvalue lands between", "0.5", 64},
+	    {"no priority: the XMPP default 0 (RFC 6121 4.7.2.3)", NULL, 0},
+	    {"not a qvalue (RFC 3863): default 0", "1.5", 0},
+	    {"four decimals are not a qvalue: default 0", "0.5000", 0},
+	};
+	struct pres *p = new_pres();
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(out); i++) {
+		char *c = contact_of(out[i].prio);
+		if (strcmp(c, out[i].contact) != 0)
+			fail_msg("%s: wrote %s, want %s", out[i].why, c, out[i].contact);
+		free(c);
+	}
+	/* "mapping intermediate values ... so that they are unique", and each
+	 * comes back as itself. */
+	char seen[PRES_PRIO_MAX + 1][40];
+	for (int prio = 0; prio <= PRES_PRIO_MAX; prio++) {
+		char *c = contact_of(prio);
+		snprintf(seen[prio], sizeof(seen[prio]), "%s", c);
+		for (int k = 0; k < prio; k++)
+			if (strcmp(seen[k], c) != 0)
+				continue;
+			else
+				fail_msg("6.2 note 6: priorities %d and %d both write %s",
+				         k, prio, c);
+		char doc[512];
+		snprintf(doc, sizeof(doc),
+		         "<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='sip:a@b'>"
+		         "<tuple id='r'><status><basic>open</basic></status>"
+		         "%ssip:a@b</contact></tuple></presence>",
+		         c);
+		free(c);
+		assert_int_equal(pres_read(PIDF, doc, strlen(doc), map, p), 0);
+		if (p->e[0].priority != prio)
+			fail_msg("6.3 note 2: priority %d read back as %d", prio,
+			         p->e[0].priority);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(in); i++) {
+		char doc[512];
+		snprintf(doc, sizeof(doc),
+		         "<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='sip:a@b'>"
+		         "<tuple id='r'><status><basic>open</basic></status>"
+		         "<contact%s%s%s>sip:a@b</contact></tuple></presence>",
+		         in[i].q ? " priority='" : "", in[i].q ? in[i].q : "",
+		         in[i].q ? "'" : "");
+		assert_int_equal(pres_read(PIDF, doc, strlen(doc), map, p), 0);
+		if (p->e[0].priority != in[i].prio)
+			fail_msg("%s: read %d, want %d", in[i].why, p->e[0].priority,
+			         in[i].prio);
+	}
+	free(p);
+}
+
+#define RFC8048_TUPLE(status)                                                            \
+	"<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:romeo@example.net'>" \
+	"<tuple id='ID-dr4hcr0st3lup4c'><status>" status "</status></tuple></presence>"
+
+/* RFC 8048 section 6.2 note 7 (writing <show/>) and 6.3 note 3 (reading it). */
+static void test_show_rfc8048(void **state)
+{
+	static const struct {
+		enum pres_activity act;
+		const char *status; /* the tuple's whole <status> as written */
+	} out[] = {
+	    {PRES_ACT_AWAY, "<status><basic>open</basic>"
+	                    "<show xmlns=\"jabber:client\">away</show></status>"},
+	    {PRES_ACT_DND, "<status><basic>open</basic>"
+	                   "<show xmlns=\"jabber:client\">dnd</show></status>"},
+	    {PRES_ACT_XA, "<status><basic>open</basic>"
+	                  "<show xmlns=\"jabber:client\">xa</show></status>"},
+	    {PRES_ACT_CHAT, "<status><basic>open</basic>"
+	                    "<show xmlns=\"jabber:client\">chat</show></status>"},
+	    /* no <show/> in XMPP, none in the PIDF */
+	    {PRES_ACT_AVAILABLE, "<status><basic>open</basic></status>"},
+	    /* unavailable is basic closed alone (6.2 note 4) */
+	    {PRES_ACT_OFFLINE, "<status><basic>closed</basic></status>"},
+	};
+	static const struct {
+		const char *why;
+		const char *body;
+		enum pres_activity want;
+	} in[] = {
+	    {"RFC 8048 example 4 (open, show away)",
+	     RFC8048_TUPLE("<basic>open</basic><show xmlns='jabber:client'>away</show>"),
+	     PRES_ACT_AWAY},
+	    {"show dnd",
+	     RFC8048_TUPLE("<basic>open</basic><show xmlns='jabber:client'>dnd</show>"),
+	     PRES_ACT_DND},
+	    {"show xa",
+	     RFC8048_TUPLE("<basic>open</basic><show xmlns='jabber:client'>xa</show>"),
+	     PRES_ACT_XA},
+	    {"show chat",
+	     RFC8048_TUPLE("<basic>open</basic><show xmlns='jabber:client'>chat</show>"),
+	     PRES_ACT_CHAT},
+	    {"show beats RPID (6.3 note 3: the gateway includes it)",
+	     "<presence xmlns='urn:ietf:params:xml:ns:pidf' "
+	     "xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' entity='pres:r@e'>"
+	     "<tuple id='t'><status><basic>open</basic>"
+	     "<show xmlns='jabber:client'>xa</show></status>"
+	     "<rpid:activities><rpid:busy/></rpid:activities></tuple></presence>",
+	     PRES_ACT_XA},
+	    {"show outside jabber:client is not XMPP's",
+	     RFC8048_TUPLE("<basic>open</basic><show xmlns='urn:example'>away</show>"),
+	     PRES_ACT_AVAILABLE},
+	    {"a value RFC 6121 does not define says nothing",
+	     RFC8048_TUPLE(
+	         "<basic>open</basic><show xmlns='jabber:client'>sleepy</show>"),
+	     PRES_ACT_AVAILABLE},
+	    {"closed with a show is still unavailable (6.3 note 1)",
+	     RFC8048_TUPLE(
+	         "<basic>closed</basic><show xmlns='jabber:client'>away</show>"),
+	     PRES_ACT_OFFLINE},
+	    {"RFC 8048 example 20 (closed)", RFC8048_TUPLE("<basic>closed</basic>"),
+	     PRES_ACT_OFFLINE},
+	};
+	struct pres *p = new_pres();
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(out); i++) {
+		struct res r = {"r", out[i].act, 0, ""};
+		char *doc = NULL;
+		size_t len;
+		fill(p, &r, 1);
+		assert_int_equal(pres_write_pidf(p, map, "sip:a@b", &doc, &len), 0);
+		if (!strstr(doc, out[i].status))
+			fail_msg("%s: written tuple lacks %s\n%s", act(out[i].act),
+			         out[i].status, doc);
+		/* and reads back the same (6.3 note 3) */
+		assert_int_equal(pres_read(PIDF, doc, len, map, p), 0);
+		assert_int_equal(p->e[0].activity, out[i].act);
+		free(doc);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(in); i++) {
+		struct pres_entry s;
+		assert_int_equal(pres_read(PIDF, in[i].body, strlen(in[i].body), map, p),
+		                 0);
+		pres_summary(p, map, &s);
+		if (s.activity != in[i].want ||
+		    s.open != (in[i].want != PRES_ACT_OFFLINE))
+			fail_msg("%s: got %s %s", in[i].why, s.open ? "open" : "closed",
+			         act(s.activity));
+		/* and what XMPP gets: the same show */
+		struct pres_xmpp x;
+		pres_to_xmpp(map, &s, &x);
+		assert_int_equal(x.available, in[i].want != PRES_ACT_OFFLINE);
+	}
+	free(p);
+}
+
+/* RFC 8048 section 6.3 note 1: basic open is XMPP available, whatever else a
+ * tuple says; the one exception kept is Lync's Offline number (presence.map,
+ * docs/design-notes.md). Checked with a map whose rpid-in row says offline. */
+static void test_open_never_unavailable(void **state)
+{
+	size_t len;
+	char *text = slurp(MAP_PATH, &len);
+	const char *row = "rpid-in unknown            -";
+	char *at = strstr(text, row);
+	struct presmap *m2 = NULL;
+	struct diag_list dl;
+	struct pres *p = new_pres();
+	struct pres_entry s;
+
+	(void)state;
+	assert_non_null(at);
+	memcpy(at, "rpid-in unknown offline     ", strlen(row));
+	diag_init(&dl);
+	assert_int_equal(presmap_parse(&m2, text, len, "test", &dl), 0);
+	diag_free(&dl);
+	free(text);
+	static const struct {
+		const char *why;
+		const char *body;
+		bool open;
+	} cases[] = {
+	    {"open + an rpid-in row saying offline: available",
+	     "<presence xmlns='urn:ietf:params:xml:ns:pidf' "
+	     "xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' entity='pres:r@e'>"
+	     "<tuple id='t'><status><basic>open</basic></status>"
+	     "<rpid:activities><rpid:unknown/></rpid:activities></tuple></presence>",
+	     true},
+	    {"no basic + the same row: offline (nothing says open)",
+	     "<presence xmlns='urn:ietf:params:xml:ns:pidf' "
+	     "xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' entity='pres:r@e'>"
+	     "<tuple id='t'><status/>"
+	     "<rpid:activities><rpid:unknown/></rpid:activities></tuple></presence>",
+	     false},
+	    {"open + Lync Offline number (18500): the documented Lync rule",
+	     "<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:r@e'>"
+	     "<tuple id='t'><status><basic>open</basic></status>"
+	     "<availability xmlns='http://schemas.microsoft.com/2006/09/sip/state'>"
+	     "18500</availability></tuple></presence>",
+	     false},
+	    {"open + Lync unknown number (0): falls through to open",
+	     "<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:r@e'>"
+	     "<tuple id='t'><status><basic>open</basic></status>"
+	     "<availability xmlns='http://schemas.microsoft.com/2006/09/sip/state'>"
+	     "0</availability></tuple></presence>",
+	     true},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		assert_int_equal(
+		    pres_read(PIDF, cases[i].body, strlen(cases[i].body), m2, p), 0);
+		pres_summary(p, m2, &s);
+		if (s.open != cases[i].open)
+			fail_msg("%s: got %s", cases[i].why, act(s.activity));
+	}
+	presmap_free(m2);
+	free(p);
+}
+
+/* Tuples best first (RFC 8048 section 6.2: a watcher shows the most available
+ * resource; a simple one reads the first tuple only). */
+static void test_tuple_order(void **state)
+{
+	static const struct {
+		const char *name;
+		struct res r[4];
+		size_t n;
+		const char *order; /* tuple ids in written order, space separated */
+	} cases[] = {
+	    {"RFC 8048 6.2: away, dnd, available -> available first",
+	     {{"a", PRES_ACT_AWAY, 0, ""},
+	      {"d", PRES_ACT_DND, 0, ""},
+	      {"v", PRES_ACT_AVAILABLE, 0, ""}},
+	     3,
+	     "v d a"},
+	    {"higher priority first, whatever the activity",
+	     {{"low", PRES_ACT_AVAILABLE, 1, ""}, {"high", PRES_ACT_AWAY, 9, ""}},
+	     2,
+	     "high low"},
+	    {"closed last, even with the highest priority",
+	     {{"gone", PRES_ACT_OFFLINE, 127, ""}, {"here", PRES_ACT_XA, 0, ""}},
+	     2,
+	     "here"}, /* pres_update keeps no closed entry beside open ones; the
+	               * writer still puts one last */
+	    {"ties keep their order",
+	     {{"b", PRES_ACT_AWAY, 3, ""}, {"a", PRES_ACT_AWAY, 3, ""}},
+	     2,
+	     "b a"},
+	};
+	struct pres *p = new_pres();
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char *doc = NULL, got[128] = "";
+		size_t len;
+		fill(p, cases[i].r, cases[i].n);
+		assert_int_equal(pres_write_pidf(p, map, "sip:a@b", &doc, &len), 0);
+		for (const char *t = strstr(doc, "<tuple id=\""); t;
+		     t = strstr(t + 1, "<tuple id=\"")) {
+			const char *id = t + strlen("<tuple id=\"");
+			size_t n = strcspn(id, "\"");
+			if (got[0])
+				strcat(got, " ");
+			strncat(got, id, n);
+		}
+		size_t want_n = strlen(cases[i].order);
+		if (strncmp(got, cases[i].order, want_n) != 0)
+			fail_msg("case '%s': tuples %s, want %s first", cases[i].name,
+			         got, cases[i].order);
+		free(doc);
+	}
+	free(p);
+}
+
 static void test_activity_names(void **state)
 {
 	(void)state;
@@ -895,6 +1228,10 @@ int main(void)
 	    cmocka_unit_test(test_hostile),
 	    cmocka_unit_test(test_oversize),
 	    cmocka_unit_test(test_too_many_tuples),
+	    cmocka_unit_test(test_priority_rfc8048),
+	    cmocka_unit_test(test_show_rfc8048),
+	    cmocka_unit_test(test_open_never_unavailable),
+	    cmocka_unit_test(test_tuple_order),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

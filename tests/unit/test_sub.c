@@ -51,6 +51,7 @@
 #define XX    SUB_XW_ACTIVE
 #define XR    SUB_XW_RECOVERING
 #define XB    SUB_XW_BACKOFF
+#define XE    SUB_XW_ENDING
 
 #define IN(e)                                                                            \
 	{                                                                                \
@@ -164,12 +165,13 @@ static const struct row_case row_cases[] = {
     {"sw active refresh: 200, NOTIFY active, new expiry", SWD, SA, EV(SIP_REFRESH), SA,
      RESP | NOTIFY | T_EXP, 200, IN(3600), .exp = 3600, .ss = ACT,
      .body = SUB_BODY_CURRENT, .nexp = 3600, .timer = 3600},
-    {"sw active sign-out: dialog ends, roster subscription kept", SWD, SA,
+    /* RFC 8048 5.3.3 step 1: the NOTIFY carries basic closed, terminated;timeout */
+    {"sw active sign-out: closed, terminated;timeout, roster subscription kept", SWD, SA,
      EV(SIP_SIGNOUT), SD, RESP | NOTIFY | CANCEL | PERSIST, 200, IN(0), .ss = TERM,
-     .reason = SUB_REASON_TIMEOUT},
-    {"sw active unsubscribe: XMPP unsubscribe, entry dropped", SWD, SA,
+     .reason = SUB_REASON_TIMEOUT, .body = SUB_BODY_CLOSED},
+    {"sw active unsubscribe: closed, XMPP unsubscribe, entry dropped", SWD, SA,
      EV(SIP_UNSUBSCRIBE), IDLE, RESP | NOTIFY | X_UNSUB | CANCEL | DROP, 200, IN(0),
-     .ss = TERM, .reason = SUB_REASON_TIMEOUT},
+     .ss = TERM, .reason = SUB_REASON_TIMEOUT, .body = SUB_BODY_CLOSED},
     {"sw active expiry: terminated;timeout, roster subscription kept", SWD, SA,
      EV(TIMER_EXPIRY), SD, NOTIFY | CANCEL | PERSIST, 0, IN(0), .ss = TERM,
      .reason = SUB_REASON_TIMEOUT},
@@ -276,8 +278,9 @@ static const struct row_case row_cases[] = {
      RESP | X_UNSUBD | CANCEL | DROP, 200, IN(0), .exp = 0},
     {"xw asking refresh due: in-dialog SUBSCRIBE", XWD, XA, EV(TIMER_REFRESH), XA,
      REFRESH, 0, IN(0), .exp = 3600},
-    {"xw asking watcher withdraws: unsubscribe, drop", XWD, XA, EV(XMPP_UNSUBSCRIBE),
-     IDLE, UNSUB | CANCEL | DROP, 0, IN(0), .exp = 0},
+    {"xw asking watcher withdraws: unsubscribe, wait for the final NOTIFY", XWD, XA,
+     EV(XMPP_UNSUBSCRIBE), XE, UNSUB | CANCEL | T_REF | PERSIST, 0, IN(0), .exp = 0,
+     .timer = SUB_ENDING_WAIT},
     {"xw asking restore: SUBSCRIBE again", XWD, XA, EV(RESTORE), XA, SUB | CANCEL, 0,
      IN(0), .exp = 3600},
     {"xw asking shutdown: unsubscribe, keep the phase", XWD, XA, EV(SHUTDOWN), XA,
@@ -311,8 +314,9 @@ static const struct row_case row_cases[] = {
      RESP | X_UNSUBD | CANCEL | DROP, 200, IN(0), .exp = 0},
     {"xw pending refresh due", XWD, XP, EV(TIMER_REFRESH), XP, REFRESH, 0, IN(0),
      .exp = 3600},
-    {"xw pending watcher withdraws", XWD, XP, EV(XMPP_UNSUBSCRIBE), IDLE,
-     UNSUB | CANCEL | DROP, 0, IN(0), .exp = 0},
+    {"xw pending watcher withdraws: wait for the final NOTIFY", XWD, XP,
+     EV(XMPP_UNSUBSCRIBE), XE, UNSUB | CANCEL | T_REF | PERSIST, 0, IN(0), .exp = 0,
+     .timer = SUB_ENDING_WAIT},
     {"xw pending restore: new SUBSCRIBE", XWD, XP, EV(RESTORE), XA,
      SUB | CANCEL | PERSIST, 0, IN(0), .exp = 3600},
     {"xw pending shutdown: unsubscribe", XWD, XP, EV(SHUTDOWN), XP, UNSUB | CANCEL, 0,
@@ -368,10 +372,11 @@ static const struct row_case row_cases[] = {
      .exp = 3600},
     {"xw active repeated subscribe: auto-reply subscribed", XWD, XX, EV(XMPP_SUBSCRIBE),
      XX, X_SUBD | X_PRES, 0, IN(0), .exp = 0},
-    {"xw active watcher leaves: unsubscribe, unavailable", XWD, XX, EV(XMPP_UNSUBSCRIBE),
-     IDLE, UNSUB | X_UNAV | CANCEL | DROP, 0, IN(0), .exp = 0},
-    {"xw active probe: presence", XWD, XX, EV(XMPP_PROBE), XX, X_PRES, 0, IN(0),
-     .exp = 0},
+    {"xw active watcher leaves: Expires 0, unavailable, wait for the final NOTIFY", XWD,
+     XX, EV(XMPP_UNSUBSCRIBE), XE, UNSUB | X_UNAV | CANCEL | T_REF | PERSIST, 0, IN(0),
+     .exp = 0, .timer = SUB_ENDING_WAIT},
+    {"xw active probe: cached presence and a new SUBSCRIBE (RFC 8048 5.2.2)", XWD, XX,
+     EV(XMPP_PROBE), XX, REFRESH | X_PRES, 0, IN(0), .exp = 3600},
     {"xw active link up: re-announce", XWD, XX, EV(XMPP_LINK_UP), XX, X_SUBD | X_PRES, 0,
      IN(0), .exp = 0},
     {"xw active link down: nothing to send on a dead link", XWD, XX, EV(XMPP_LINK_DOWN),
@@ -409,8 +414,9 @@ static const struct row_case row_cases[] = {
      .exp = 3600},
     {"xw recovering repeated subscribe: subscribed", XWD, XR, EV(XMPP_SUBSCRIBE), XR,
      X_SUBD, 0, IN(0), .exp = 0},
-    {"xw recovering watcher leaves", XWD, XR, EV(XMPP_UNSUBSCRIBE), IDLE,
-     UNSUB | X_UNAV | CANCEL | DROP, 0, IN(0), .exp = 0},
+    {"xw recovering watcher leaves: wait for the final NOTIFY", XWD, XR,
+     EV(XMPP_UNSUBSCRIBE), XE, UNSUB | X_UNAV | CANCEL | T_REF | PERSIST, 0, IN(0),
+     .exp = 0, .timer = SUB_ENDING_WAIT},
     {"xw recovering probe: unavailable", XWD, XR, EV(XMPP_PROBE), XR, X_UNAV, 0, IN(0),
      .exp = 0},
     {"xw recovering link up: subscribed, unavailable", XWD, XR, EV(XMPP_LINK_UP), XR,
@@ -447,6 +453,41 @@ static const struct row_case row_cases[] = {
     {"xw backoff shutdown: cancel the timer", XWD, XB, EV(SHUTDOWN), XB, CANCEL, 0, IN(0),
      .exp = 0},
     {"xw backoff stale error: ignored", XWD, XB, EV(SIP_ERR_REJECT), XB, 0, 0, IN(0),
+     .ignored = true},
+    /* XMPP watcher unsubscribed, SUBSCRIBE Expires: 0 sent (RFC 8048 5.2.3 F17-F25) */
+    {"xw ending 200 to Expires 0: unsubscribed (RFC 8048 5.2.3 F21)", XWD, XE,
+     EV(SIP_2XX_ENDED), XE, X_UNSUBD, 0, IN(0), .exp = 0},
+    {"xw ending late 2xx of the first SUBSCRIBE: Expires 0 in its dialog", XWD, XE,
+     EV(SIP_2XX), XE, UNSUB, 0, IN(3600), .exp = 0},
+    {"xw ending 481 to Expires 0: gone, unsubscribed", XWD, XE, EV(SIP_ERR_GONE), IDLE,
+     X_UNSUBD | CANCEL | DROP, 0, IN(0), .exp = 0},
+    {"xw ending 403 to Expires 0: unsubscribed", XWD, XE, EV(SIP_ERR_REJECT), IDLE,
+     X_UNSUBD | CANCEL | DROP, 0, IN(0), .exp = 0},
+    {"xw ending 503 to Expires 0: unsubscribed, it expires by itself", XWD, XE,
+     EV(SIP_ERR_RETRY), IDLE, X_UNSUBD | CANCEL | DROP, 0, IN(0), .exp = 0},
+    {"xw ending 423 to Expires 0: unsubscribed", XWD, XE, EV(SIP_ERR_INTERVAL), IDLE,
+     X_UNSUBD | CANCEL | DROP, 0, IN_423(0, 60), .exp = 0},
+    {"xw ending NOTIFY active before the final one: 200 (RFC 6665 4.1.2.3)", XWD, XE,
+     EV(SIP_NOTIFY_ACTIVE), XE, RESP, 200, IN(100), .exp = 0},
+    {"xw ending NOTIFY pending: 200", XWD, XE, EV(SIP_NOTIFY_PENDING), XE, RESP, 200,
+     IN(100), .exp = 0},
+    {"xw ending final NOTIFY (timeout): 200, not 481 (RFC 6665 4.1.2.3)", XWD, XE,
+     EV(SIP_NOTIFY_END_RETRY), IDLE, RESP | CANCEL | DROP, 200, IN(0), .exp = 0},
+    {"xw ending final NOTIFY (probation): 200", XWD, XE, EV(SIP_NOTIFY_END_LATER), IDLE,
+     RESP | CANCEL | DROP, 200, IN_RA(0, 30), .exp = 0},
+    {"xw ending final NOTIFY (noresource): 200", XWD, XE, EV(SIP_NOTIFY_END_FINAL), IDLE,
+     RESP | CANCEL | DROP, 200, IN(0), .exp = 0},
+    {"xw ending no final NOTIFY in time: forget the dialog", XWD, XE, EV(TIMER_REFRESH),
+     IDLE, CANCEL | DROP, 0, IN(0), .exp = 0},
+    {"xw ending subscribes again: a new dialog (RFC 8048 5.2.1)", XWD, XE,
+     EV(XMPP_SUBSCRIBE), XA, SUB | CANCEL | PERSIST, 0, IN(0), .exp = 3600},
+    {"xw ending restore: unsubscribed, wait once more, then forget", XWD, XE, EV(RESTORE),
+     XE, X_UNSUBD | T_REF, 0, IN(0), .timer = SUB_ENDING_WAIT},
+    {"xw ending shutdown: keep the phase", XWD, XE, EV(SHUTDOWN), XE, CANCEL, 0, IN(0),
+     .exp = 0},
+    {"xw ending repeated unsubscribe: ignored", XWD, XE, EV(XMPP_UNSUBSCRIBE), XE, 0, 0,
+     IN(0), .ignored = true},
+    {"xw ending probe: reveals nothing", XWD, XE, EV(XMPP_PROBE), XE, 0, 0, IN(0),
      .ignored = true},
 };
 
@@ -543,7 +584,7 @@ static bool in_set(enum sub_phase p, const enum sub_phase *set, size_t n)
 
 static bool has_timer(enum sub_phase p)
 {
-	return IN_SET(p, SP, SA, XA, XP, XAB, XX, XR, XB);
+	return IN_SET(p, SP, SA, XA, XP, XAB, XX, XR, XB, XE);
 }
 
 static bool is_backoff(enum sub_phase p)
@@ -644,7 +685,10 @@ static void check_rule(size_t i, const struct sub_rule *r)
 		     "authorized without NOTIFY active");
 		RULE(!(a & X_SUBD) || xw_authorized(r->next),
 		     "subscribed while not authorized");
-		RULE(!(a & X_UNSUBD) || r->next == IDLE, "unsubscribed but kept");
+		/* RFC 8048 5.2.3: unsubscribed goes once the unsubscribe is answered,
+		 * while the dialog waits for its final NOTIFY. */
+		RULE(!(a & X_UNSUBD) || r->next == IDLE || r->next == XE,
+		     "unsubscribed but kept");
 		/* A failed attempt never re-subscribes at once: no peer-driven tight
 		 * loop. */
 		RULE(!(IN_SET(r->phase, XA, XR) && r->event != EV(RESTORE)) || !(a & SUB),
@@ -776,7 +820,7 @@ static const struct scenario scenarios[] = {
      STEPS({EV(SIP_SUBSCRIBE), IN(3600), SP, X_SUB, 0, .ss = SUB_SS_NONE},
            {EV(XMPP_SUBSCRIBED), IN(0), SA, NOTIFY, 0, .ss = SUB_SS_NONE},
            {EV(SIP_SIGNOUT), IN(0), SD, RESP | NOTIFY | PERSIST, DROP | X_UNSUB, TERM,
-            SUB_REASON_TIMEOUT, SUB_BODY_NONE},
+            SUB_REASON_TIMEOUT, SUB_BODY_CLOSED},
            {EV(XMPP_LINK_UP), IN(0), SD, X_PROBE, 0, .ss = SUB_SS_NONE},
            {EV(SIP_SUBSCRIBE), IN(3600), SA, RESP | NOTIFY | T_EXP | PERSIST, X_SUB, ACT,
             0, SUB_BODY_CURRENT})},
@@ -784,7 +828,7 @@ static const struct scenario scenarios[] = {
      STEPS({EV(SIP_SUBSCRIBE), IN(3600), SP, X_SUB, 0, .ss = SUB_SS_NONE},
            {EV(XMPP_SUBSCRIBED), IN(0), SA, NOTIFY, 0, .ss = SUB_SS_NONE},
            {EV(SIP_UNSUBSCRIBE), IN(0), IDLE, RESP | NOTIFY | X_UNSUB | DROP, PERSIST,
-            TERM, SUB_REASON_TIMEOUT, SUB_BODY_NONE},
+            TERM, SUB_REASON_TIMEOUT, SUB_BODY_CLOSED},
            {EV(SIP_SUBSCRIBE), IN(3600), SP, X_SUB, 0, .ss = SUB_SS_NONE})},
     {"expiry without refresh behaves as a sign-out", SWD,
      STEPS({EV(SIP_SUBSCRIBE), IN(120), SP, T_EXP, 0, .ss = SUB_SS_NONE},
@@ -877,10 +921,20 @@ static const struct scenario scenarios[] = {
            {EV(SIP_2XX), IN(5400), XA, T_REF, 0, .ss = SUB_SS_NONE})},
     {"xmpp watcher: watcher leaves while the first SUBSCRIBE is in flight", XWD,
      STEPS({EV(XMPP_SUBSCRIBE), IN(0), XA, SUB, 0, .ss = SUB_SS_NONE},
-           {EV(XMPP_UNSUBSCRIBE), IN(0), IDLE, UNSUB | DROP, 0, .ss = SUB_SS_NONE},
-           {EV(SIP_2XX), IN(3600), IDLE, UNSUB, 0, .ss = SUB_SS_NONE},
-           {EV(SIP_2XX_ENDED), IN(0), IDLE, 0, SUB_ACT_ALL, .ss = SUB_SS_NONE},
-           {EV(SIP_NOTIFY_END_RETRY), IN(0), IDLE, RESP, SUB, .ss = SUB_SS_NONE})},
+           {EV(XMPP_UNSUBSCRIBE), IN(0), XE, UNSUB, DROP, .ss = SUB_SS_NONE},
+           {EV(SIP_2XX), IN(3600), XE, UNSUB, 0, .ss = SUB_SS_NONE},
+           {EV(SIP_2XX_ENDED), IN(0), XE, X_UNSUBD, DROP, .ss = SUB_SS_NONE},
+           {EV(SIP_NOTIFY_END_RETRY), IN(0), IDLE, RESP | DROP, SUB, .ss = SUB_SS_NONE})},
+    /* RFC 8048 5.2.3 F16-F25 as written: unsubscribe, SUBSCRIBE Expires: 0, its
+     * 200, unsubscribed, the final NOTIFY answered 200 (RFC 6665 4.1.2.3). */
+    {"xmpp watcher: unsubscribe flow of RFC 8048 5.2.3", XWD,
+     STEPS({EV(XMPP_SUBSCRIBE), IN(0), XA, SUB, 0, .ss = SUB_SS_NONE},
+           {EV(SIP_NOTIFY_ACTIVE), IN(3600), XX, X_SUBD | X_PRES, 0, .ss = SUB_SS_NONE},
+           {EV(XMPP_UNSUBSCRIBE), IN(0), XE, UNSUB | X_UNAV, DROP | X_UNSUBD,
+            .ss = SUB_SS_NONE},
+           {EV(SIP_2XX_ENDED), IN(0), XE, X_UNSUBD, DROP | RESP, .ss = SUB_SS_NONE},
+           {EV(SIP_NOTIFY_END_RETRY), IN(0), IDLE, RESP | DROP, SUB | X_UNSUBD,
+            .ss = SUB_SS_NONE})},
     {"xmpp watcher restart: shutdown, restore, recover", XWD,
      STEPS({EV(XMPP_SUBSCRIBE), IN(0), XA, SUB, 0, .ss = SUB_SS_NONE},
            {EV(SIP_NOTIFY_ACTIVE), IN(3600), XX, 0, 0, .ss = SUB_SS_NONE},
