@@ -61,6 +61,13 @@ one() { # one NAME TRANSPORT
 		return
 	fi
 	stop_pid "$pid"
+	# Under ASan+UBSan (BUILD_DIR=build-asan): a report, leaks at the graceful
+	# exit included, fails the message that caused it.
+	if grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log"; then
+		track_log "$log"
+		fail "RFC 4475 $name over $tp" "sanitizer report: $(grep -Em1 'Sanitizer|runtime error:' "$log")"
+		return
+	fi
 	if ((rc == 0)); then
 		pass "${out#ok: }"
 	else
