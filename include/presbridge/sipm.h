@@ -169,4 +169,30 @@ int sipm_sdp_im_answer(const char *addr, char **outp, size_t *lenp);
 
 #define SIPM_SDP_IM_TYPE "application/sdp;call-type=im"
 
+/* ---- request checks before and after parsing (RFC 4475 torture cases) ---- */
+
+/* The Request-Line of buf[0..len) read as METHOD SP Request-URI SP SIP-Version
+ * (RFC 3261 section 7.1). Returns 505 when the version is not SIP/2.0 (RFC 3261
+ * section 8.1.1.1; RFC 4475 section 3.1.2.16), 416 when the URI's scheme is
+ * neither sip nor sips (RFC 3261 section 8.2.2.1; RFC 4475 sections 3.3.2 and
+ * 3.3.3), else 0 (also for a start line of another shape, which the parser
+ * judges). A response's status line is 0. */
+int sipm_start_line_check(const char *buf, size_t len);
+
+/* True if a Via branch is an RFC 3261 transaction identifier: the magic cookie
+ * z9hG4bK followed by at least one character (RFC 3261 section 17.2.3; a bare
+ * cookie identifies nothing, RFC 4475 section 3.2.1). */
+bool sipm_branch_unique(const char *branch);
+
+/* The option tags of a Require value (comma-separated) that are not among
+ * supported (comma-separated), written to out as "a, b" (truncated to outlen).
+ * Returns how many there are (RFC 3261 sections 8.2.2.3 and 20.32). */
+size_t sipm_unsupported(const char *require, const char *supported, char *out,
+                        size_t outlen);
+
+/* True if the media type "type/subtype" (parameters ignored, case-insensitive)
+ * is in list, a comma-separated Accept value (RFC 3261 section 20.1), including
+ * the ranges whose subtype, or type and subtype, are a star. */
+bool sipm_type_in(const char *list, const char *type);
+
 #endif

@@ -39,13 +39,17 @@ char *sip_srv_key(struct sipm *m, const char *method)
 	struct sbuf sb;
 	const char *br = sipm_via_branch(m);
 	sbuf_init(&sb);
-	/* RFC 3261 section 17.2.3: the magic cookie marks a unique branch. */
-	if (strncmp(br, "z9hG4bK", 7) == 0)
+	/* RFC 3261 section 17.2.3: the magic cookie followed by an identifier
+	 * marks a unique branch. A bare cookie identifies nothing (RFC 4475
+	 * section 3.2.1): such a request is matched as an RFC 2543 one, by
+	 * Request-URI, From tag, Call-ID, CSeq and top Via (the To tag is left
+	 * out so that the ACK of a non-2xx response still finds its INVITE). */
+	if (sipm_branch_unique(br))
 		sbuf_printf(&sb, "%s|%s|%s", br, sipm_via_sentby(m), method);
 	else
-		sbuf_printf(&sb, "2543|%s|%u|%s|%s|%s|%s", sipm_call_id(m),
+		sbuf_printf(&sb, "2543|%s|%u|%s|%s|%s|%s|%s", sipm_call_id(m),
 		            (unsigned)sipm_cseq(m), sipm_from_tag(m), sipm_via_sentby(m),
-		            br, method);
+		            br, sipm_ruri(m), method);
 	return sbuf_take(&sb, NULL);
 }
 

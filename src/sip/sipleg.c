@@ -130,14 +130,16 @@ int sip_reply_raw(struct sipleg *sl, const struct sip_src *s, const char *req, s
 	reason_with(code, why, reason, sizeof(reason));
 	diag_value(sl, why ? why : reason, diag, sizeof(diag));
 	sip_random_token(tag, 17);
-	struct sipm_hdr hdrs[] = {{"Server", SIP_SERVER}, {"ms-diagnostics", diag}};
+	/* RFC 3261 section 20.5: 405 must, and 501 should, say what is allowed. */
+	struct sipm_hdr hdrs[] = {
+	    {"Server", SIP_SERVER}, {"ms-diagnostics", diag}, {"Allow", SIP_ALLOW}};
 	struct sipm_reply r = {.code = code,
 	                       .reason = reason,
 	                       .to_tag = tag,
 	                       .src_ip = s->ip,
 	                       .src_port = s->port,
 	                       .hdrs = hdrs,
-	                       .nhdrs = 2};
+	                       .nhdrs = code == 405 || code == 501 ? 3 : 2};
 	int e = sipm_reply_build(req, len, &r, &text, &tlen);
 	if (e)
 		return e;
@@ -340,6 +342,36 @@ static void m_invite(struct sipleg *sl, struct sipleg_srv *st)
 	size_t blen;
 	const char *body = sipm_body(st->req, &blen);
 	const char *ct = sipm_header(st->req, "Content-Type", 0);
+	const char *accept = sipm_header(st->req, "Accept", 0);
+	/* RFC 3261 section 8.2.3: a body type the UAS does not understand is 415
+	 * with Accept (RFC 4475 section 3.3.6). */
+	if (body && blen && ct && !sipm_type_in("application/sdp", ct)) {
+		struct sipm_hdr h[] = {{"Accept", "application/sdp"}};
+		struct sipleg_reply r = {
+		    .code = 415,
+		    .hdrs = h,
+		    .nhdrs = 1,
+		    .diagnostics =
+		        "an INVITE's body must be an SDP offer (application/sdp)"};
+		sipleg_reply(st, &r, NULL);
+		return;
+	}
+	/* RFC 3261 section 21.4.7: the answer would be SDP, which the request's
+	 * Accept does not take (RFC 4475 section 3.3.15). */
+	if (accept && *accept && !sipm_type_in(accept, "application/sdp")) {
+		struct sipm_hdr h[] = {
+		    {"Warning",
+		     "399 bridge \"the answer is application/sdp, which Accept does "
+		     "not list\""}};
+		struct sipleg_reply r = {
+		    .code = 406,
+		    .hdrs = h,
+		    .nhdrs = 1,
+		    .diagnostics =
+		        "the answer is application/sdp, which Accept does not list"};
+		sipleg_reply(st, &r, NULL);
+		return;
+	}
 	if (!st->dlg) {
 		if (!body || !ct || strncasecmp(ct, "application/sdp", 15) != 0) {
 			sipleg_reply_code(
@@ -422,6 +454,44 @@ static const struct method_row *method_find(const char *name)
 }
 
 /* ---- checks ---------------------------------------------------------------- */
+
+/* RFC 3261 section 8.2.2.3: a request that requires an option the bridge does
+ * not support is refused with 420 listing those options in Unsupported (RFC
+ * 4475 section 3.3.5). Proxy-Require is for proxies; a UAS ignores it (RFC 3261
+ * section 20.29). ACK and CANCEL never come here (section 8.2.2.3). */
+static bool require_ok(struct sipleg_srv *st)
+{
+	char unsup[400] = "", part[400];
+	size_t n = 0, o = 0;
+	const char *v;
+	for (unsigned i = 0; (v = sipm_header(st->req, "Require", i)) != NULL; i++) {
+		size_t k = sipm_unsupported(v, SIP_SUPPORTED, part, sizeof(part));
+		if (k && o + 3 < sizeof(unsup)) {
+			int w = snprintf(unsup + o, sizeof(unsup) - o, "%s%s",
+			                 o ? ", " : "", part);
+			o = w < 0 || (size_t)w >= sizeof(unsup) - o ? sizeof(unsup) - 1
+			                                            : o + (size_t)w;
+		}
+		n += k;
+	}
+	if (!n)
+		return true;
+	char diag[500];
+	snprintf(diag, sizeof(diag), "unsupported option required: %s", unsup);
+	struct sipm_hdr h[] = {{"Unsupported", unsup}};
+	struct sipleg_reply r = {.code = 420, .hdrs = h, .nhdrs = 1, .diagnostics = diag};
+	sipleg_reply(st, &r, NULL);
+	return false;
+}
+
+/* The request passed the method, address and dialog checks: its Require,
+ * then the method's own handling (RFC 3261 section 8.2's order). */
+static void dispatch(struct sipleg *sl, const struct method_row *row,
+                     struct sipleg_srv *st)
+{
+	if (require_ok(st))
+		row->fn(sl, st);
+}
 
 static bool trusted(struct sipleg *sl, struct sip_src *s, struct sipm *m,
                     struct sipleg_srv *st)
@@ -664,7 +734,7 @@ static void handle_request(struct sipleg *sl, struct sip_src *s, struct sipm *m)
 		    sipd_find(sl, sipm_call_id(m), sipm_to_tag(m), sipm_from_tag(m));
 		if (!d) {
 			if (row->fn == m_options) {
-				m_options(sl, st);
+				dispatch(sl, row, st);
 				return;
 			}
 			sipleg_reply_code(st, 481,
@@ -686,7 +756,7 @@ static void handle_request(struct sipleg *sl, struct sip_src *s, struct sipm *m)
 			}
 		}
 		sip_srv_set_dlg(st, d);
-		row->fn(sl, st);
+		dispatch(sl, row, st);
 		return;
 	}
 	if (row->in_dialog_only) {
@@ -694,12 +764,29 @@ static void handle_request(struct sipleg *sl, struct sip_src *s, struct sipm *m)
 		return;
 	}
 	if (row->fn == m_options && !*sipm_ruri_user(m)) {
-		m_options(sl, st); /* a ping of the bridge itself */
+		dispatch(sl, row, st); /* a ping of the bridge itself */
 		return;
 	}
 	if (!domain_ok(sl, st))
 		return;
-	row->fn(sl, st);
+	dispatch(sl, row, st);
+}
+
+/* True if buf starts with a method token the bridge does not know. */
+static bool method_unknown(const char *buf, size_t len)
+{
+	char name[32];
+	size_t n = 0;
+	while (n < len && buf[n] != ' ' && buf[n] != '\r' && buf[n] != '\n')
+		n++;
+	if (n == 0 || n >= len || buf[n] != ' ' ||
+	    (len >= 4 && strncmp(buf, "SIP/", 4) == 0))
+		return false;
+	if (n >= sizeof(name))
+		return true; /* longer than any method the bridge knows */
+	memcpy(name, buf, n);
+	name[n] = '\0';
+	return strcmp(name, "ACK") != 0 && !method_find(name);
 }
 
 void sip_recv(struct sipleg *sl, struct sip_src *s, const char *buf, size_t len,
@@ -717,6 +804,17 @@ void sip_recv(struct sipleg *sl, struct sip_src *s, const char *buf, size_t len,
 		sip_reply_raw(sl, s, buf, len, 400, frame_why);
 		return;
 	}
+	int sc = sipm_start_line_check(buf, len);
+	if (sc) {
+		why = sc == 505 ? "the bridge speaks SIP/2.0 only"
+		                : "the Request-URI is neither a sip: nor a sips: URI";
+		int r = sip_reply_raw(sl, s, buf, len, sc, why);
+		if (sip_once(sl, s->ip, why))
+			log_warn("sip", "peer %s: %s; %s %d", s->who, why,
+			         r == 0 ? "answered" : "no answer possible, not even",
+			         sc);
+		return;
+	}
 	int e = sipm_parse(&m, buf, len, &why);
 	if (e == -ENOMEM) {
 		log_error("sip", "peer %s: out of memory parsing a message", s->who);
@@ -729,11 +827,15 @@ void sip_recv(struct sipleg *sl, struct sip_src *s, const char *buf, size_t len,
 			          s->who, why);
 			return;
 		}
-		int r = sip_reply_raw(sl, s, buf, len, 400, why);
+		/* RFC 3261 section 8.2.1: an unknown method is 501 even when the
+		 * rest is wrong too (RFC 4475 section 3.1.2.18 prefers it). */
+		int code = method_unknown(buf, len) ? 501 : 400;
+		int r = sip_reply_raw(sl, s, buf, len, code, why);
 		if (sip_once(sl, s->ip, why))
 			log_warn(
 			    "sip", "peer %s: malformed request (%s); %s", s->who, why,
-			    r == 0 ? "answered 400"
+			    r == 0 ? (code == 501 ? "answered 501 (unknown method)"
+			                          : "answered 400")
 			           : "no answer possible (Via, From, To, Call-ID or CSeq "
 			             "unreadable)");
 		return;

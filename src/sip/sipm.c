@@ -351,11 +351,36 @@ static int fill(struct sipm *m, const char **whyp)
 	return 0;
 }
 
+/* RFC 3261 section 25.1: quoted-pair = "\\" (%x00-09 / %x0B-0C / %x0E-7F), so
+ * a NUL may stand in a header only escaped inside a quoted string (RFC 4475
+ * section 3.1.1.2). Returns how many such NULs h[0..n) holds, or -1 for a NUL
+ * anywhere else. */
+static int quoted_nuls(const char *h, size_t n)
+{
+	bool q = false;
+	int count = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (h[i] == '\0')
+			return -1;
+		if (q && h[i] == '\\' && i + 1 < n) {
+			if (h[++i] == '\0')
+				count++;
+		} else if (h[i] == '"') {
+			q = !q;
+		} else if (h[i] == '\n') {
+			q = false; /* a quoted string ends on its line */
+		}
+	}
+	return count;
+}
+
 int sipm_parse(struct sipm **mp, const char *buf, size_t len, const char **whyp)
 {
 	const char *why_local = NULL;
 	const char **why = whyp ? whyp : &why_local;
 	struct sipm *m;
+	char *copy = NULL;
+	const char *ptext = buf;
 	int err;
 
 	parser_once();
@@ -371,22 +396,38 @@ int sipm_parse(struct sipm **mp, const char *buf, size_t len, const char **whyp)
 	m->text[len] = '\0';
 	m->len = len;
 	m->hdr_len = sipm_header_len(buf, len);
-	if (!m->hdr_len || memchr(buf, '\0', m->hdr_len)) {
+	int nuls = m->hdr_len ? quoted_nuls(buf, m->hdr_len) : 0;
+	if (!m->hdr_len || nuls < 0) {
 		*why = m->hdr_len ? "a NUL byte in the header" : "no end of header";
 		err = -EBADMSG;
 		goto out;
+	}
+	if (nuls > 0) {
+		/* libosip2 reads C strings: it sees a space where the escaped NUL
+		 * is; m->text (what is echoed and read by sipm_header) keeps it. */
+		copy = malloc(len);
+		if (!copy) {
+			err = -ENOMEM;
+			goto out;
+		}
+		memcpy(copy, buf, len);
+		for (size_t i = 0; i < m->hdr_len; i++)
+			if (copy[i] == '\0')
+				copy[i] = ' ';
+		ptext = copy;
 	}
 	if (osip_message_init(&m->osip) != 0) {
 		err = -ENOMEM;
 		goto out;
 	}
-	if (osip_message_parse(m->osip, buf, len) != 0) {
+	if (osip_message_parse(m->osip, ptext, len) != 0) {
 		*why = "the start line or a header cannot be parsed";
 		err = -EBADMSG;
 		goto out;
 	}
 	err = fill(m, why);
 out:
+	free(copy);
 	if (err) {
 		sipm_free(m);
 		return err;
@@ -845,4 +886,119 @@ int sipm_sdp_im_answer(const char *addr, char **outp, size_t *lenp)
 	            fam, addr, fam, addr);
 	*outp = sbuf_take(&sb, lenp);
 	return *outp ? 0 : -ENOMEM;
+}
+
+/* ---- request checks (RFC 4475 torture cases) ------------------------------ */
+
+int sipm_start_line_check(const char *buf, size_t len)
+{
+	size_t eol = line_end(buf, 0, len);
+	const char *sp1 = memchr(buf, ' ', eol);
+	if (!sp1 || (len >= 4 && strncmp(buf, "SIP/", 4) == 0))
+		return 0;
+	const char *uri = sp1 + 1, *end = buf + eol;
+	const char *sp2 = memchr(uri, ' ', (size_t)(end - uri));
+	/* Exactly three fields; anything else (extra spaces, LWS inside the
+	 * URI) is for the parser to refuse (RFC 4475 sections 3.1.2.8-3.1.2.10). */
+	if (!sp2 || sp2 == uri || memchr(sp2 + 1, ' ', (size_t)(end - sp2 - 1)))
+		return 0;
+	const char *ver = sp2 + 1;
+	size_t vlen = (size_t)(end - ver);
+	if (vlen < 5 || strncmp(ver, "SIP/", 4) != 0)
+		return 0;
+	if (vlen != 7 || strncmp(ver, "SIP/2.0", 7) != 0)
+		return 505;
+	size_t ulen = (size_t)(sp2 - uri);
+	const char *colon = memchr(uri, ':', ulen);
+	if (!colon)
+		return 0;
+	size_t slen = (size_t)(colon - uri);
+	if ((slen == 3 && strncasecmp(uri, "sip", 3) == 0) ||
+	    (slen == 4 && strncasecmp(uri, "sips", 4) == 0))
+		return 0;
+	/* RFC 3986 section 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+	if (slen == 0 || !((uri[0] | 0x20) >= 'a' && (uri[0] | 0x20) <= 'z'))
+		return 0;
+	for (size_t i = 1; i < slen; i++) {
+		char c = uri[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
+		if (!ok)
+			return 0;
+	}
+	return 416;
+}
+
+bool sipm_branch_unique(const char *branch)
+{
+	return strncmp(branch, "z9hG4bK", 7) == 0 && branch[7] != '\0';
+}
+
+/* The next comma-separated item of *sp, spaces trimmed: its start and length. */
+static bool next_item(const char **sp, const char **item, size_t *n)
+{
+	const char *s = *sp;
+	while (*s == ' ' || *s == '\t' || *s == ',')
+		s++;
+	if (!*s)
+		return false;
+	const char *e = s + strcspn(s, ",");
+	*sp = e;
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	*item = s;
+	*n = (size_t)(e - s);
+	return true;
+}
+
+static bool item_in(const char *list, const char *w, size_t n)
+{
+	const char *it;
+	size_t in;
+	while (next_item(&list, &it, &in))
+		if (in == n && strncasecmp(it, w, n) == 0)
+			return true;
+	return false;
+}
+
+size_t sipm_unsupported(const char *require, const char *supported, char *out,
+                        size_t outlen)
+{
+	size_t count = 0, o = 0;
+	const char *it;
+	size_t n;
+	if (outlen)
+		out[0] = '\0';
+	while (next_item(&require, &it, &n)) {
+		if (item_in(supported, it, n))
+			continue;
+		count++;
+		if (!outlen)
+			continue;
+		int w =
+		    snprintf(out + o, outlen - o, "%s%.*s", o ? ", " : "", (int)n, it);
+		if (w < 0 || (size_t)w >= outlen - o)
+			o = outlen - 1;
+		else
+			o += (size_t)w;
+	}
+	return count;
+}
+
+bool sipm_type_in(const char *list, const char *type)
+{
+	size_t tlen = strcspn(type, "; \t");
+	const char *slash = memchr(type, '/', tlen);
+	size_t major = slash ? (size_t)(slash - type) : tlen;
+	const char *it;
+	size_t n;
+	while (next_item(&list, &it, &n)) {
+		n = strcspn(it, "; \t,") < n ? strcspn(it, "; \t,") : n;
+		if ((n == tlen && strncasecmp(it, type, n) == 0) ||
+		    (n == 3 && strncmp(it, "*/*", 3) == 0) ||
+		    (n == major + 2 && strncasecmp(it, type, major) == 0 &&
+		     strncmp(it + major, "/*", 2) == 0))
+			return true;
+	}
+	return false;
 }

@@ -971,6 +971,116 @@ static void test_tcp_peer_outlives_connect_bound(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* ---- RFC 4475 rules at the leg ------------------------------------------- */
+
+static const struct torture_row {
+	const char *what;
+	const char *start;   /* the Request-Line without CRLF */
+	const char *branch;  /* after "branch=" */
+	const char *cseq;    /* "N METHOD" */
+	const char *headers; /* extra lines, each ending in CRLF */
+	const char *ctype;   /* NULL: no body */
+	const char *body;
+	int status;
+	const char *has; /* substring of the response, or NULL */
+} torture_rows[] = {
+    /* RFC 3261 section 8.1.1.1; RFC 4475 section 3.1.2.16 */
+    {"version", "OPTIONS sip:bob@xmpp.test SIP/7.0", "z9hG4bKv1", "1 OPTIONS", "", NULL,
+     NULL, 505, NULL},
+    /* RFC 3261 section 8.2.2.1; RFC 4475 sections 3.3.2, 3.3.3 */
+    {"scheme", "OPTIONS nobodyKnowsThisScheme:totallyopaquecontent SIP/2.0", "z9hG4bKs1",
+     "1 OPTIONS", "", NULL, NULL, 416, NULL},
+    {"scheme tel", "MESSAGE tel:+15551234 SIP/2.0", "z9hG4bKs2", "1 MESSAGE", "", NULL,
+     NULL, 416, NULL},
+    /* RFC 3261 section 8.2.2.3; RFC 4475 section 3.3.5 */
+    {"require", "OPTIONS sip:bob@xmpp.test SIP/2.0", "z9hG4bKr1", "1 OPTIONS",
+     "Require: nothingSupportsThis, ms-benotify\r\n", NULL, NULL, 420,
+     "\r\nUnsupported: nothingSupportsThis\r\n"},
+    {"require known", "OPTIONS sip:bob@xmpp.test SIP/2.0", "z9hG4bKr2", "1 OPTIONS",
+     "Require: ms-benotify\r\n", NULL, NULL, 200, NULL},
+    {"require message", "MESSAGE sip:bob@xmpp.test SIP/2.0", "z9hG4bKr3", "1 MESSAGE",
+     "Require: 100rel\r\n", "text/plain", "hi", 420, "\r\nUnsupported: 100rel\r\n"},
+    /* RFC 3261 section 20.29: Proxy-Require is not for a UAS */
+    {"proxy-require", "OPTIONS sip:bob@xmpp.test SIP/2.0", "z9hG4bKr4", "1 OPTIONS",
+     "Proxy-Require: noProxiesSupportThis\r\n", NULL, NULL, 200, NULL},
+    /* RFC 3261 section 8.2.3; RFC 4475 section 3.3.6 */
+    {"body type", "INVITE sip:bob@xmpp.test SIP/2.0", "z9hG4bKb1", "1 INVITE", "",
+     "application/unknownformat", "<audio>\r\n <pcmu port=\"443\"/>\r\n</audio>\r\n", 415,
+     "\r\nAccept: application/sdp\r\n"},
+    /* RFC 4475 section 3.3.15 (RFC 3261 section 21.4.7) */
+    {"accept", "INVITE sip:bob@xmpp.test SIP/2.0", "z9hG4bKa1", "1 INVITE",
+     "Accept: text/nobodyKnowsThis\r\n", "application/sdp",
+     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+     "m=message 5060 sip null\r\n",
+     406, "\r\nWarning: 399 "},
+    /* RFC 3261 section 8.2.1; RFC 4475 section 3.1.2.18 */
+    {"unknown method, CSeq mismatch", "NEWMETHOD sip:bob@xmpp.test SIP/2.0", "z9hG4bKm1",
+     "8 INVITE", "", NULL, NULL, 501, "\r\nAllow: INVITE"},
+    /* RFC 3261 section 17.2.3; RFC 4475 section 3.2.1: two different requests
+     * with a bare cookie are two transactions, each answered on its own */
+    {"bare branch 1", "OPTIONS sip:bob@xmpp.test SIP/2.0", "z9hG4bK", "8 OPTIONS",
+     "Require: bare1\r\n", NULL, NULL, 420, "\r\nUnsupported: bare1\r\n"},
+    {"bare branch 2", "OPTIONS sip:bob@xmpp.test SIP/2.0", "z9hG4bK", "9 OPTIONS", "",
+     NULL, NULL, 200, NULL},
+};
+
+/* Send row r as Call-ID "torture-<i>" and return the final response with that
+ * Call-ID (caller frees), or an empty string. */
+static char *torture_send(struct env *e, const struct torture_row *r, size_t i)
+{
+	char req[2048], cid[32];
+	snprintf(cid, sizeof(cid), "torture-%zu", i);
+	size_t blen = r->body ? strlen(r->body) : 0;
+	int n = snprintf(req, sizeof(req),
+	                 "%s\r\nVia: SIP/2.0/UDP 127.0.0.1:%u;branch=%s\r\n"
+	                 "Max-Forwards: 70\r\nFrom: <sip:alice@sip.test>;tag=t%zu\r\n"
+	                 "To: <sip:bob@xmpp.test>\r\nCall-ID: %s\r\nCSeq: %s\r\n%s"
+	                 "%s%s%sContent-Length: %zu\r\n\r\n%s",
+	                 r->start, e->peer_port, r->branch, i, cid, r->cseq, r->headers,
+	                 r->ctype ? "Content-Type: " : "", r->ctype ? r->ctype : "",
+	                 r->ctype ? "\r\n" : "", blen, r->body ? r->body : "");
+	assert_true(n > 0 && (size_t)n < sizeof(req));
+	char *all = exchange(e, e->peer, req, (size_t)n, 1500);
+	char want[64];
+	snprintf(want, sizeof(want), "\r\nCall-ID: %s\r\n", cid);
+	/* other rows' INVITE errors are retransmitted (Timer G): skip those */
+	for (int tries = 0; tries < 4 && !strstr(all, want); tries++) {
+		char *more = exchange(e, e->peer, NULL, 0, 600);
+		all = realloc(all, strlen(all) + strlen(more) + 1);
+		strcat(all, more);
+		free(more);
+	}
+	const char *p = strstr(all, want);
+	char *out = strdup("");
+	if (p) {
+		const char *start = p;
+		while (start > all &&
+		       !(start[-1] == '\n' && strncmp(start, "SIP/2.0 ", 8) == 0))
+			start--;
+		const char *end = strstr(p, "\r\n\r\n");
+		free(out);
+		out = strndup(start, end ? (size_t)(end - start) + 4 : strlen(start));
+	}
+	free(all);
+	return out;
+}
+
+static void test_rfc4475_rules(void **state)
+{
+	struct env *e = *state;
+	for (size_t i = 0; i < sizeof(torture_rows) / sizeof(torture_rows[0]); i++) {
+		const struct torture_row *r = &torture_rows[i];
+		char *out = torture_send(e, r, i);
+		char want[16];
+		snprintf(want, sizeof(want), "SIP/2.0 %d ", r->status);
+		if (strncmp(out, want, strlen(want)) != 0)
+			fail_msg("%s: want %d, got:\n%s", r->what, r->status, out);
+		if (r->has && !strstr(out, r->has))
+			fail_msg("%s: no '%s' in:\n%s", r->what, r->has, out);
+		free(out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -978,6 +1088,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_golden_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invite_error_until_ack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_trust, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rfc4475_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_dialogs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_from_tag, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_transactions, setup, teardown),

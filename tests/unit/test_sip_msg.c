@@ -396,13 +396,186 @@ static void test_parse_mangled(void **state)
 	}
 }
 
+/* ---- RFC 4475 rules: start line, branch, Require, media types -------------- */
+
+static const struct start_case {
+	const char *line;
+	int want;
+} start_cases[] = {
+    /* RFC 3261 section 8.1.1.1 / RFC 4475 section 3.1.2.16: only SIP/2.0. */
+    {"OPTIONS sip:t.watson@example.org SIP/7.0\r\n", 505},
+    {"OPTIONS sip:a@b SIP/2.1\r\n", 505},
+    {"OPTIONS sip:a@b SIP/20\r\n", 505},
+    {"OPTIONS sip:a@b SIP/2.0\r\n", 0},
+    /* RFC 3261 section 8.2.2.1 / RFC 4475 sections 3.3.2 and 3.3.3: 416. */
+    {"OPTIONS nobodyKnowsThisScheme:totallyopaquecontent SIP/2.0\r\n", 416},
+    {"OPTIONS soap.beep://192.0.2.103:3002 SIP/2.0\r\n", 416},
+    {"MESSAGE tel:+15551234 SIP/2.0\r\n", 416},
+    {"MESSAGE SIPS:a@b SIP/2.0\r\n", 0},
+    {"MESSAGE Sip:a@b SIP/2.0\r\n", 0},
+    /* Other shapes are the parser's (RFC 4475 sections 3.1.2.7-3.1.2.10). */
+    {"INVITE <sip:user@example.com> SIP/2.0\r\n", 0},
+    {"INVITE  sip:user@example.com  SIP/2.0\r\n", 0},
+    {"INVITE sip:user@example.com; lr SIP/2.0\r\n", 0},
+    {"OPTIONS sip:a@b SIP/2.0  \r\n", 0},
+    {"OPTIONS 1bad:x SIP/2.0\r\n", 0},
+    {"OPTIONS nocolon SIP/2.0\r\n", 0},
+    {"OPTIONS sip:a@b HTTP/1.1\r\n", 0},
+    /* A status line is never judged here. */
+    {"SIP/2.0 200 OK\r\n", 0},
+    {"SIP/7.0 200 OK\r\n", 0},
+    {"garbage", 0},
+};
+
+static void test_start_line_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(start_cases) / sizeof(start_cases[0]); i++) {
+		const struct start_case *c = &start_cases[i];
+		int got = sipm_start_line_check(c->line, strlen(c->line));
+		if (got != c->want)
+			fail_msg("case %zu (%s): got %d, want %d", i, c->line, got,
+			         c->want);
+	}
+}
+
+static const struct branch_case {
+	const char *branch;
+	bool unique;
+} branch_cases[] = {
+    /* RFC 3261 section 17.2.3; RFC 4475 section 3.2.1: the bare cookie. */
+    {"z9hG4bK", false},
+    {"z9hG4bKkdjuw", true},
+    {"z9hG4bK-.!%66*_+`'~", true},
+    {"390skdjuw", false},
+    {"", false},
+    {"z9hG4b", false},
+    {"Z9HG4BKabc", false}, /* the cookie is case-sensitive */
+};
+
+static void test_branch_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(branch_cases) / sizeof(branch_cases[0]); i++)
+		if (sipm_branch_unique(branch_cases[i].branch) != branch_cases[i].unique)
+			fail_msg("case %zu (%s)", i, branch_cases[i].branch);
+}
+
+static const struct require_case {
+	const char *require, *supported;
+	size_t want_n;
+	const char *want;
+} require_cases[] = {
+    /* RFC 3261 section 8.2.2.3; RFC 4475 section 3.3.5. */
+    {"nothingSupportsThis, nothingSupportsThisEither", "ms-benotify", 2,
+     "nothingSupportsThis, nothingSupportsThisEither"},
+    {"ms-benotify", "ms-piggyback-first-notify, ms-benotify", 0, ""},
+    {"MS-BENOTIFY", "ms-benotify", 0, ""}, /* option tags are case-insensitive */
+    {"ms-benotify,100rel", "ms-benotify", 1, "100rel"},
+    {" , timer ,, ", "ms-benotify", 1, "timer"},
+    {"", "ms-benotify", 0, ""},
+    {"ms-ben", "ms-benotify", 1, "ms-ben"}, /* whole tags only */
+};
+
+static void test_require_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(require_cases) / sizeof(require_cases[0]); i++) {
+		const struct require_case *c = &require_cases[i];
+		char out[200];
+		size_t n = sipm_unsupported(c->require, c->supported, out, sizeof(out));
+		if (n != c->want_n || strcmp(out, c->want) != 0)
+			fail_msg("case %zu: got %zu '%s', want %zu '%s'", i, n, out,
+			         c->want_n, c->want);
+	}
+	char small[8];
+	assert_int_equal(sipm_unsupported("aaaaaa, bbbbbb", "", small, sizeof(small)), 2);
+	assert_true(strlen(small) < sizeof(small));
+}
+
+static const struct type_case {
+	const char *list, *type;
+	bool in;
+} type_cases[] = {
+    /* RFC 3261 sections 8.2.3 and 20.1; RFC 4475 sections 3.3.6 and 3.3.15. */
+    {"application/sdp", "application/unknownformat", false},
+    {"application/sdp", "application/sdp", true},
+    {"application/sdp", "Application/SDP; charset=utf-8", true},
+    {"text/nobodyKnowsThis", "application/sdp", false},
+    {"text/plain, application/sdp;q=0.5", "application/sdp", true},
+    {"application/*", "application/sdp", true},
+    {"*/*", "application/sdp", true},
+    {"text/*", "application/sdp", false},
+    {"application/sdpx", "application/sdp", false},
+    {"", "application/sdp", false},
+};
+
+static void test_type_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(type_cases) / sizeof(type_cases[0]); i++)
+		if (sipm_type_in(type_cases[i].list, type_cases[i].type) !=
+		    type_cases[i].in)
+			fail_msg("case %zu: %s in %s", i, type_cases[i].type,
+			         type_cases[i].list);
+}
+
+/* RFC 3261 section 25.1 quoted-pair; RFC 4475 section 3.1.1.2: a NUL escaped
+ * inside a quoted string is valid, anywhere else in the header it is not. */
+static const struct nul_case {
+	const char *pre, *post; /* the message is pre NUL post */
+	int want;
+} nul_cases[] = {
+    {"To: \"NUL:\\", "\" <sip:b@h>\r\n", 0},
+    {"To: NUL:\\", " <sip:b@h>\r\n", -EBADMSG},
+    {"To: \"NUL:", "\" <sip:b@h>\r\n", -EBADMSG},
+    {"To: \"a\" <sip:b@h>", "\r\n", -EBADMSG},
+};
+
+static void test_nul_table(void **state)
+{
+	(void)state;
+	const char *head =
+	    "OPTIONS sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+	    "From: <sip:a@h>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n";
+	const char *tail = "Content-Length: 0\r\n\r\n";
+	for (size_t i = 0; i < sizeof(nul_cases) / sizeof(nul_cases[0]); i++) {
+		char buf[512];
+		size_t n = 0;
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", head,
+		                      nul_cases[i].pre);
+		buf[n++] = '\0';
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", nul_cases[i].post,
+		                      tail);
+		struct sipm *m = NULL;
+		int e = sipm_parse(&m, buf, n, NULL);
+		if (e != nul_cases[i].want)
+			fail_msg("case %zu: got %d, want %d", i, e, nul_cases[i].want);
+		if (!e) {
+			assert_string_equal(sipm_to_uri(m), "sip:b@h");
+			size_t len;
+			assert_memory_equal(sipm_text(m, &len), buf,
+			                    n); /* kept as sent */
+		}
+		sipm_free(m);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_raw_header_table), cmocka_unit_test(test_golden_parse),
-	    cmocka_unit_test(test_golden_body),      cmocka_unit_test(test_reply_build),
-	    cmocka_unit_test(test_request_build),    cmocka_unit_test(test_sdp_answer),
+	    cmocka_unit_test(test_raw_header_table),
+	    cmocka_unit_test(test_golden_parse),
+	    cmocka_unit_test(test_golden_body),
+	    cmocka_unit_test(test_reply_build),
+	    cmocka_unit_test(test_request_build),
+	    cmocka_unit_test(test_sdp_answer),
 	    cmocka_unit_test(test_parse_mangled),
+	    cmocka_unit_test(test_start_line_table),
+	    cmocka_unit_test(test_branch_table),
+	    cmocka_unit_test(test_require_table),
+	    cmocka_unit_test(test_type_table),
+	    cmocka_unit_test(test_nul_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
