@@ -37,7 +37,8 @@ static void span(int64_t s, char *out, size_t len)
 		snprintf(out, len, "%lldh %lldm", (long long)(s / 3600),
 		         (long long)(s % 3600 / 60));
 	else if (s >= 60)
-		snprintf(out, len, "%lldm %llds", (long long)(s / 60), (long long)(s % 60));
+		snprintf(out, len, "%lldm %llds", (long long)(s / 60),
+		         (long long)(s % 60));
 	else
 		snprintf(out, len, "%llds", (long long)s);
 }
@@ -72,13 +73,15 @@ static void link_json(struct sbuf *sb, const struct stats_link_info *li)
 	}
 }
 
-static void link_text(struct sbuf *sb, const struct stats_link_info *li, const char *extra)
+static void link_text(struct sbuf *sb, const struct stats_link_info *li,
+                      const char *extra)
 {
 	char since[32], ago[32];
 	iso(li->since, since, sizeof(since));
 	span((int64_t)time(NULL) - li->since, ago, sizeof(ago));
-	sbuf_printf(sb, "  %-10s %-32s %-4s since %s (%s)%s\n", stats_link_kind_name(li->kind),
-	            li->name, li->up ? "up" : "down", since, ago, extra ? extra : "");
+	sbuf_printf(sb, "  %-10s %-32s %-4s since %s (%s)%s\n",
+	            stats_link_kind_name(li->kind), li->name, li->up ? "up" : "down",
+	            since, ago, extra ? extra : "");
 	if (li->cause[0]) {
 		char at[32];
 		iso(li->cause_at, at, sizeof(at));
@@ -120,8 +123,9 @@ void bridge_ctl_peers(struct bridge *b, struct sbuf *sb, bool json)
 		}
 		char extra[200] = "";
 		if (p)
-			snprintf(extra, sizeof(extra), "; %s over %s, %zu connection%s", p->host,
-			         conf_tp_name(p->transport), conns, conns == 1 ? "" : "s");
+			snprintf(extra, sizeof(extra), "; %s over %s, %zu connection%s",
+			         p->host, conf_tp_name(p->transport), conns,
+			         conns == 1 ? "" : "s");
 		link_text(sb, &li, extra);
 	}
 	sbuf_puts(sb, json ? "]" : "");
@@ -147,33 +151,37 @@ void bridge_ctl_status(struct bridge *b, struct sbuf *sb, bool json)
 	if (json) {
 		sbuf_puts(sb, "{\"version\":");
 		sbuf_put_json(sb, PB_VERSION);
-		sbuf_printf(sb, ",\"pid\":%ld,\"started\":%lld,\"uptime_s\":%lld,\"state\":",
-		            (long)getpid(), (long long)started, (long long)(now - started));
+		sbuf_printf(
+		    sb, ",\"pid\":%ld,\"started\":%lld,\"uptime_s\":%lld,\"state\":",
+		    (long)getpid(), (long long)started, (long long)(now - started));
 		sbuf_put_json(sb, b->stopping ? "stopping" : "running");
 		sbuf_puts(sb, ",\"config\":");
 		sbuf_put_json(sb, b->cf->file);
 		sbuf_puts(sb, ",\"xmpp\":{\"transport\":");
 		sbuf_put_json(sb, tp);
-		sbuf_printf(sb, ",\"up\":%zu,\"total\":%zu},\"sip\":{\"listeners\":[", links_up,
-		            links);
+		sbuf_printf(sb, ",\"up\":%zu,\"total\":%zu},\"sip\":{\"listeners\":[",
+		            links_up, links);
 		for (size_t i = 0; i < b->cf->nlisten; i++) {
 			char l[300];
 			const struct conf_listen *cl = &b->cf->listen[i];
-			snprintf(l, sizeof(l), strchr(cl->addr.host, ':') ? "%s:[%s]:%u" : "%s:%s:%u",
+			snprintf(l, sizeof(l),
+			         strchr(cl->addr.host, ':') ? "%s:[%s]:%u" : "%s:%s:%u",
 			         conf_tp_name(cl->tp), cl->addr.host, cl->addr.port);
 			if (i)
 				sbuf_puts(sb, ",");
 			sbuf_put_json(sb, l);
 		}
-		sbuf_printf(sb, "],\"peers_up\":%zu,\"peers\":%zu},\"links\":", peers_up, peers);
+		sbuf_printf(sb, "],\"peers_up\":%zu,\"peers\":%zu},\"links\":", peers_up,
+		            peers);
 		bridge_ctl_peers(b, sb, true);
-		sbuf_printf(sb,
-		            ",\"counts\":{\"subscriptions\":%zu,\"sip_watchers\":%zu,"
-		            "\"xmpp_watchers\":%zu,\"im_sessions\":%zu,\"queued_stanzas\":%zu,"
-		            "\"sip_connections\":%zu,\"sip_dialogs\":%zu}}",
-		            sc.n[SUB_DIR_SIP_WATCHER] + sc.n[SUB_DIR_XMPP_WATCHER],
-		            sc.n[SUB_DIR_SIP_WATCHER], sc.n[SUB_DIR_XMPP_WATCHER], ims, queued,
-		            conns, dlgs);
+		sbuf_printf(
+		    sb,
+		    ",\"counts\":{\"subscriptions\":%zu,\"sip_watchers\":%zu,"
+		    "\"xmpp_watchers\":%zu,\"im_sessions\":%zu,\"queued_stanzas\":%zu,"
+		    "\"sip_connections\":%zu,\"sip_dialogs\":%zu}}",
+		    sc.n[SUB_DIR_SIP_WATCHER] + sc.n[SUB_DIR_XMPP_WATCHER],
+		    sc.n[SUB_DIR_SIP_WATCHER], sc.n[SUB_DIR_XMPP_WATCHER], ims, queued,
+		    conns, dlgs);
 		return;
 	}
 	char at[32], up[32];
@@ -192,13 +200,14 @@ void bridge_ctl_status(struct bridge *b, struct sbuf *sb, bool json)
 	}
 	sbuf_puts(sb, "\nlinks and peers:\n");
 	bridge_ctl_peers(b, sb, false);
-	sbuf_printf(sb,
-	            "subscriptions: %zu (%zu SIP watchers of XMPP users, %zu XMPP watchers "
-	            "of SIP users)\nIM sessions: %zu\nstanzas queued for the XMPP side: "
-	            "%zu\nSIP connections: %zu, dialogs: %zu\n",
-	            sc.n[SUB_DIR_SIP_WATCHER] + sc.n[SUB_DIR_XMPP_WATCHER],
-	            sc.n[SUB_DIR_SIP_WATCHER], sc.n[SUB_DIR_XMPP_WATCHER], ims, queued, conns,
-	            dlgs);
+	sbuf_printf(
+	    sb,
+	    "subscriptions: %zu (%zu SIP watchers of XMPP users, %zu XMPP watchers "
+	    "of SIP users)\nIM sessions: %zu\nstanzas queued for the XMPP side: "
+	    "%zu\nSIP connections: %zu, dialogs: %zu\n",
+	    sc.n[SUB_DIR_SIP_WATCHER] + sc.n[SUB_DIR_XMPP_WATCHER],
+	    sc.n[SUB_DIR_SIP_WATCHER], sc.n[SUB_DIR_XMPP_WATCHER], ims, queued, conns,
+	    dlgs);
 }
 
 /* Does a subscription concern filter: a user (watcher or presentity, with or
@@ -254,11 +263,12 @@ static void list_sub(struct state_sub *sub, void *arg)
 		sbuf_put_json(l->sb, sub->peer);
 		sbuf_puts(l->sb, ",\"call_id\":");
 		sbuf_put_json(l->sb, sub->call_id);
-		sbuf_printf(l->sb, ",\"expires\":%lld}", (long long)(sub->expires_at / 1000));
+		sbuf_printf(l->sb, ",\"expires\":%lld}",
+		            (long long)(sub->expires_at / 1000));
 	} else {
-		sbuf_printf(l->sb, "%-13s %-32s -> %-32s %-14s %s\n", sub_dir_name(sub->st.dir),
-		            sub->watcher, sub->presentity, sub_phase_name(sub->st.phase),
-		            sub->expires_at ? exp : "-");
+		sbuf_printf(l->sb, "%-13s %-32s -> %-32s %-14s %s\n",
+		            sub_dir_name(sub->st.dir), sub->watcher, sub->presentity,
+		            sub_phase_name(sub->st.phase), sub->expires_at ? exp : "-");
 	}
 	l->n++;
 }
@@ -312,8 +322,8 @@ size_t bridge_ctl_sessions(struct bridge *b, struct sbuf *sb, bool json)
 	if (json)
 		sbuf_puts(sb, "[");
 	else
-		sbuf_printf(sb, "%-36s     %-36s %-5s %s\n", "SIP user", "XMPP user", "from",
-		            "last activity");
+		sbuf_printf(sb, "%-36s     %-36s %-5s %s\n", "SIP user", "XMPP user",
+		            "from", "last activity");
 	state_im_each(b->state, list_im, &l);
 	if (json)
 		sbuf_puts(sb, "]");
@@ -327,22 +337,24 @@ void bridge_metrics(struct bridge *b, struct sbuf *sb)
 	struct sub_counts sc = {{0}};
 	state_sub_each(b->state, count_sub, &sc);
 	stats_prometheus(sb);
-	sbuf_puts(sb, "# HELP presbridge_subscriptions Bridged subscriptions, by the side of "
-	              "the watcher\n# TYPE presbridge_subscriptions gauge\n");
+	sbuf_puts(sb,
+	          "# HELP presbridge_subscriptions Bridged subscriptions, by the side of "
+	          "the watcher\n# TYPE presbridge_subscriptions gauge\n");
 	for (int d = 0; d < SUB_DIR_COUNT; d++)
 		sbuf_printf(sb, "presbridge_subscriptions{watcher=\"%s\"} %zu\n",
 		            d == SUB_DIR_SIP_WATCHER ? "sip" : "xmpp", sc.n[d]);
-	sbuf_printf(sb,
-	            "# HELP presbridge_im_sessions IM sessions (Lync session mode)\n"
-	            "# TYPE presbridge_im_sessions gauge\npresbridge_im_sessions %zu\n"
-	            "# HELP presbridge_xmpp_queued_stanzas Stanzas waiting for the XMPP "
-	            "side to come up\n# TYPE presbridge_xmpp_queued_stanzas gauge\n"
-	            "presbridge_xmpp_queued_stanzas %zu\n"
-	            "# HELP presbridge_sip_connections Open SIP connections\n"
-	            "# TYPE presbridge_sip_connections gauge\npresbridge_sip_connections %zu\n"
-	            "# HELP presbridge_sip_dialogs SIP dialogs (subscriptions and IM "
-	            "sessions)\n# TYPE presbridge_sip_dialogs gauge\npresbridge_sip_dialogs "
-	            "%zu\n",
-	            state_im_count(b->state), xlink_queued(b->xmpp), sipleg_conn_count(b->sip),
-	            sipleg_dialog_count(b->sip));
+	sbuf_printf(
+	    sb,
+	    "# HELP presbridge_im_sessions IM sessions (Lync session mode)\n"
+	    "# TYPE presbridge_im_sessions gauge\npresbridge_im_sessions %zu\n"
+	    "# HELP presbridge_xmpp_queued_stanzas Stanzas waiting for the XMPP "
+	    "side to come up\n# TYPE presbridge_xmpp_queued_stanzas gauge\n"
+	    "presbridge_xmpp_queued_stanzas %zu\n"
+	    "# HELP presbridge_sip_connections Open SIP connections\n"
+	    "# TYPE presbridge_sip_connections gauge\npresbridge_sip_connections %zu\n"
+	    "# HELP presbridge_sip_dialogs SIP dialogs (subscriptions and IM "
+	    "sessions)\n# TYPE presbridge_sip_dialogs gauge\npresbridge_sip_dialogs "
+	    "%zu\n",
+	    state_im_count(b->state), xlink_queued(b->xmpp), sipleg_conn_count(b->sip),
+	    sipleg_dialog_count(b->sip));
 }

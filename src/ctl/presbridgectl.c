@@ -25,36 +25,39 @@ enum { EX_OK = 0, EX_FAILED = 1, EX_USAGE = 2, EX_NODAEMON = 3 };
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: presbridgectl [-s SOCKET] [--json] COMMAND [ARGS]\n"
-	        "\n"
-	        "  status                      version, uptime, links and peers, counts\n"
-	        "  peers                       every link and peer: up or down, since when,\n"
-	        "                              last failure\n"
-	        "  subscriptions [USER|DOMAIN] bridged subscriptions (all, or of one user\n"
-	        "                              or domain)\n"
-	        "  sessions                    IM sessions\n"
-	        "  reload                      reload the configuration and mappings (as\n"
-	        "                              SIGHUP); says what changed or why refused\n"
-	        "  log-level LEVEL             error|warn|info|debug|trace until the next\n"
-	        "                              reload\n"
-	        "  stop                        stop gracefully (as SIGTERM)\n"
-	        "\n"
-	        "  -s, --socket PATH  the daemon's control socket (default: $PRESBRIDGE_CONTROL,\n"
-	        "                     else %s)\n"
-	        "  -j, --json         JSON for tools\n"
-	        "  -V, --version      print the version\n"
-	        "\n"
-	        "exit status: 0 done, 1 refused or failed, 2 usage, 3 no daemon answers\n",
-	        CONF_CONTROL_SOCKET_DEFAULT);
+	fprintf(
+	    f,
+	    "usage: presbridgectl [-s SOCKET] [--json] COMMAND [ARGS]\n"
+	    "\n"
+	    "  status                      version, uptime, links and peers, counts\n"
+	    "  peers                       every link and peer: up or down, since when,\n"
+	    "                              last failure\n"
+	    "  subscriptions [USER|DOMAIN] bridged subscriptions (all, or of one user\n"
+	    "                              or domain)\n"
+	    "  sessions                    IM sessions\n"
+	    "  reload                      reload the configuration and mappings (as\n"
+	    "                              SIGHUP); says what changed or why refused\n"
+	    "  log-level LEVEL             error|warn|info|debug|trace until the next\n"
+	    "                              reload\n"
+	    "  stop                        stop gracefully (as SIGTERM)\n"
+	    "\n"
+	    "  -s, --socket PATH  the daemon's control socket (default: "
+	    "$PRESBRIDGE_CONTROL,\n"
+	    "                     else %s)\n"
+	    "  -j, --json         JSON for tools\n"
+	    "  -V, --version      print the version\n"
+	    "\n"
+	    "exit status: 0 done, 1 refused or failed, 2 usage, 3 no daemon answers\n",
+	    CONF_CONTROL_SOCKET_DEFAULT);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-	    {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+	                                     {"json", no_argument, NULL, 'j'},
+	                                     {"version", no_argument, NULL, 'V'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
 	const char *path = getenv("PRESBRIDGE_CONTROL");
 	int json = 0, c;
 	if (!path || !*path)
@@ -86,7 +89,8 @@ int main(int argc, char **argv)
 	size_t len = (size_t)snprintf(line, sizeof(line), "%s", json ? "--json" : "");
 	for (int i = optind; i < argc; i++) {
 		if (strpbrk(argv[i], " \t\r\n") || !*argv[i]) {
-			fprintf(stderr, "presbridgectl: arguments cannot hold blanks: '%s'\n",
+			fprintf(stderr,
+			        "presbridgectl: arguments cannot hold blanks: '%s'\n",
 			        argv[i]);
 			return EX_USAGE;
 		}
@@ -108,12 +112,13 @@ int main(int argc, char **argv)
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		int e = errno;
-		fprintf(stderr,
-		        "presbridgectl: no presbridge answers at %s: %s%s\n", path, strerror(e),
-		        e == ENOENT       ? " (is it running? is [control] socket set elsewhere?)"
-		        : e == EACCES     ? " (run as root or as a member of group presbridge)"
-		        : e == ECONNREFUSED ? " (a stale socket: the daemon is not running)"
-		                          : "");
+		fprintf(
+		    stderr, "presbridgectl: no presbridge answers at %s: %s%s\n", path,
+		    strerror(e),
+		    e == ENOENT   ? " (is it running? is [control] socket set elsewhere?)"
+		    : e == EACCES ? " (run as root or as a member of group presbridge)"
+		    : e == ECONNREFUSED ? " (a stale socket: the daemon is not running)"
+		                        : "");
 		if (fd >= 0)
 			close(fd);
 		return EX_NODAEMON;
@@ -122,7 +127,8 @@ int main(int argc, char **argv)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (send(fd, line, len, MSG_NOSIGNAL) != (ssize_t)len) {
-		fprintf(stderr, "presbridgectl: cannot send to %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "presbridgectl: cannot send to %s: %s\n", path,
+		        strerror(errno));
 		close(fd);
 		return EX_NODAEMON;
 	}
@@ -147,7 +153,8 @@ int main(int argc, char **argv)
 			}
 		}
 		if (status >= 0 && off < (size_t)n)
-			fwrite(buf + off, 1, (size_t)n - off, status == 0 ? stdout : stderr);
+			fwrite(buf + off, 1, (size_t)n - off,
+			       status == 0 ? stdout : stderr);
 	}
 	int rerr = n < 0 ? errno : 0;
 	close(fd);

@@ -61,7 +61,8 @@ static void on_timeout(void *arg)
 static void client_write(struct client *c)
 {
 	while (c->outoff < c->outlen) {
-		ssize_t n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+		ssize_t n =
+		    send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (n <= 0) {
@@ -146,7 +147,8 @@ static void on_accept(int fd, unsigned events, void *arg)
 		int cfd = accept(fd, NULL, NULL);
 		if (cfd < 0)
 			return;
-		if (fcntl(cfd, F_SETFL, O_NONBLOCK) != 0 || fcntl(cfd, F_SETFD, FD_CLOEXEC) != 0) {
+		if (fcntl(cfd, F_SETFL, O_NONBLOCK) != 0 ||
+		    fcntl(cfd, F_SETFD, FD_CLOEXEC) != 0) {
 			close(cfd);
 			continue;
 		}
@@ -184,8 +186,8 @@ int ctl_new(struct ctl **cp, struct loop *l, const char *path, ctl_cmd_h *h, voi
 			return -EEXIST; /* never remove what is not a socket */
 		/* A live daemon answers; a stale file from a crash does not. */
 		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		int live = probe >= 0 &&
-		           connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		int live =
+		    probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 		if (probe >= 0)
 			close(probe);
 		if (live)

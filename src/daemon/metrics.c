@@ -52,12 +52,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
 		char *b = strdup("only GET /metrics\n");
-		return b ? answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", b, strlen(b))
+		return b ? answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", b,
+		                  strlen(b))
 		         : MHD_NO;
 	}
 	if (strcmp(url, "/metrics") != 0) {
 		char *b = strdup("presbridge serves /metrics only\n");
-		return b ? answer(conn, MHD_HTTP_NOT_FOUND, "text/plain", b, strlen(b)) : MHD_NO;
+		return b ? answer(conn, MHD_HTTP_NOT_FOUND, "text/plain", b, strlen(b))
+		         : MHD_NO;
 	}
 	struct sbuf sb;
 	sbuf_init(&sb);
@@ -120,19 +122,19 @@ int metrics_new(struct metrics **mp, struct loop *l, const struct conf_hostport 
 		flags |= MHD_USE_IPv6;
 	/* At most 16 scrapers at once, each for at most 10 s: a slow or silent
 	 * client cannot hold the endpoint, and never the loop. */
-	m->d = MHD_start_daemon(flags, addr->port, NULL, NULL, on_request, m,
-	                        MHD_OPTION_SOCK_ADDR, res->ai_addr,
-	                        MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
-	                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-	                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-	                        MHD_OPTION_END);
+	m->d = MHD_start_daemon(
+	    flags, addr->port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
+	    res->ai_addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
 	freeaddrinfo(res);
 	if (!m->d) {
 		int e = errno ? errno : EADDRINUSE;
 		free(m);
 		return -e;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_EPOLL_FD);
+	const union MHD_DaemonInfo *info =
+	    MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_EPOLL_FD);
 	m->epfd = info ? info->epoll_fd : -1;
 	if (m->epfd < 0 || loop_fd_add(l, m->epfd, LOOP_READ, on_io, m) != 0) {
 		MHD_stop_daemon(m->d);
