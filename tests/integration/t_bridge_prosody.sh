@@ -9,7 +9,9 @@
 #     the example as written), then over plain TCP on loopback (component_ports,
 #     tls = off): presence both ways (an XMPP user watches a SIP user; a SIP user
 #     watches an XMPP user, approval, a change of show) and page-mode MESSAGE
-#     both ways, non-ASCII text compared byte for byte;
+#     both ways, non-ASCII text compared byte for byte; over plain TCP also a
+#     Lync-style IM session from SIP (INVITE with Ms-Text-Format, MESSAGE and
+#     INFO in the dialog, the XMPP user's reply, BYE);
 #   - what the daemon log and --probe say when Prosody refuses the link: a
 #     domain with no Component section (id='' then <host-unknown/>, XEP-0114
 #     section 3), a wrong component_secret (<not-authorized/>), TLS against the
@@ -119,9 +121,11 @@ probe_running() {
 	out=$(timeout 60 "$BUILD_DIR/presbridge" -c "$TLS_CONF" --probe 2>&1) || rc=$?
 	printf '%s\n' "$out" >"$T_DIR/probe-running.out"
 	((rc == 0)) || { log "--probe exited $rc: $out"; return 1; }
-	grep -Eq '^  warn  component sip\.test: another component is already connected as sip\.test \("Component already connected"\); this is expected while presbridge runs' <<<"$out" &&
-		grep -q '^result: federation would work' <<<"$out" ||
-		{ log "$out"; return 1; }
+	if ! grep -Eq '^  warn  component sip\.test: another component is already connected as sip\.test \("Component already connected"\); this is expected while presbridge runs' <<<"$out" ||
+		! grep -q '^result: federation would work' <<<"$out"; then
+		log "$out"
+		return 1
+	fi
 }
 check "--probe while the bridge is linked: prosody's <conflict/> is reported as expected (warn), exit 0" \
 	probe_running
@@ -141,6 +145,35 @@ pres_bridge_start presbridge-plain "$PLAIN_CONF" || die "the bridge (plain) did 
 check "plain: the bridge's link to prosody's component port is up (plain TCP: tls = off)" \
 	grep -Eq "127\.0\.0\.1:$PR_COMPONENT_PORT: sip\.test: component link up \(plain TCP: tls = off\)" "$BR_LOG"
 fed_cases plain dave carol carolpw
+
+# Lync-style IM sessions over the plain link: [peer lync] im = session (SIGHUP)
+_reloaded() { (($(count_lines "$BR_LOG" 'daemon: reloaded') >= $1)); }
+to_session() {
+	local n
+	n=$(count_lines "$BR_LOG" 'daemon: reloaded')
+	ini_set "$PLAIN_CONF" "$PLAIN_CONF.new" 'peer lync.im=session' && mv "$PLAIN_CONF.new" "$PLAIN_CONF"
+	kill -HUP "$BR_PID"
+	wait_until 5 _reloaded "$((n + 1))"
+}
+check "plain: SIGHUP: the bridge reloads [peer lync] with im = session" to_session
+CS='xmlns="http://jabber.org/protocol/chatstates"'
+sipp_start sess-in bridge_kam_im_sess_uac.xml udp "127.0.0.1:$KAM_UDP_PORT" \
+	-key ruri carol@xmpp.test -key from dave@sip.test -m 1 -timeout 40s || die "SIPp (dave's session) did not start"
+UAC=$LAST_PID
+check "plain: session from SIP: dave's INVITE; its Ms-Text-Format message reaches carol with a thread" \
+	xmppc_expect carol '<message&&from="dave@sip.test"&&<body>Erste Nachricht: Grüße aus Lync 😀</body>&&<thread>' 10
+T=$(im_thread carol 'Erste Nachricht: Grüße aus Lync')
+check "plain: session from SIP: the MESSAGE in the dialog arrives in that thread" \
+	xmppc_expect carol "<message&&from=\"dave@sip.test\"&&<body>Zweite Nachricht — im Dialog&#10;</body>&&<thread>${T:-none}</thread>" 10
+check "plain: session from SIP: the KeyboardActivity INFO arrives as <composing/>" \
+	xmppc_expect carol "<message&&from=\"dave@sip.test\"&&<composing $CS/>&&<thread>${T:-none}</thread>" 10
+# bridge_kam_im_sess_uac.xml checks the reply for this exact text.
+xmppc_send carol "<message type=\"chat\" to=\"dave@sip.test\" id=\"r1\"><body>Antwort von Bob</body><thread>$T</thread></message>"
+check "plain: session from SIP: carol's reply reaches dave in the dialog; his BYE is answered" \
+	sipp_wait "$UAC" 30
+check "plain: session from SIP: the reply's body is exact" body_is sess-in MESSAGE 1 'Antwort von Bob'
+check "plain: session from SIP: after BYE carol is told the conversation ended (<gone/>)" \
+	xmppc_expect carol "<message&&from=\"dave@sip.test\"&&<gone $CS/>&&<thread>${T:-none}</thread>" 10
 bridge_rc=0
 bridge_stop "$BR_PID" 10 || bridge_rc=$?
 check "plain: the bridge stops, exit 0" test "$bridge_rc" -eq 0
