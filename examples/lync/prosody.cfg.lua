@@ -1,6 +1,7 @@
 -- Prosody (0.12) settings for presbridge, in /etc/prosody/prosody.cfg.lua.
--- Not exercised by this repository's tests (they run ejabberd): check the
--- bridge's log for "component link up" after the first start.
+-- The same settings run in tests/integration/t_bridge_prosody.sh (loopback,
+-- free ports; examples/prosody/ is that test's example): check the bridge's log
+-- for "component link up" after the first start.
 
 -- Global section. XEP-0114 components connect to component_ports, plain TCP
 -- (Prosody has no TLS on that port). With the bridge on another machine, give
@@ -11,7 +12,10 @@ modules_enabled = {
 	"net_multiplex";
 }
 ssl_ports = { 5275 }                 -- [xmpp] server = xmpp.example.com:5275, tls = direct
-ssl_interfaces = { "*" }
+-- Loopback unless you add an address: list the one address the bridge reaches
+-- (e.g. the server's LAN address). Without ssl_interfaces Prosody binds the
+-- global "interfaces", i.e. every address, public ones included.
+ssl_interfaces = { "127.0.0.1" }
 ssl_ssl = {                          -- the certificate on that port: names xmpp.example.com
 	certificate = "/etc/prosody/certs/xmpp.example.com.crt";
 	key = "/etc/prosody/certs/xmpp.example.com.key";

@@ -114,6 +114,27 @@ const char *xproto_tls_words(const char *openssl_text);
  * the limit (printf format: the limit in seconds). */
 #define XPROTO_TLS_TIMEOUT_WORDS                                                         \
 	"no TLS answer within %u s; the server accepted the connection but does not "    \
-	"speak TLS there: set tls: true on its component listener, or [xmpp] tls = off"
+	"speak TLS there: set tls: true on its component listener, or [xmpp] tls = "     \
+	"off" XPROTO_PROSODY_TLS_HINT
+
+/* Prosody's side of the TLS hints: its component port (component_ports) takes
+ * plain TCP only; direct TLS to a component goes through mod_net_multiplex's
+ * ssl_ports, or the bridge runs on the same host with tls = off. */
+#define XPROTO_PROSODY_TLS_HINT                                                          \
+	" (Prosody: component_ports are plain TCP, so [xmpp] tls = off on the same "     \
+	"host; for direct TLS load mod_net_multiplex and point [xmpp] server at its "    \
+	"ssl_ports)"
+
+/* An OpenSSL error that means the port speaks no TLS (tls = direct). */
+#define XPROTO_NO_TLS_WORDS                                                              \
+	"the server does not speak TLS on that port; set tls: true on its component "    \
+	"listener, or [xmpp] tls = off" XPROTO_PROSODY_TLS_HINT
+
+/* tls = off and the server closed before its stream header: the port may want
+ * TLS from the first byte. */
+#define XPROTO_NO_STREAM_PLAIN_WORDS                                                     \
+	"the server closed the connection before opening a stream: if its component "    \
+	"listener has tls: true, set [xmpp] tls = direct (the same for Prosody's "       \
+	"mod_net_multiplex ssl_ports)"
 
 #endif

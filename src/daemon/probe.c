@@ -931,24 +931,25 @@ static void xmpp_handshake(struct target *t, struct xstream *x, const struct con
 	const char *st = strstr(x->buf, "<stream:stream");
 	if (r < 0 || !st) {
 		add(t, PR_FAIL, "handshake", "component %s: %s", domain,
-		    r == -ETIMEDOUT
-		        ? "the server opened no stream within 5 s"
-		        : (cf->xmpp_tls == CONF_XMPP_TLS_OFF
-		               ? "the server closed the connection before "
-		                 "opening a stream: if its component listener "
-		                 "has tls: true, set [xmpp] tls = direct"
-		               : "the server closed the connection before "
-		                 "opening a stream"));
+		    r == -ETIMEDOUT ? "the server opened no stream within 5 s"
+		                    : (cf->xmpp_tls == CONF_XMPP_TLS_OFF
+		                           ? XPROTO_NO_STREAM_PLAIN_WORDS
+		                           : "the server closed the connection before "
+		                             "opening a stream"));
 		return;
 	}
-	if (!attr_of(st, "id", id, sizeof(id)) ||
+	if (!attr_of(st, "id", id, sizeof(id)) || !id[0] ||
 	    xproto_handshake_digest(id, cf->xmpp_secret, digest) != 0) {
-		if (strstr(x->buf, "<stream:error"))
-			r = xs_wait(x, answered + 2, 2);
-		else {
+		/* A refusing server opens its stream (Prosody: with id='') and
+		 * sends the stream error next (XEP-0114 section 3): read it. */
+		r = xs_wait(x, answered + 2, 2);
+		if (r >= 0)
+			r += 2; /* an index into answered[], never "accepted" */
+		if (!strstr(x->buf, "<stream:error")) {
 			add(t, PR_FAIL, "handshake",
 			    "component %s: the server's stream header "
-			    "carries no id; no handshake is possible",
+			    "carries no id, so no handshake is possible, and it "
+			    "sent no stream error",
 			    domain);
 			return;
 		}
@@ -972,6 +973,22 @@ static void xmpp_handshake(struct target *t, struct xstream *x, const struct con
 		const struct xproto_streamerr *se =
 		    xproto_stream_error(cond[0] ? cond : NULL);
 		snprintf(words, sizeof(words), se->words, domain);
+		if (strcmp(cond, "conflict") == 0) {
+			/* Most often the bridge itself holds the component: a
+			 * server that takes one login per domain refuses the
+			 * probe's (XEP-0114 section 3 names <conflict/>; Prosody
+			 * 0.12 sends it after checking the secret, with its
+			 * default component_conflict_resolve = "kick_new"). */
+			add(t, PR_WARN, "handshake",
+			    "component %s: %s%s%s%s; this is expected while "
+			    "presbridge runs with this configuration and its link "
+			    "is up (the server takes one connection per component "
+			    "domain); otherwise stop the other bridge, or give each "
+			    "its own component domain",
+			    domain, words, text[0] ? " (\"" : "", text,
+			    text[0] ? "\")" : "");
+			return;
+		}
 		add(t, PR_FAIL, "handshake", "component %s: %s%s%s%s%s%s", domain, words,
 		    text[0] ? " (\"" : "", text, text[0] ? "\")" : "",
 		    se->fix[0] ? "; " : "", se->fix);

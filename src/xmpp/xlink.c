@@ -70,6 +70,11 @@
 /* The most bytes handed to libstrophe in one piece (see xl_flush). */
 #define XL_PIECE 960u
 
+/* The server's stream header carried no id we could read (the handshake hashes
+ * it, XEP-0114 section 3), and no stream error said why. */
+#define XL_NO_ID_WORDS                                                                   \
+	"the server's stream header carries no id, so no handshake is possible"
+
 enum xl_state {
 	XL_IDLE,       /* waiting for the next attempt (or stopped) */
 	XL_CONNECTING, /* TCP connect (and TLS, done synchronously on connect) */
@@ -122,6 +127,7 @@ struct xlink {
 	bool reconnect_now; /* the configuration changed: reconnect without waiting */
 	char stream_id[XPROTO_STREAM_ID_MAX + 1];
 	bool have_stream_id;
+	bool header_no_id;     /* the server's stream header came without a usable id */
 	char tls_error[256];   /* last OpenSSL error libstrophe logged in this attempt */
 	int os_errno;          /* last OS error libstrophe logged (-1: none) */
 	char cause[640];       /* why this attempt failed (first cause found wins) */
@@ -495,6 +501,7 @@ static void xl_on_tcp_up(struct xlink *k)
 	                 "xmlns:stream", NS_STREAMS,
 	                 "to",           k->domain};
 	k->have_stream_id = false;
+	k->header_no_id = false;
 	k->state = XL_STREAM;
 	if (xmpp_conn_open_stream(k->conn, attrs, sizeof(attrs) / sizeof(attrs[0])) !=
 	    XMPP_EOK) {
@@ -514,10 +521,12 @@ static void xl_on_stream(struct xlink *k)
 	char msg[sizeof("<handshake></handshake>") + XPROTO_DIGEST_LEN];
 
 	if (!k->have_stream_id) {
-		xl_cause(
-		    k, "the server's stream header has no id we could read, so no "
-		       "handshake is possible (libstrophe's debug log format changed?)");
-		xl_hangup(k);
+		/* A server that refuses the component opens its stream (with an
+		 * empty id, as Prosody does) and sends a stream error right after
+		 * (XEP-0114 section 3): wait for it; xl_on_stanza() and
+		 * xl_default_cause() report what follows. */
+		k->header_no_id = true;
+		k->dirty = true;
 		return;
 	}
 	if (xproto_handshake_digest(k->stream_id, k->set->p.secret, digest) != 0) {
@@ -616,6 +625,11 @@ static int xl_on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
 		xl_stream_error(k, st);
 		return 1;
 	}
+	if (k->state == XL_STREAM && k->header_no_id) {
+		xl_cause(k, XL_NO_ID_WORDS ", then <%s>", name ? name : "?");
+		xl_hangup(k);
+		return 1;
+	}
 	if (k->state == XL_HANDSHAKE) {
 		if (name && strcmp(name, "handshake") == 0) {
 			xl_up(k);
@@ -677,12 +691,11 @@ static void xl_default_cause(struct xlink *k, int error)
 			         e ? strerror(e) : "the connection failed");
 		break;
 	case XL_STREAM:
-		if (!s->p.tls)
-			xl_cause(
-			    k,
-			    "the server closed the connection before opening a stream: "
-			    "if its component listener has tls: true, set [xmpp] tls = "
-			    "direct");
+		if (k->header_no_id)
+			xl_cause(k, XL_NO_ID_WORDS ", then closed the stream without a "
+			                           "stream error");
+		else if (!s->p.tls)
+			xl_cause(k, XPROTO_NO_STREAM_PLAIN_WORDS);
 		else
 			xl_cause(
 			    k,
@@ -763,8 +776,12 @@ static void xl_closed(struct xlink *k, int error)
 static void xl_deadline(void *arg)
 {
 	struct xlink *k = arg;
-	xl_cause(k, "no answer within %u s while %s", XLINK_ATTEMPT_MS / 1000,
-	         stage_words[k->state]);
+	if (k->state == XL_STREAM && k->header_no_id)
+		xl_cause(k, XL_NO_ID_WORDS ", and no stream error within %u s",
+		         XLINK_ATTEMPT_MS / 1000);
+	else
+		xl_cause(k, "no answer within %u s while %s", XLINK_ATTEMPT_MS / 1000,
+		         stage_words[k->state]);
 	xl_abort(k);
 }
 
@@ -793,6 +810,7 @@ static void xl_attempt(void *arg)
 	k->tls_error[0] = '\0';
 	k->os_errno = -1;
 	k->have_stream_id = false;
+	k->header_no_id = false;
 	k->fd = -1;
 	/* LEGACY_SSL states the intent; raw connections ignore it and xl_on_tcp_up()
 	 * starts TLS. The JID's domain is the name libstrophe checks the certificate

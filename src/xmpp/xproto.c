@@ -210,14 +210,23 @@ const struct xproto_certerr *xproto_cert_error_text(const char *msg)
 }
 
 static const struct xproto_streamerr stream_errors[] = {
-    /* ejabberd answers both a wrong secret and a domain outside its hosts so. */
+    /* ejabberd answers both a wrong secret and a domain outside its hosts so;
+     * Prosody (mod_component) a wrong secret only. */
     {"not-authorized", "handshake refused: the server does not accept our secret for %s",
      "check [xmpp] secret against the ejabberd_service password, and that the domain "
-     "is in that listener's hosts"},
+     "is in that listener's hosts; on Prosody, against the component_secret of its "
+     "Component section"},
+    /* Prosody answers so, on a stream header whose id is empty (XEP-0114
+     * section 3), for a domain that has no Component section. */
     {"host-unknown", "the server does not serve the component domain %s",
-     "add it to the hosts of the server's component listener"},
+     "add it to the hosts of the server's component listener (ejabberd), or give "
+     "Prosody a Component section for it with a component_secret"},
+    /* Prosody's default (component_conflict_resolve = "kick_new"): a second
+     * login for the domain is refused after its handshake. */
     {"conflict", "another component is already connected as %s",
-     "stop the other bridge, or give each its own component domain"},
+     "if a presbridge is running with this configuration, that is it: a second "
+     "link (or --probe) cannot log in beside it; otherwise stop the other bridge, "
+     "or give each its own component domain"},
     {"invalid-namespace", "the server did not accept our component stream for %s",
      "check that [xmpp] server points at a component (XEP-0114) listener, not a "
      "client one"},
@@ -252,15 +261,13 @@ static const struct {
 	const char *openssl;
 	const char *words;
 } tls_errors[] = {
-    {"wrong version number",
-     "the server does not speak TLS on that port; set tls: true on its component "
-     "listener, or [xmpp] tls = off"},
-    {"packet length too long",
-     "the server does not speak TLS on that port; set tls: true on its component "
-     "listener, or [xmpp] tls = off"},
+    {"wrong version number", XPROTO_NO_TLS_WORDS},
+    {"packet length too long", XPROTO_NO_TLS_WORDS},
     {"unexpected eof",
      "the server closed the connection during the TLS handshake; its component "
-     "listener may lack tls: true or a certfile"},
+     "listener may lack tls: true or a certfile (ejabberd); Prosody's "
+     "component_ports are plain TCP: use [xmpp] tls = off there, or its "
+     "mod_net_multiplex ssl_ports for direct TLS"},
 };
 
 const char *xproto_tls_words(const char *openssl_text)

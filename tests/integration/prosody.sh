@@ -29,11 +29,20 @@
 #   PR_S2S_TLS       s2s_require_encryption: true (default) | false
 #   PR_LOGLEVEL      debug | info (default) | warn ...; debug logs every stanza
 #   PR_EXTRA_CFG     file appended to the global section of the config (Lua)
+#   PR_COMPONENT     an external component (XEP-0114, mod_component) of this domain:
+#                    a Component section with component_secret PR_COMPONENT_SECRET
+#                    (default s3cret), its plain-TCP listener on 127.0.0.1:PR_COMPONENT_PORT
+#                    (a free_port); default none
+#   PR_MUX_TLS       1: also load mod_net_multiplex with a direct-TLS listener
+#                    (ssl_ports, ssl_interfaces) on 127.0.0.1:PR_MUX_TLS_PORT (a
+#                    free_port), Prosody's way to take a component over direct TLS;
+#                    default 0
 #   PR_DNS_JITTER    1: keep the resolver's random delay of up to 1 s before every DNS
 #                    query (see Facts); default: a test plugin (mod_test_dns_nojitter,
 #                    written into DIR/plugins) switches it off
 # Outputs (exported): PR_DIR PR_PID PR_LOG (prosody.log) PR_CONFIG PR_DOMAIN PR_USERS
-#   PR_C2S_ADDR PR_C2S_PORT PR_S2S_ADDR PR_S2S_PORT
+#   PR_C2S_ADDR PR_C2S_PORT PR_S2S_ADDR PR_S2S_PORT, with PR_COMPONENT also
+#   PR_COMPONENT_SECRET PR_COMPONENT_PORT, with PR_MUX_TLS=1 PR_MUX_TLS_PORT
 #
 # Facts (Debian 12, Prosody 0.12.3):
 #   - As root, Prosody's mod_posix refuses to run ("Danger, Will Robinson!") unless
@@ -72,6 +81,18 @@
 #       <failure/> ("SASL EXTERNAL with X failed: ...") it falls back to dialback
 #       when mod_dialback is loaded, else the connection fails.
 #   - Outgoing S2S connections are not bound to PR_S2S_ADDR (their source is 127.0.0.1).
+#   - mod_component (0.12.3) answers a stream header for a domain without a Component
+#     section with a stream header whose id is empty, then <host-unknown/> ("X does
+#     not match any configured external components"); a wrong secret with
+#     <not-authorized/>; a second login for a connected component with <conflict/>
+#     ("Component already connected", component_conflict_resolve = "kick_new").
+#   - The component port (component_ports, component_interfaces; loopback by
+#     default) speaks plain TCP only. mod_net_multiplex offers two services: the
+#     plain one ("ports", "interfaces") and the direct-TLS one, config prefix "ssl"
+#     ("ssl_ports", "ssl_interfaces", TLS settings from "ssl_ssl" or the global
+#     ssl); both hand a connection whose first bytes look like a component stream
+#     header to mod_component.  Its interfaces fall back to the global
+#     "interfaces", then to every address: set ssl_interfaces.
 
 PR_PID=""
 
@@ -79,6 +100,7 @@ _pr_write_config() {
 	local secure=${PR_SECURE:-true} dialback=$1 mods
 	mods='"roster"; "saslauth"; "tls"; "disco"; "ping";'
 	((dialback)) && mods+=' "dialback";'
+	[[ ${PR_MUX_TLS:-0} == 1 ]] && mods+=' "net_multiplex";'
 	if [[ ${PR_DNS_JITTER:-0} != 1 ]]; then
 		mods+=' "test_dns_nojitter";'
 		cat >"$PR_DIR/plugins/mod_test_dns_nojitter.lua" <<'EOF'
@@ -125,6 +147,18 @@ unbound = {
 	options = { ["local-zone"] = "test. transparent"; ["do-not-query-localhost"] = "no" };
 }
 EOF
+	if [[ -n ${PR_COMPONENT:-} ]]; then
+		cat >>"$PR_CONFIG" <<EOF
+component_ports = { $PR_COMPONENT_PORT }
+component_interfaces = { "127.0.0.1" }
+EOF
+	fi
+	if [[ ${PR_MUX_TLS:-0} == 1 ]]; then
+		cat >>"$PR_CONFIG" <<EOF
+ssl_ports = { $PR_MUX_TLS_PORT }
+ssl_interfaces = { "127.0.0.1" }
+EOF
+	fi
 	if [[ -n ${PR_EXTRA_CFG:-} ]]; then
 		cat "$PR_EXTRA_CFG" >>"$PR_CONFIG"
 	fi
@@ -132,6 +166,13 @@ EOF
 
 VirtualHost "$PR_DOMAIN"
 EOF
+	if [[ -n ${PR_COMPONENT:-} ]]; then
+		cat >>"$PR_CONFIG" <<EOF
+
+Component "$PR_COMPONENT"
+	component_secret = $(_pr_lua_str "$PR_COMPONENT_SECRET")
+EOF
+	fi
 }
 
 # _pr_encode STRING: datamanager's path encoding (every non-alphanumeric byte as %xx).
@@ -186,6 +227,15 @@ prosody_start() {
 		if [[ ${PR_SECURE:-true} == true ]]; then dialback=0; else dialback=1; fi
 	fi
 	PR_C2S_PORT=$(free_port)
+	if [[ -n ${PR_COMPONENT:-} ]]; then
+		: "${PR_COMPONENT_SECRET:=s3cret}"
+		PR_COMPONENT_PORT=$(free_port)
+		export PR_COMPONENT PR_COMPONENT_SECRET PR_COMPONENT_PORT
+	fi
+	if [[ ${PR_MUX_TLS:-0} == 1 ]]; then
+		PR_MUX_TLS_PORT=$(free_port)
+		export PR_MUX_TLS_PORT
+	fi
 	PR_LOG=$PR_DIR/prosody.log
 	PR_CONFIG=$PR_DIR/prosody.cfg.lua
 	export CA_DIR PR_DIR PR_DOMAIN PR_USERS PR_C2S_ADDR PR_C2S_PORT PR_S2S_ADDR PR_S2S_PORT \
@@ -206,7 +256,9 @@ prosody_start() {
 }
 
 _pr_ready() {
-	_port_open "$PR_C2S_ADDR" "$PR_C2S_PORT" tcp && _port_open "$PR_S2S_ADDR" "$PR_S2S_PORT" tcp
+	_port_open "$PR_C2S_ADDR" "$PR_C2S_PORT" tcp && _port_open "$PR_S2S_ADDR" "$PR_S2S_PORT" tcp &&
+		{ [[ -z ${PR_COMPONENT:-} ]] || _port_open 127.0.0.1 "$PR_COMPONENT_PORT" tcp; } &&
+		{ [[ ${PR_MUX_TLS:-0} != 1 ]] || _port_open 127.0.0.1 "$PR_MUX_TLS_PORT" tcp; }
 }
 
 prosody_xmppc_start() {

@@ -40,6 +40,8 @@ struct server {
 	bool header_answered;
 	bool handshake_seen;
 	bool mute; /* never answer anything */
+	/* answer the stream header with this text, then close (NULL: accept) */
+	const char *refuse;
 	unsigned handshakes, accepts;
 	bool closed_by_client;
 };
@@ -94,6 +96,11 @@ static void srv_on_data(int fd, unsigned events, void *arg)
 		assert_non_null(strstr(s->buf, "jabber:component:accept"));
 		assert_non_null(strstr(s->buf, "to=\"sip.test\""));
 		s->header_answered = true;
+		if (s->refuse) {
+			srv_send(s, s->refuse);
+			srv_drop(s);
+			return;
+		}
 		srv_send(s, "<?xml version='1.0'?><stream:stream "
 		            "xmlns='jabber:component:accept' "
 		            "xmlns:stream='http://etherx.jabber.org/streams' "
@@ -430,6 +437,71 @@ static void test_free_mid_attempt(void **state)
 	env_free(e);
 }
 
+/* Run the link against a server that answers the stream header with `answer`
+ * and closes; the warning logged for the failed attempt must hold `want` and
+ * not `unwanted`. The log goes to stderr: it is caught in a file. */
+static void refused_says(const char *answer, const char *want, const char *unwanted)
+{
+	char path[] = "/tmp/test_xlink_link.log.XXXXXX", text[8192];
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	int saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	enum log_level lvl = log_get_level();
+	log_set_level(LOG_LVL_WARN);
+
+	struct env *e = env_new(SECRET);
+	e->srv.refuse = answer;
+	uint64_t t0 = loop_clock_ms();
+	while (loop_clock_ms() - t0 < 500)
+		assert_int_equal(loop_run_once(e->l, 50), 0);
+	assert_int_equal(e->ups, 0);
+	env_free(e);
+
+	log_set_level(lvl);
+	fflush(stderr);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	close(fd);
+	unlink(path);
+	assert_true(n > 0);
+	text[n] = '\0';
+	if (!strstr(text, want) || (unwanted && strstr(text, unwanted)))
+		fail_msg("log:\n%s\nwanted: %s", text, want);
+}
+
+#define HDR_NO_ID                                                                        \
+	"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "           \
+	"xmlns:stream='http://etherx.jabber.org/streams' version='1.0' id=''>"
+
+/* XEP-0114 section 3: a server that will not serve the domain answers with a
+ * stream header, a stream error and the closing tag. Prosody 0.12's header has
+ * an empty id; the error is what the log must report, with Prosody's remedy. */
+static void test_refused_domain(void **state)
+{
+	(void)state;
+	refused_says(HDR_NO_ID
+	             "<stream:error><host-unknown "
+	             "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text "
+	             "xmlns='urn:ietf:params:xml:ns:xmpp-streams'>sip.test does not "
+	             "match any configured external components</text></stream:error>"
+	             "</stream:stream>",
+	             "sip.test: the server does not serve the component domain sip.test "
+	             "(\"sip.test does not match any configured external components\"); "
+	             "add it to the hosts of the server's component listener "
+	             "(ejabberd), or give Prosody a Component section",
+	             "no id");
+	/* a header without id and no error: said so, without blaming libstrophe */
+	refused_says(HDR_NO_ID "</stream:stream>",
+	             "sip.test: the server's stream header carries no id, so no "
+	             "handshake is possible, then closed the stream without a stream "
+	             "error",
+	             "log format");
+}
+
 int main(void)
 {
 	log_set_level(getenv("PB_TEST_TRACE") ? LOG_LVL_TRACE : LOG_LVL_ERROR);
@@ -438,6 +510,7 @@ int main(void)
 	    cmocka_unit_test(test_lifecycle),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_free_mid_attempt),
+	    cmocka_unit_test(test_refused_domain),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -217,8 +217,13 @@ static void test_stream_words(void **state)
 		const char *cond, *words, *fix;
 	} rows[] = {
 	    {"not-authorized", "does not accept our secret", "ejabberd_service password"},
+	    /* Prosody's names for the same remedies (mod_component, 0.12) */
+	    {"not-authorized", "does not accept our secret",
+	     "Prosody, against the component_secret"},
 	    {"host-unknown", "does not serve", "hosts"},
+	    {"host-unknown", "does not serve", "give Prosody a Component section"},
 	    {"conflict", "already connected", "stop the other bridge"},
+	    {"conflict", "already connected", "--probe"},
 	    {"system-shutdown", "shutting down", ""},
 	    {"something-new", "with an error", ""},
 	    {NULL, "with an error", ""},
@@ -244,6 +249,11 @@ static void test_tls_words(void **state)
 		const char *words; /* NULL: no row */
 	} rows[] = {
 	    {"error:0A00010B:SSL routines::wrong version number", "does not speak TLS"},
+	    /* Prosody: plain component port; direct TLS via mod_net_multiplex */
+	    {"error:0A00010B:SSL routines::wrong version number",
+	     "Prosody: component_ports are plain TCP"},
+	    {"error:0A00010B:SSL routines::wrong version number", "ssl_ports"},
+	    {"error:0A000126:SSL routines::unexpected eof while reading", "ssl_ports"},
 	    {"error:0A0000C6:SSL routines::packet length too long", "does not speak TLS"},
 	    {"error:0A000126:SSL routines::unexpected eof while reading",
 	     "closed the connection during the TLS handshake"},

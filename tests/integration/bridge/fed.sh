@@ -46,7 +46,12 @@
 #                                         in its section keeps its first line only)
 #
 # Inputs (env, optional): FED_EXAMPLE (default examples/presbridge.conf),
-# FED_LOG_LEVEL (default info), FED_BRIDGE_HOST (default bridge.xmpp.test).
+# FED_LOG_LEVEL (default info), FED_BRIDGE_HOST (default bridge.xmpp.test),
+# FED_XMPP (ejabberd, the default | prosody: a Prosody of prosody.sh, sourced by
+# the caller, with the bridge as its Component sip.test on a plain component port
+# (PR_COMPONENT_PORT) and a mod_net_multiplex direct-TLS port (PR_MUX_TLS_PORT);
+# the bridge then links to the one its example's [xmpp] tls asks for, unless
+# FED_XMPP_SERVER (HOST:PORT) and FED_XMPP_TLS (direct | off) say otherwise).
 
 FED_EXAMPLE=${FED_EXAMPLE:-$REPO_DIR/examples/presbridge.conf}
 FED_BRIDGE_HOST=${FED_BRIDGE_HOST:-bridge.xmpp.test}
@@ -101,7 +106,8 @@ fed_conf() {
 		"bridge.log_level=${FED_LOG_LEVEL:-info}" \
 		"sip.listen=tls:127.0.0.1:$BR_TLS" \
 		"sip.cert=$CA_DIR/bridge.crt" "sip.key=$CA_DIR/bridge.key" "sip.ca=$CA_DIR/ca.crt" \
-		"xmpp.server=127.0.0.1:$EJ_COMPONENT_PORT" "xmpp.ca=$CA_DIR/ca.crt" \
+		"xmpp.server=${FED_XMPP_SERVER:-127.0.0.1:${EJ_COMPONENT_PORT:-}}" "xmpp.ca=$CA_DIR/ca.crt" \
+		${FED_XMPP_TLS:+"xmpp.tls=$FED_XMPP_TLS"} \
 		"peer lync.address=127.0.0.1:$KAM_TLS_PORT"
 }
 
@@ -126,8 +132,21 @@ fed_start() {
 		return 1
 	fi
 
-	EJ_DOMAIN=$xmpp_name EJ_COMPONENT_DOMAIN=sip.test EJ_COMPONENT_SECRET=$secret \
-		ejabberd_start "$T_DIR/ejabberd" || return 1
+	if [[ ${FED_XMPP:-ejabberd} == prosody ]]; then
+		PR_DOMAIN=$xmpp_name PR_COMPONENT=sip.test PR_COMPONENT_SECRET=$secret \
+			PR_CERT=$CA_DIR/xmpp.pem PR_S2S_PORT=$(free_port) PR_MUX_TLS=1 \
+			prosody_start "$T_DIR/prosody" || return 1
+		if [[ -z ${FED_XMPP_SERVER:-} ]]; then
+			if [[ $(ini_get "$ex" xmpp tls) == off ]]; then
+				FED_XMPP_SERVER=127.0.0.1:$PR_COMPONENT_PORT
+			else
+				FED_XMPP_SERVER=127.0.0.1:$PR_MUX_TLS_PORT
+			fi
+		fi
+	else
+		EJ_DOMAIN=$xmpp_name EJ_COMPONENT_DOMAIN=sip.test EJ_COMPONENT_SECRET=$secret \
+			ejabberd_start "$T_DIR/ejabberd" || return 1
+	fi
 
 	BR_TLS=$(free_port)
 	export BR_TLS
@@ -146,7 +165,7 @@ fed_start() {
 		return 1
 	fi
 	if ! pres_bridge_start presbridge "$FED_CONF"; then
-		echo "presbridge did not link to ejabberd within 15 s; see $BR_LOG" >&2
+		echo "presbridge did not link to ${FED_XMPP:-ejabberd} within 15 s; see $BR_LOG" >&2
 		return 1
 	fi
 	# ss, not a connection: an empty TCP connection is a failed TLS handshake
