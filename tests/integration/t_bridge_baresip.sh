@@ -92,10 +92,11 @@ check "bob gets carol's text intact" \
 	xmppc_expect bob "<message&&from=\"carol@sip.test\"&&<body>$OUT_TEXT</body>" 10
 
 xmppc_send bob '<message type="chat" to="carol@sip.test" id="m1"><body>Hallo carol — 中文</body></message>'
-check "bob's chat reaches baresip as MESSAGE From sip:bob@xmpp.test via kamailio" \
-	wait_until 10 got in MESSAGE "^Via: SIP/2.0/UDP 127\\.0\\.0\\.1:$KAM_UDP_PORT;.*^From: <sip:bob@xmpp\\.test>;tag="
+# RFC 7572 section 4 note 1: the sender's resource travels as the gr parameter.
+check "bob's chat reaches baresip as MESSAGE From sip:bob@xmpp.test;gr=desk via kamailio" \
+	wait_until 10 got in MESSAGE "^Via: SIP/2.0/UDP 127\\.0\\.0\\.1:$KAM_UDP_PORT;.*^From: <sip:bob@xmpp\\.test;gr=desk>;tag="
 check "baresip prints bob's text" \
-	wait_until 10 bs_log_has '^sip:bob@xmpp\.test: "Hallo carol — 中文"$'
+	wait_until 10 bs_log_has '^sip:bob@xmpp\.test;gr=desk: "Hallo carol — 中文"$'
 
 # --- baresip publishes carol's presence; bob watches carol through the bridge
 carol_pres() { # the presence stanzas bob got from carol, one a line (no subscription ones)

@@ -95,6 +95,21 @@ check "metrics: / is 404, POST is 405" bash -c \
 	"[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$MPORT/)\" = 404 ] &&
 	 [ \"\$(curl -s -o /dev/null -w '%{http_code}' -X POST $URL)\" = 405 ]"
 
+# --- the example alert rules and dashboard use only families /metrics serves
+_families_exist() {
+	local served used missing=0 f
+	served=$(curl -s "$URL" | sed -n 's/^# TYPE \([a-z_]*\) .*/\1/p')
+	used=$(grep -oh 'presbridge_[a-z_]*' "$REPO_DIR/examples/monitoring/alerts.yml" \
+		"$REPO_DIR/examples/monitoring/grafana-dashboard.json" | sed -E 's/_(bucket|sum|count)$//' | sort -u)
+	for f in $used; do
+		grep -qx "$f" <<<"$served" || { echo "not served: $f"; missing=1; }
+	done
+	[[ -n $used && $missing == 0 ]]
+}
+check "examples/monitoring: every family named is served" _families_exist
+check "examples/monitoring: alerts.yml is YAML, the dashboard JSON" python3 -c \
+	"import json, yaml; yaml.safe_load(open('$REPO_DIR/examples/monitoring/alerts.yml')); json.load(open('$REPO_DIR/examples/monitoring/grafana-dashboard.json'))"
+
 # --- a client that never speaks holds nothing
 exec {silent}< <(socat -u "UNIX-CONNECT:$T_DIR/ctl.sock" - 2>/dev/null; sleep 30)
 t0=$(date +%s%N)
