@@ -102,7 +102,8 @@ fed_cases() {
 	check "$m: XMPP -> SIP: $xu's chat reaches $su's contact as MESSAGE, answered 200" sipp_wait "$uas" 15
 	check "$m: XMPP -> SIP: the MESSAGE body is the exact UTF-8 bytes (CRLF line break)" \
 		body_is "page-out-$m" MESSAGE 1 $'Grüße zurück\r\n— 中文 😀'
-	check "$m: XMPP -> SIP: From sip:$xu@xmpp.test" fed_sip_msg "page-out-$m" "^From: <sip:$xu@xmpp\\.test>;tag="
+	# RFC 7572 section 4 note 1: the sender's resource (desk) as the gr parameter
+	check "$m: XMPP -> SIP: From sip:$xu@xmpp.test;gr=desk" fed_sip_msg "page-out-$m" "^From: <sip:$xu@xmpp\\.test;gr=desk>;tag="
 	check "$m: no chat was refused on the XMPP side" xmppc_absent "$xu" '<message&&type="error"' 1
 }
 
