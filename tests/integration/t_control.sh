@@ -86,6 +86,9 @@ m1=$(metric 'presbridge_sip_requests_total{direction="in",method="SUBSCRIBE"}' \
 	'presbridge_sip_requests_total{direction="in",method="MESSAGE"}' \
 	'presbridge_store_write_seconds_count') || fail "metrics: second scrape" "$m1"
 read -r sub1 msg1 up1 subs1 msgin1 storew <<<"$(echo $m1)"
+# What an operator sees now (kept with KEEP=1 for notes and bug reports).
+ctl status >"$T_DIR/status.txt"
+curl -s "$URL" >"$T_DIR/metrics.txt" || true
 check "metrics: SUBSCRIBE in counted ($sub0 -> $sub1)" test "${sub1%.*}" -gt "${sub0%.*}"
 check "metrics: a message stanza out counted ($msg0 -> $msg1)" test "${msg1%.*}" -gt "${msg0%.*}"
 check "metrics: one SIP watcher's subscription (gauge $subs1)" test "$subs1" = 1
