@@ -200,14 +200,14 @@ void bridge_ctl_status(struct bridge *b, struct sbuf *sb, bool json)
 	}
 	sbuf_puts(sb, "\nlinks and peers:\n");
 	bridge_ctl_peers(b, sb, false);
-	sbuf_printf(
-	    sb,
-	    "subscriptions: %zu (%zu SIP watchers of XMPP users, %zu XMPP watchers "
-	    "of SIP users)\nIM sessions: %zu\nstanzas queued for the XMPP side: "
-	    "%zu\nSIP connections: %zu, dialogs: %zu\n",
-	    sc.n[SUB_DIR_SIP_WATCHER] + sc.n[SUB_DIR_XMPP_WATCHER],
-	    sc.n[SUB_DIR_SIP_WATCHER], sc.n[SUB_DIR_XMPP_WATCHER], ims, queued, conns,
-	    dlgs);
+	sbuf_printf(sb,
+	            "subscriptions: %zu (SIP users watching XMPP users: %zu, XMPP users "
+	            "watching SIP users: %zu)\nIM sessions: %zu\nstanzas queued for the "
+	            "XMPP side: "
+	            "%zu\nSIP connections: %zu, dialogs: %zu\n",
+	            sc.n[SUB_DIR_SIP_WATCHER] + sc.n[SUB_DIR_XMPP_WATCHER],
+	            sc.n[SUB_DIR_SIP_WATCHER], sc.n[SUB_DIR_XMPP_WATCHER], ims, queued,
+	            conns, dlgs);
 }
 
 /* Does a subscription concern filter: a user (watcher or presentity, with or
