@@ -99,15 +99,16 @@ static const struct s2j_case s2j[] = {
     {"leading space after decoding", "sip:%20alice@sip.test", -EINVAL, NULL, 0},
 };
 
-static void test_sip_to_jid(void **state)
+/* Run a table of SIP -> JID rows through fn (addr_sip_to_jid or _full_jid). */
+static void run_s2j(const struct addr_map *m, const struct s2j_case *rows, size_t n,
+                    int (*fn)(const struct addr_map *, const char *, char **,
+                              enum addr_home *))
 {
-	const struct addr_map *m = *state;
-
-	for (size_t i = 0; i < sizeof(s2j) / sizeof(s2j[0]); i++) {
-		const struct s2j_case *c = &s2j[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct s2j_case *c = &rows[i];
 		char *jid = NULL;
 		enum addr_home home = (enum addr_home) - 1;
-		int err = addr_sip_to_jid(m, c->uri, &jid, &home);
+		int err = fn(m, c->uri, &jid, &home);
 		if (err != c->err)
 			fail_msg("case '%s': err %d (%s), want %d", c->name, err,
 			         addr_strerror(err), c->err);
@@ -120,6 +121,11 @@ static void test_sip_to_jid(void **state)
 			fail_msg("case '%s': jid set on failure", c->name);
 		free(jid);
 	}
+}
+
+static void test_sip_to_jid(void **state)
+{
+	run_s2j(*state, s2j, sizeof(s2j) / sizeof(s2j[0]), addr_sip_to_jid);
 }
 
 struct j2s_case {
@@ -299,25 +305,7 @@ static const struct s2j_case s2fj[] = {
 
 static void test_sip_to_full_jid(void **state)
 {
-	const struct addr_map *m = *state;
-
-	for (size_t i = 0; i < sizeof(s2fj) / sizeof(s2fj[0]); i++) {
-		const struct s2j_case *c = &s2fj[i];
-		char *jid = NULL;
-		enum addr_home home = (enum addr_home) - 1;
-		int err = addr_sip_to_full_jid(m, c->uri, &jid, &home);
-		if (err != c->err)
-			fail_msg("case '%s': err %d (%s), want %d", c->name, err,
-			         addr_strerror(err), c->err);
-		if (c->jid && (!jid || strcmp(jid, c->jid) != 0))
-			fail_msg("case '%s': jid '%s', want '%s'", c->name,
-			         jid ? jid : "(null)", c->jid);
-		if (c->jid && home != c->home)
-			fail_msg("case '%s': home %d, want %d", c->name, home, c->home);
-		if (!c->jid && jid)
-			fail_msg("case '%s': jid set on failure", c->name);
-		free(jid);
-	}
+	run_s2j(*state, s2fj, sizeof(s2fj) / sizeof(s2fj[0]), addr_sip_to_full_jid);
 }
 
 static const struct j2s_case j2gr[] = {
