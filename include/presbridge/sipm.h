@@ -126,9 +126,11 @@ struct sipm_reply {
  * Build a response to the request req[0..len) (raw text; it need not have
  * parsed): status line, every Via (the top one with received/rport), From,
  * To (with to_tag), Call-ID, CSeq, the extra headers, Content-Length and body.
+ * From, To and Call-ID are copied only when the request has them (a request
+ * lacking them is answered 400 without them, RFC 4475 section 3.3.1).
  * *outp: caller-owns (free()), NUL-terminated; *lenp its length. Returns 0,
- * -EBADMSG when the request lacks a header a response needs, -EINVAL for a
- * code outside 100-699, or -ENOMEM.
+ * -EBADMSG when the request has no Via or no CSeq (nothing could route or
+ * match the response), -EINVAL for a code outside 100-699, or -ENOMEM.
  */
 int sipm_reply_build(const char *req, size_t len, const struct sipm_reply *r, char **outp,
                      size_t *lenp);

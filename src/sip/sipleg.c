@@ -158,8 +158,8 @@ void sip_too_large(struct sipleg *sl, struct sip_src *s, const char *hdr, size_t
 		log_warn("sip", "peer %s: a message of %s: answered 513", s->who, why);
 	if (sip_reply_raw(sl, s, hdr, hdr_len, 513, why) == -EBADMSG)
 		log_debug("sip",
-		          "peer %s: the oversize message has no readable Via/From/To/"
-		          "Call-ID/CSeq to answer",
+		          "peer %s: the oversize message has no Via or CSeq to "
+		          "answer",
 		          s->who);
 }
 
@@ -832,12 +832,11 @@ void sip_recv(struct sipleg *sl, struct sip_src *s, const char *buf, size_t len,
 		int code = method_unknown(buf, len) ? 501 : 400;
 		int r = sip_reply_raw(sl, s, buf, len, code, why);
 		if (sip_once(sl, s->ip, why))
-			log_warn(
-			    "sip", "peer %s: malformed request (%s); %s", s->who, why,
-			    r == 0 ? (code == 501 ? "answered 501 (unknown method)"
-			                          : "answered 400")
-			           : "no answer possible (Via, From, To, Call-ID or CSeq "
-			             "unreadable)");
+			log_warn("sip", "peer %s: malformed request (%s); %s", s->who,
+			         why,
+			         r == 0 ? (code == 501 ? "answered 501 (unknown method)"
+			                               : "answered 400")
+			                : "no answer possible (no Via or no CSeq)");
 		return;
 	}
 	if (!sipm_is_request(m)) {

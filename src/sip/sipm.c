@@ -787,14 +787,19 @@ int sipm_reply_build(const char *req, size_t len, const struct sipm_reply *r, ch
 			}
 		}
 	}
-	bool whole = vias > 0;
-	for (size_t i = 0; i < 4; i++)
-		whole = whole && vals[i] && vlens[i] > 0;
-	if (!whole) {
+	/* The Via routes the response back (RFC 3261 section 18.2.2) and its
+	 * branch with the CSeq method is what the client matches it on (section
+	 * 17.1.3): without them no answer can reach anyone. From, To and Call-ID
+	 * are copied when the request has them (section 8.2.6.2); a request
+	 * lacking them still gets its 400 (RFC 4475 section 3.3.1, RFC 3261
+	 * section 21.4.1), which then lacks them too. */
+	if (vias == 0 || !vals[3] || vlens[3] == 0) {
 		sbuf_free(&sb);
 		return -EBADMSG;
 	}
 	for (size_t i = 0; i < 4; i++) {
+		if (!vals[i] || vlens[i] == 0)
+			continue;
 		sbuf_puts(&sb, copied[i].name);
 		sbuf_puts(&sb, ": ");
 		put_safe(&sb, vals[i], vlens[i]);

@@ -309,6 +309,15 @@ static const struct golden_row {
     {"compact-message.sip", NONE, 200, {"\r\nCall-ID: compact-1@127.0.0.1\r\n"}, 1, NONE},
     {"bad-no-cseq.sip", NONE, 0, {NULL}, 0, NONE},
     {"bad-garbage.sip", NONE, 0, {NULL}, 0, NONE},
+    /* RFC 4475 section 3.3.1: no Call-ID, From or To: not handled, ideally
+     * a 400 naming the problem (RFC 3261 section 21.4.1). */
+    {"bad-no-dialog-ids.sip",
+     NONE,
+     400,
+     {"SIP/2.0 400 Bad Request (no readable From header)",
+      "\r\nCSeq: 193942 MESSAGE\r\n"},
+     0,
+     NONE},
     {"bad-cseq-method.sip",
      NONE,
      400,

@@ -292,6 +292,55 @@ static void test_reply_build(void **state)
 	}
 }
 
+/* A request lacking headers a response copies (RFC 3261 section 8.2.6.2). */
+static const struct partial_case {
+	const char *file;
+	int err;
+	const char *has[3];    /* lines (or prefixes) the answer holds */
+	const char *absent[3]; /* header lines it must not hold */
+} partial_cases[] = {
+    /* RFC 4475 section 3.3.1: no Call-ID, From or To; ideally a 400. Its Via
+     * and CSeq route and match it (RFC 3261 sections 18.2.2 and 17.1.3). */
+    {"bad-no-dialog-ids.sip",
+     0,
+     {"SIP/2.0 400 Bad Request\r\n",
+      "\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-bad-3;rport=5070",
+      "\r\nCSeq: 193942 MESSAGE\r\n"},
+     {"\r\nFrom:", "\r\nTo:", "\r\nCall-ID:"}},
+    /* without a CSeq nothing could match the answer: none is built */
+    {"bad-no-cseq.sip", -EBADMSG, {NULL, NULL, NULL}, {NULL, NULL, NULL}},
+};
+
+static void test_reply_build_partial(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(partial_cases) / sizeof(partial_cases[0]); i++) {
+		const struct partial_case *c = &partial_cases[i];
+		size_t len, olen;
+		char *req = golden_load(c->file, NULL, &len), *out = NULL;
+		assert_non_null(req);
+		struct sipm_reply r = {.code = 400,
+		                       .to_tag = "ourtag",
+		                       .src_ip = "127.0.0.1",
+		                       .src_port = 5070};
+		int e = sipm_reply_build(req, len, &r, &out, &olen);
+		free(req);
+		if (e != c->err)
+			fail_msg("%s: %d, want %d", c->file, e, c->err);
+		if (e)
+			continue;
+		for (size_t k = 0; k < 3 && c->has[k]; k++)
+			if (!strstr(out, c->has[k]))
+				fail_msg("%s: no '%s' in:\n%s", c->file, c->has[k], out);
+		for (size_t k = 0; k < 3 && c->absent[k]; k++)
+			if (strstr(out, c->absent[k]))
+				fail_msg(
+				    "%s: '%s' in an answer to a request without it:\n%s",
+				    c->file, c->absent[k] + 2, out);
+		free(out);
+	}
+}
+
 static void test_request_build(void **state)
 {
 	(void)state;
@@ -568,6 +617,7 @@ int main(void)
 	    cmocka_unit_test(test_golden_parse),
 	    cmocka_unit_test(test_golden_body),
 	    cmocka_unit_test(test_reply_build),
+	    cmocka_unit_test(test_reply_build_partial),
 	    cmocka_unit_test(test_request_build),
 	    cmocka_unit_test(test_sdp_answer),
 	    cmocka_unit_test(test_parse_mangled),
