@@ -1255,15 +1255,22 @@ void xlink_set_free(struct xlink_set *s)
 }
 
 /* & < > and " escaped (values are written in double quotes), as libstrophe does. */
-static void put_esc(struct sbuf *sb, const char *t)
+/* Escape t for XML text, or with attr for an attribute value: there tab, line
+ * feed and carriage return are written as character references too, or the
+ * reader's attribute-value normalization (XML 1.0 section 3.3.3) would turn them
+ * into spaces. */
+static void put_esc(struct sbuf *sb, const char *t, bool attr)
 {
 	size_t run = 0, i = 0;
 	for (; t[i]; i++) {
-		const char *rep = t[i] == '&'   ? "&amp;"
-		                  : t[i] == '<' ? "&lt;"
-		                  : t[i] == '>' ? "&gt;"
-		                  : t[i] == '"' ? "&quot;"
-		                                : NULL;
+		const char *rep = t[i] == '&'            ? "&amp;"
+		                  : t[i] == '<'          ? "&lt;"
+		                  : t[i] == '>'          ? "&gt;"
+		                  : t[i] == '"'          ? "&quot;"
+		                  : attr && t[i] == '\t' ? "&#9;"
+		                  : attr && t[i] == '\n' ? "&#10;"
+		                  : attr && t[i] == '\r' ? "&#13;"
+		                                         : NULL;
 		if (!rep)
 			continue;
 		sbuf_putn(sb, t + run, i - run);
@@ -1281,7 +1288,7 @@ static void stanza_put(struct sbuf *sb, xmpp_stanza_t *st, const char *pns,
 	if (xmpp_stanza_is_text(st)) {
 		const char *t = xmpp_stanza_get_text_ptr(st);
 		if (t)
-			put_esc(sb, t);
+			put_esc(sb, t, false);
 		return;
 	}
 	const char *name = xmpp_stanza_get_name(st);
@@ -1304,7 +1311,7 @@ static void stanza_put(struct sbuf *sb, xmpp_stanza_t *st, const char *pns,
 		sbuf_putc(sb, ' ');
 		sbuf_puts(sb, attr[i]);
 		sbuf_puts(sb, "=\"");
-		put_esc(sb, attr[i + 1]);
+		put_esc(sb, attr[i + 1], true);
 		sbuf_putc(sb, '"');
 	}
 	xmpp_stanza_t *c = xmpp_stanza_get_children(st);

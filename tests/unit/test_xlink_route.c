@@ -375,6 +375,39 @@ static void test_stanza_text(void **state)
 	xmpp_ctx_free(xctx);
 }
 
+/* Tab, line feed and carriage return in an attribute value survive the trip
+ * through an XML reader (XML 1.0 section 3.3.3 normalizes raw ones to spaces);
+ * in text they stay as they are. */
+static void test_stanza_text_attr_whitespace(void **state)
+{
+	(void)state;
+	static const char *const vals[] = {"a\tb", "line1\nline2", "cr\r\nlf", "plain"};
+	xmpp_ctx_t *xctx = xmpp_ctx_new(NULL, NULL);
+	assert_non_null(xctx);
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		xmpp_stanza_t *st =
+		    xmpp_message_new(xctx, "chat", "b@xmpp.test", vals[i]);
+		assert_non_null(st);
+		assert_int_equal(xmpp_message_set_body(st, vals[i]), XMPP_EOK);
+		char *text = NULL;
+		size_t len = 0;
+		assert_int_equal(xlink_stanza_text(st, &text, &len), 0);
+		xmpp_stanza_t *back = xmpp_stanza_new_from_string(xctx, text);
+		assert_non_null(back);
+		assert_string_equal(xmpp_stanza_get_id(back), vals[i]);
+		char *body = xmpp_message_get_body(back);
+		assert_non_null(body);
+		/* an XML reader turns CR LF in text into LF (XML 1.0 section 2.11) */
+		if (strchr(vals[i], '\r') == NULL)
+			assert_string_equal(body, vals[i]);
+		xmpp_free(xctx, body);
+		free(text);
+		xmpp_stanza_release(back);
+		xmpp_stanza_release(st);
+	}
+	xmpp_ctx_free(xctx);
+}
+
 static void test_iq_table(void **state)
 {
 	(void)state;
@@ -403,9 +436,13 @@ static void test_iq_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_decide),        cmocka_unit_test(test_answers),
-	    cmocka_unit_test(test_error_minimal), cmocka_unit_test(test_jid),
-	    cmocka_unit_test(test_iq_table),      cmocka_unit_test(test_stanza_text),
+	    cmocka_unit_test(test_decide),
+	    cmocka_unit_test(test_answers),
+	    cmocka_unit_test(test_error_minimal),
+	    cmocka_unit_test(test_jid),
+	    cmocka_unit_test(test_iq_table),
+	    cmocka_unit_test(test_stanza_text),
+	    cmocka_unit_test(test_stanza_text_attr_whitespace),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
