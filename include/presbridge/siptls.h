@@ -36,6 +36,11 @@ struct siptls_alert {
  * "unknown_alert". Never NULL. Static. */
 const struct siptls_alert *siptls_alert(int code);
 
+/* Does keyfile hold an unencrypted PEM private key (-ENOKEY if not) that belongs
+ * to cert (-EKEYREJECTED if not)? 0 when both hold. For -n's checks of [sip] and
+ * [s2s]. */
+int siptls_key_check(struct x509_st *cert, const char *keyfile);
+
 /* A certificate verification failure (X509_V_ERR_*) in plain words. */
 struct siptls_verr {
 	long code;

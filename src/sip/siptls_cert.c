@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -292,4 +294,18 @@ void siptls_names_str(char *const *names, size_t n, char *buf, size_t len)
 		}
 		o += (size_t)w;
 	}
+}
+
+int siptls_key_check(struct x509_st *cert, const char *keyfile)
+{
+	FILE *kf = fopen(keyfile, "r");
+	EVP_PKEY *key = kf ? PEM_read_PrivateKey(kf, NULL, NULL, NULL) : NULL;
+	if (kf)
+		fclose(kf);
+	int r = !key                                     ? -ENOKEY
+	        : X509_check_private_key(cert, key) != 1 ? -EKEYREJECTED
+	                                                 : 0;
+	EVP_PKEY_free(key);
+	ERR_clear_error();
+	return r;
 }

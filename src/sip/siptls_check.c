@@ -165,23 +165,17 @@ static void check_own(const struct conf *cf, struct diag_list *dl,
 		         cf->cert);
 		goto out;
 	}
-	FILE *kf = fopen(cf->key, "r");
-	EVP_PKEY *key = kf ? PEM_read_PrivateKey(kf, NULL, NULL, NULL) : NULL;
-	if (kf)
-		fclose(kf);
-	ERR_clear_error();
-	if (!key)
+	int kc = siptls_key_check(own, cf->key);
+	if (kc == -ENOKEY)
 		diag_add(
 		    dl, DIAG_ERROR, cf->file, kl,
 		    "key: %s holds no unencrypted PEM private key the bridge can read",
 		    cf->key);
-	else if (X509_check_private_key(own, key) != 1)
+	else if (kc == -EKEYREJECTED)
 		diag_add(dl, DIAG_ERROR, cf->file, kl,
 		         "key: %s does not belong to the certificate %s: use the key the "
 		         "certificate was issued for",
 		         cf->key, cf->cert);
-	EVP_PKEY_free(key);
-	ERR_clear_error();
 
 	if (X509_cmp_current_time(X509_get0_notBefore(own)) > 0)
 		diag_add(

@@ -56,23 +56,17 @@ int xs2s_check_conf(const struct conf *cf, struct diag_list *dl)
 		         cf->s2s_cert);
 		return -EINVAL;
 	}
-	FILE *kf = fopen(cf->s2s_key, "r");
-	EVP_PKEY *key = kf ? PEM_read_PrivateKey(kf, NULL, NULL, NULL) : NULL;
-	if (kf)
-		fclose(kf);
-	ERR_clear_error();
-	if (!key)
+	int kc = siptls_key_check(own, cf->s2s_key);
+	if (kc == -ENOKEY)
 		diag_add(
 		    dl, DIAG_ERROR, cf->file, kl,
 		    "[s2s] key: %s holds no unencrypted PEM private key the bridge can "
 		    "read",
 		    cf->s2s_key);
-	else if (X509_check_private_key(own, key) != 1)
+	else if (kc == -EKEYREJECTED)
 		diag_add(dl, DIAG_ERROR, cf->file, kl,
 		         "[s2s] key: %s does not belong to the certificate %s",
 		         cf->s2s_key, cf->s2s_cert);
-	EVP_PKEY_free(key);
-	ERR_clear_error();
 
 	if (X509_cmp_current_time(X509_get0_notAfter(own)) < 0)
 		diag_add(dl, DIAG_ERROR, cf->file, cl,
