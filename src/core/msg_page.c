@@ -94,7 +94,8 @@ int msg_lang_to_sip(const char *xml_lang, char out[MSG_LANG_MAX])
  * "/" / "[" / "]" / "?" / "{" / "}"). */
 static bool word_char(char c)
 {
-	return is_alpha(c) || is_digit(c) || (c && strchr("-.!%*_+`'~()<>:\\\"/[]?{}", c));
+	return is_alpha(c) || is_digit(c) ||
+	       (c && strchr("-.!%*_+`'~()<>:\\\"/[]?{}", c));
 }
 
 bool msg_callid_ok(const char *thread)
@@ -216,7 +217,8 @@ int msg_report_build(const struct msg_report *r, char **bodyp)
 	sbuf_init(&sb);
 	sbuf_printf(&sb, "Not delivered to %s: ", r->to);
 	if (r->sip_code)
-		sbuf_printf(&sb, "%d %s ", r->sip_code, r->sip_reason ? r->sip_reason : "");
+		sbuf_printf(&sb, "%d %s ", r->sip_code,
+		            r->sip_reason ? r->sip_reason : "");
 	sbuf_printf(&sb, "(XMPP %s%s%s).\nYour message: \"%s\"", r->cond,
 	            peer ? ": " : "", peer ? peer : "", r->excerpt);
 	free(peer);
