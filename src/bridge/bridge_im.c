@@ -1426,7 +1426,13 @@ static int xmsg_read(struct bridge *b, xmpp_stanza_t *st, struct bi_xmsg *x,
 	c = xmpp_stanza_get_child_by_name(st, "subject");
 	if (c)
 		x->subject = xmpp_stanza_get_text(c);
+	/* The S2S stream engine keeps the name as written; libstrophe's parser (the
+	 * component link) drops the prefix of a namespaced attribute. A message has
+	 * no "lang" attribute of its own (RFC 6120 section 8.1), so either is
+	 * xml:lang. */
 	x->lang = xmpp_stanza_get_attribute(st, "xml:lang");
+	if (!x->lang)
+		x->lang = xmpp_stanza_get_attribute(st, "lang");
 	for (c = xmpp_stanza_get_children(st); c; c = xmpp_stanza_get_next(c)) {
 		const char *ns = xmpp_stanza_is_tag(c) ? xmpp_stanza_get_ns(c) : NULL;
 		if (ns && strcmp(ns, MSG_NS_CHATSTATES) == 0 &&

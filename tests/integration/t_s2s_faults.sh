@@ -76,7 +76,7 @@ br_up() { # br_up NAME AUTH : the bridge (its log $T_DIR/bridge-NAME.log)
 	TARGET=$(pres_target tcp)
 }
 
-# sip_to_bob TAG: a page-mode MESSAGE from alice@sip.test to bob@xmpp.test (200).
+# sip_to_bob TAG: a page-mode MESSAGE from alice@sip.test to bob@xmpp.test (202).
 sip_to_bob() {
 	sipp_run "in-$1" bridge_im_page_uac.xml tcp "$TARGET" -key ruri bob@xmpp.test \
 		-key from alice@sip.test
