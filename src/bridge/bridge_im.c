@@ -749,16 +749,16 @@ static void sin_unsupported(struct bi_tab *t, struct sipleg_srv *srv,
 /* Remember the message stanza id carried, so that an XMPP error about it reaches
  * its SIP sender (x_error). Best effort: without memory the error is only
  * logged, as it was before the message went out. */
-static void pend_add(struct bi_tab *t, const struct bi_sin *in, const char *id,
-                     const char *text)
+static void pend_add(struct bi_tab *t, const char *from, const char *to,
+                     const char *call_id, const char *id, const char *text)
 {
 	struct bi_pend *p = calloc(1, sizeof(*p));
 	bool oom = !p;
 	if (p) {
-		p->sender_jid = bare_jid(in->from);
+		p->sender_jid = bare_jid(from);
 		oom = !p->sender_jid;
-		p->rcpt_jid = bare_jid(in->to);
-		p->call_id = in->s ? dup_or_null(in->call_id, &oom) : NULL;
+		p->rcpt_jid = bare_jid(to);
+		p->call_id = dup_or_null(call_id, &oom);
 		oom = oom || !p->rcpt_jid ||
 		      msg_excerpt(text, MSG_EXCERPT_CHARS, &p->excerpt);
 	}
@@ -768,7 +768,7 @@ static void pend_add(struct bi_tab *t, const struct bi_sin *in, const char *id,
 		log_warn(BR_MOD,
 		         "IM from %s to %s: out of memory; an XMPP error about it "
 		         "will only be logged",
-		         in->sip_uri, in->to);
+		         from, to);
 		return;
 	}
 	memo_put(&t->pend, id, p);
@@ -817,7 +817,7 @@ static void sin_text(struct bi_tab *t, struct sipleg_srv *srv, const struct bi_s
 			sin_refuse(t, srv, in, refusal_of(e));
 			goto out;
 		}
-		pend_add(t, in, id, text);
+		pend_add(t, in->from, in->to, in->s ? in->call_id : NULL, id, text);
 		log_debug(BR_MOD, "IM from %s to %s relayed (%zu bytes%s, id %s)",
 		          in->sip_uri, in->to, tlen, in->s ? ", in a session" : "", id);
 	}
@@ -1056,12 +1056,20 @@ void bi_sip_invite(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
 	}
 	/* The first message goes out before the 200, so that an XMPP link that cannot
 	 * take it refuses the session instead of losing the message. */
-	if (tlen > 0 &&
-	    (e = send_chat(t, from, to, thread, text, MSG_CHAT_ACTIVE)) != 0) {
+	char id[32];
+	struct bi_chat c = {.type = "chat",
+	                    .from = from,
+	                    .to = to,
+	                    .thread = thread,
+	                    .body = text,
+	                    .cs = (int)MSG_CHAT_ACTIVE};
+	if (tlen > 0 && (e = send_msg(t, &c, id)) != 0) {
 		sess_free(s);
 		br_sip_refuse(b, srv, refusal_of(e), NULL);
 		goto out;
 	}
+	if (tlen > 0)
+		pend_add(t, from, to, call_id, id, text);
 	struct sipleg_reply ok = {.code = 200};
 	e = sipleg_reply(srv, &ok, &d);
 	if (e || !d) {

@@ -103,6 +103,12 @@ report_is() { # report_is SIPP: the MESSAGE telling alice her page to nobody fai
 		im_sip_body "$1" MESSAGE 1 | grep -Eq '^Not delivered to nobody@xmpp\.test: [45][0-9][0-9] [A-Za-z ]+ \(XMPP [a-z-]+' &&
 		im_sip_body "$1" MESSAGE 1 | grep -Fq 'Your message: "Grüße zweite Zeile — 中文 😀'
 }
+sess_report_is() { # the report in the dialog names nobody and quotes the first message
+	im_sip_body "$1" MESSAGE 1 | grep -q '^Not delivered to nobody@xmpp\.test: ' &&
+		im_sip_body "$1" MESSAGE 1 | grep -Fq 'Your message: "Erste Nachricht: Grüße aus Lync 😀"' &&
+		header_has "$1" MESSAGE From '^<sip:nobody@xmpp\.test>;tag='
+}
+_log_count_above() { (($(count_lines "$BR_LOG" 'typing notifications to sip:alice@sip.test stopped') > $1)); }
 long_first() { # no Ms-Text-Format in the INVITE; the text is the first MESSAGE
 	! im_sip_header "$1" INVITE Ms-Text-Format >/dev/null &&
 		body_is "$1" MESSAGE 1 "$LONG"
@@ -290,6 +296,35 @@ for tp in tcp tls; do
 	check "$tp: session, unknown user: INVITE 404 reaches bob as item-not-found" \
 		xmppc_expect bob '<message&&type="error"&&id="e404s"&&from="nobody@sip.test"&&<item-not-found' 10
 	check "$tp: session, unknown user: the 404 is acknowledged" sipp_wait "$UAS" 10
+
+	# An XMPP error about a message of a Lync session (here its first, in
+	# Ms-Text-Format) reaches the user in the conversation: a MESSAGE in the dialog.
+	sipp_start "sess-report-$tp" bridge_im_sess_report_uac.xml "$tp" "$target" \
+		-key ruri nobody@xmpp.test -key from alice@sip.test -m 1 -timeout 30s ||
+		die "SIPp UAC ($tp) did not start"
+	check "$tp: session, no such XMPP user: the error comes back as a MESSAGE in the dialog; BYE answered" \
+		sipp_wait "$LAST_PID" 25
+	check "$tp: session, no such XMPP user: the report quotes the first message" \
+		sess_report_is "sess-report-$tp"
+
+	# RFC 3994 section 4 in a session: after a 415 to Lync's KeyboardActivity INFO
+	# no more INFOs; bob's text still arrives.
+	sipp_start "sess-t415-$tp" bridge_im_sess_typing415_uac.xml "$tp" "$target" \
+		-key ruri bob@xmpp.test -key from alice@sip.test -m 1 -timeout 40s ||
+		die "SIPp UAC ($tp) did not start"
+	UAC=$LAST_PID
+	xmppc_expect bob '<message&&from="alice@sip.test"&&<body>Erste Nachricht: Grüße aus Lync 😀</body>&&<thread>' 10 ||
+		log "the 415 session did not open"
+	T=$(im_thread bob 'Erste Nachricht: Grüße aus Lync')
+	n415=$(count_lines "$BR_LOG" 'typing notifications to sip:alice@sip.test stopped')
+	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\"><composing $CS/><thread>$T</thread></message>"
+	wait_until 10 _log_count_above "$n415" || true
+	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\"><paused $CS/><thread>$T</thread></message>"
+	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\"><composing $CS/><thread>$T</thread></message>"
+	sleep 1
+	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\" id=\"t415s\"><body>nach dem 415 im Dialog</body><thread>$T</thread></message>"
+	check "$tp: session, typing after a 415: one INFO (415), then the text as MESSAGE, then BYE" \
+		sipp_wait "$UAC" 25
 
 	# A first message over the 800 characters Lync takes in Ms-Text-Format
 	im_uas_start "long-$tp" bridge_im_long_uas.xml "$UAS_PORT" -m 1 -timeout 30s ||
