@@ -325,6 +325,8 @@ for tp in tcp tls; do
 	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\" id=\"t415s\"><body>nach dem 415 im Dialog</body><thread>$T</thread></message>"
 	check "$tp: session, typing after a 415: one INFO (415), then the text as MESSAGE, then BYE" \
 		sipp_wait "$UAC" 25
+	check "$tp: session, typing after a 415: no second INFO (SIPp only logs an unexpected one)" \
+		test "$(im_sip_count "sess-t415-$tp" INFO)" -eq 1
 
 	# A first message over the 800 characters Lync takes in Ms-Text-Format
 	im_uas_start "long-$tp" bridge_im_long_uas.xml "$UAS_PORT" -m 1 -timeout 30s ||
