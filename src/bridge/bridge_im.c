@@ -55,7 +55,7 @@
  * section 7: the bridge answers 202, and a later failure travels back as a
  * MESSAGE). An XMPP server answers an undeliverable message at once, or, toward
  * another domain, once its server-to-server attempt gives up (remote-server-
- * timeout, RFC 6120 section 8.3.3.16), well within two minutes; the count bounds
+ * timeout, RFC 6120 section 8.3.3.17), well within two minutes; the count bounds
  * the memory (about 300 bytes each) whatever the traffic. */
 #define BI_PEND_MAX    512
 #define BI_PEND_TTL_MS 120000
@@ -383,7 +383,7 @@ struct bi_chat {
 };
 
 /* Send c; id (may be NULL) receives the stanza's id, which an error about it
- * will carry (RFC 6120 section 8.2). */
+ * will carry (RFC 6120 section 8.1.3). */
 static int send_msg(struct bi_tab *t, const struct bi_chat *c, char id[32])
 {
 	struct bridge *b = t->b;
@@ -1879,7 +1879,7 @@ out:
  * An XMPP error about a message the bridge relayed from SIP. The SIP sender had
  * its answer when the message was handed to the XMPP server (202 in page mode,
  * RFC 3428 section 7; 200 in a Lync session), so the error travels as a MESSAGE
- * back (report_to_sip), found by the stanza id (RFC 6120 section 8.2: an error
+ * back (report_to_sip), found by the stanza id (RFC 6120 section 8.1.3: an error
  * stanza carries the id of the stanza it is about). Only the recipient's side
  * can fail a message: an error from anyone else, for an unknown or expired id,
  * or about a typing notification (XEP-0085 leaves their loss unreported) is
