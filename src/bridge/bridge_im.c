@@ -1911,6 +1911,7 @@ static int x_error(struct bi_tab *t, xmpp_stanza_t *st, struct xlink_refusal *r)
 	    strncasecmp(p->sender_jid, to, strcspn(to, "/")) == 0 &&
 	    strlen(p->sender_jid) == strcspn(to, "/")) {
 		report_to_sip(t, p, cond, etext);
+		pend_free(p);
 	} else {
 		if (p)
 			memo_put(&t->pend, id, p); /* not its recipient: keep waiting */
