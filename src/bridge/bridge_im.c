@@ -30,6 +30,7 @@
 #include "presbridge/hmap.h"
 #include "presbridge/log.h"
 #include "presbridge/sbuf.h"
+#include "presbridge/ttlmap.h"
 
 /* Messages an XMPP user writes while the INVITE of a new session is pending wait
  * for its 2xx. A person types a handful in the second a server takes to answer;
@@ -129,25 +130,7 @@ struct bi_req {
 	struct bi_req *prev, *next;
 };
 
-/* A bounded table of expiring entries keyed by a string. Every entry lives for
- * the table's one TTL, so insertion order is expiry order: the head is the
- * oldest, expired first and evicted first when the table is full. */
-struct bi_memo_ent {
-	char *key;
-	int64_t expires;
-	void *val; /* owned, released with the table's free_val */
-	struct bi_memo_ent *prev, *next;
-};
-
-struct bi_memo {
-	struct hmap map;
-	struct bi_memo_ent *head, *tail;
-	size_t n, max;
-	int64_t ttl_ms;
-	void (*free_val)(void *);
-};
-
-/* A message relayed from SIP whose XMPP error is reported back (bi_memo value,
+/* A message relayed from SIP whose XMPP error is reported back (ttlmap value,
  * keyed by the stanza id the bridge gave it). */
 struct bi_pend {
 	char *sender_jid; /* the SIP sender's JID: the error's to */
@@ -162,10 +145,10 @@ struct bi_tab {
 	struct bi_sess *sess;
 	size_t nsess;
 	struct bi_req *reqs;
-	struct bi_memo pend;     /* stanza id -> struct bi_pend */
-	struct bi_memo notyping; /* SIP URI -> NULL: no typing notifications */
-	struct hmap pairs;       /* jid BI_SEP sip_uri -> the pair's current session */
-	uint64_t k0, k1;         /* thread names: SipHash key */
+	struct ttlmap pend;     /* stanza id -> struct bi_pend */
+	struct ttlmap notyping; /* SIP URI -> NULL: no typing notifications */
+	struct hmap pairs;      /* jid BI_SEP sip_uri -> the pair's current session */
+	uint64_t k0, k1;        /* thread names: SipHash key */
 	unsigned long serial;
 };
 
@@ -217,108 +200,7 @@ static void make_thread(struct bi_tab *t, const char *seed, char *out, size_t le
 	snprintf(out, len, "pb-%016llx", (unsigned long long)h);
 }
 
-/* ---- bounded tables ---- */
-
-static void memo_init(struct bi_memo *m, size_t max, int64_t ttl_ms,
-                      void (*free_val)(void *), uint64_t k0, uint64_t k1)
-{
-	memset(m, 0, sizeof(*m));
-	hmap_init(&m->map, k0, k1);
-	m->max = max;
-	m->ttl_ms = ttl_ms;
-	m->free_val = free_val;
-}
-
-static void memo_unlink(struct bi_memo *m, struct bi_memo_ent *e)
-{
-	hmap_del(&m->map, e->key, strlen(e->key));
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		m->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		m->tail = e->prev;
-	m->n--;
-}
-
-static void memo_drop(struct bi_memo *m, struct bi_memo_ent *e)
-{
-	memo_unlink(m, e);
-	if (e->val && m->free_val)
-		m->free_val(e->val);
-	free(e->key);
-	free(e);
-}
-
-static void memo_expire(struct bi_memo *m, int64_t now)
-{
-	while (m->head && m->head->expires <= now)
-		memo_drop(m, m->head);
-}
-
-/* Remember val (owned from now on, even on failure) under key, replacing what
- * the key held. Returns 0 or -ENOMEM. */
-static int memo_put(struct bi_memo *m, const char *key, void *val)
-{
-	int64_t now = br_now();
-	memo_expire(m, now);
-	struct bi_memo_ent *e = hmap_get(&m->map, key, strlen(key));
-	if (e)
-		memo_drop(m, e);
-	while (m->n >= m->max && m->head)
-		memo_drop(m, m->head);
-	e = calloc(1, sizeof(*e));
-	if (e)
-		e->key = strdup(key);
-	if (!e || !e->key || hmap_put(&m->map, e->key, strlen(e->key), e) != 0) {
-		if (e)
-			free(e->key);
-		free(e);
-		if (val && m->free_val)
-			m->free_val(val);
-		return -ENOMEM;
-	}
-	e->val = val;
-	e->expires = now + m->ttl_ms;
-	e->prev = m->tail;
-	if (m->tail)
-		m->tail->next = e;
-	else
-		m->head = e;
-	m->tail = e;
-	m->n++;
-	return 0;
-}
-
-/* Is key remembered (and not expired)? */
-static bool memo_has(struct bi_memo *m, const char *key)
-{
-	memo_expire(m, br_now());
-	return hmap_get(&m->map, key, strlen(key)) != NULL;
-}
-
-/* Take key's value out of the table (caller-owns), or NULL. */
-static void *memo_take(struct bi_memo *m, const char *key)
-{
-	memo_expire(m, br_now());
-	struct bi_memo_ent *e = hmap_get(&m->map, key, strlen(key));
-	if (!e)
-		return NULL;
-	void *val = e->val;
-	memo_unlink(m, e);
-	free(e->key);
-	free(e);
-	return val;
-}
-
-static void memo_free(struct bi_memo *m)
-{
-	while (m->head)
-		memo_drop(m, m->head);
-	hmap_free(&m->map);
-}
+/* ---- remembered messages ---- */
 
 static void pend_free(void *arg)
 {
@@ -771,7 +653,7 @@ static void pend_add(struct bi_tab *t, const char *from, const char *to,
 		         from, to);
 		return;
 	}
-	memo_put(&t->pend, id, p);
+	ttlmap_put(&t->pend, id, p, br_now());
 }
 
 /*
@@ -1275,7 +1157,7 @@ static void resp_typing(struct bi_req *r, int status, struct sipm *resp, struct 
 		if (r->s)
 			r->s->no_typing = true;
 		else
-			memo_put(&r->t->notyping, r->sip_uri, NULL);
+			ttlmap_put(&r->t->notyping, r->sip_uri, NULL, br_now());
 		return;
 	}
 	log_debug(BR_MOD, "typing notification from %s to %s refused with %d", r->xfrom,
@@ -1527,7 +1409,7 @@ static int x_page_text(struct bi_tab *t, struct bi_xmsg *x, const char *body, si
 static void x_page_typing(struct bi_tab *t, struct bi_xmsg *x, enum msg_typing typ)
 {
 	/* RFC 3994 section 4: after a 415 to one, no more for that user. */
-	if (memo_has(&t->notyping, x->to_uri))
+	if (ttlmap_has(&t->notyping, x->to_uri, br_now()))
 		return;
 	char *doc = NULL, *from = br_name_addr(x->from_uri);
 	size_t len = 0;
@@ -1906,7 +1788,7 @@ static int x_error(struct bi_tab *t, xmpp_stanza_t *st, struct xlink_refusal *r)
 			cond = n;
 		}
 	}
-	struct bi_pend *p = id ? memo_take(&t->pend, id) : NULL;
+	struct bi_pend *p = id ? ttlmap_take(&t->pend, id, br_now()) : NULL;
 	if (p && bare && to && strcasecmp(p->rcpt_jid, bare) == 0 &&
 	    strncasecmp(p->sender_jid, to, strcspn(to, "/")) == 0 &&
 	    strlen(p->sender_jid) == strcspn(to, "/")) {
@@ -1914,7 +1796,8 @@ static int x_error(struct bi_tab *t, xmpp_stanza_t *st, struct xlink_refusal *r)
 		pend_free(p);
 	} else {
 		if (p)
-			memo_put(&t->pend, id, p); /* not its recipient: keep waiting */
+			ttlmap_put(&t->pend, id, p,
+			           br_now()); /* not its recipient: keep waiting */
 		log_info(BR_MOD,
 		         "IM from %s to %s was not delivered on the XMPP side: %s",
 		         to ? to : "?", from ? from : "?", cond);
@@ -2072,9 +1955,9 @@ void bi_restore(struct bridge *b)
 	t->k0 = k[0];
 	t->k1 = k[1];
 	hmap_init(&t->pairs, k[1], k[0]);
-	memo_init(&t->pend, BI_PEND_MAX, BI_PEND_TTL_MS, pend_free, k[0], k[1] ^ 1);
-	memo_init(&t->notyping, BI_NOTYPING_MAX, BI_NOTYPING_TTL_MS, NULL, k[0] ^ 1,
-	          k[1]);
+	ttlmap_init(&t->pend, BI_PEND_MAX, BI_PEND_TTL_MS, pend_free, k[0], k[1] ^ 1);
+	ttlmap_init(&t->notyping, BI_NOTYPING_MAX, BI_NOTYPING_TTL_MS, NULL, k[0] ^ 1,
+	            k[1]);
 	b->im = t;
 
 	int e = store_im_each(b->store, collect_im, &ids);
@@ -2179,8 +2062,8 @@ void bi_free(struct bridge *b)
 		sess_free(s);
 	}
 	hmap_free(&t->pairs);
-	memo_free(&t->pend);
-	memo_free(&t->notyping);
+	ttlmap_free(&t->pend);
+	ttlmap_free(&t->notyping);
 	b->im = NULL;
 	free(t);
 }
