@@ -109,6 +109,10 @@ sess_report_is() { # the report in the dialog names nobody and quotes the first 
 		header_has "$1" MESSAGE From '^<sip:nobody@xmpp\.test>;tag='
 }
 _log_count_above() { (($(count_lines "$BR_LOG" 'typing notifications to sip:alice@sip.test stopped') > $1)); }
+sess_lang_in() { # bob's copy of the in-dialog MESSAGE: type chat, xml:lang de-DE
+	grep '^RECV ' "$(xmppc_log bob)" | grep -F 'Zweite Nachricht — im Dialog' | tail -n 1 |
+		grep ' type="chat"' | grep -q ' lang="de-DE"'
+}
 long_first() { # no Ms-Text-Format in the INVITE; the text is the first MESSAGE
 	! im_sip_header "$1" INVITE Ms-Text-Format >/dev/null &&
 		body_is "$1" MESSAGE 1 "$LONG"
@@ -279,6 +283,8 @@ for tp in tcp tls; do
 	log "session thread: '$T'"
 	check "$tp: session, SIP-initiated: the MESSAGE in the dialog arrives in the same thread" \
 		xmppc_expect bob "<message&&from=\"alice@sip.test\"&&<body>Zweite Nachricht — im Dialog&#10;</body>&&<thread>${T:-none}</thread>" 10
+	check "$tp: session, SIP-initiated: Content-Language -> xml:lang (RFC 7572 section 8), type chat kept" \
+		sess_lang_in
 	check "$tp: session, SIP-initiated: Lync's KeyboardActivity INFO -> <composing/> in the thread" \
 		xmppc_expect bob "<message&&from=\"alice@sip.test\"&&<composing $CS/>&&<thread>${T:-none}</thread>" 10
 	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\" id=\"r1\"><body>Antwort von Bob</body><thread>$T</thread></message>"
@@ -355,7 +361,7 @@ for tp in tcp tls; do
 		die "SIPp UAS ($tp) did not start"
 	UAS=$LAST_PID
 	xmppc_send bob '<message type="chat" to="alice@sip.test" id="s1"><body>Hallo Alice — 1 😀</body></message>'
-	xmppc_send bob '<message type="chat" to="alice@sip.test" id="s2"><body>zweite Nachricht&#10;über XMPP</body></message>'
+	xmppc_send bob '<message type="chat" to="alice@sip.test" id="s2" xml:lang="de-AT"><body>zweite Nachricht&#10;über XMPP</body></message>'
 	check "$tp: session, XMPP-initiated: INVITE, then the second chat as MESSAGE in the dialog" \
 		wait_until 10 received "sess-out-$tp" MESSAGE 1
 	check "$tp: session, XMPP-initiated: the INVITE carries the first chat in Ms-Text-Format" \
@@ -364,6 +370,8 @@ for tp in tcp tls; do
 		invite_headers "sess-out-$tp"
 	check "$tp: session, XMPP-initiated: the second chat's body is exact (CRLF)" \
 		body_is "sess-out-$tp" MESSAGE 1 $'zweite Nachricht\r\nüber XMPP'
+	check "$tp: session, XMPP-initiated: xml:lang -> Content-Language in the dialog (RFC 7572 section 8)" \
+		header_has "sess-out-$tp" MESSAGE Content-Language '^de-AT$'
 	xmppc_send bob '<message type="chat" to="alice@sip.test"><composing xmlns="http://jabber.org/protocol/chatstates"/></message>'
 	check "$tp: typing, XMPP -> SIP (session): <composing/> arrives as KeyboardActivity INFO" \
 		session_typing "sess-out-$tp"
