@@ -136,7 +136,9 @@ int msg_plain_to_text(const char *s, size_t len, const struct msg_limits *lim,
                       char **textp, size_t *lenp);
 
 /*
- * text/html -> readable plain text, as a browser would show it:
+ * text/html -> readable plain text, as a browser would show it. RFC 7572
+ * section 7 would have text/html become XHTML-IM (XEP-0071, now Deprecated);
+ * the bridge sends the text alone (docs/design-notes.md, "Messages"):
  *   - <script>, <style>, <title>, <iframe>, <noembed>, <noframes> content,
  *     comments, doctypes and processing instructions are dropped;
  *   - white space collapses to one space; <pre> keeps it; spaces and tabs at
