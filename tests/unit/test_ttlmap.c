@@ -36,12 +36,13 @@ struct step {
 	enum op op;
 	const char *key;
 	int64_t now;
-	int n;         /* PUT: the value; TAKE: the value expected (0: none) */
-	size_t count;  /* entries after the step */
-	int freed;     /* values released so far */
+	int n;        /* PUT: the value; TAKE: the value expected (0: none) */
+	size_t count; /* entries after the step */
+	int freed;    /* values released so far */
 };
 
-static void run(const char *name, size_t max, int64_t ttl, const struct step *s, size_t ns)
+static void run(const char *name, size_t max, int64_t ttl, const struct step *s,
+                size_t ns)
 {
 	struct ttlmap m;
 	freed = 0;
@@ -58,20 +59,21 @@ static void run(const char *name, size_t max, int64_t ttl, const struct step *s,
 			break;
 		case MISSING:
 			if (ttlmap_has(&m, st->key, st->now))
-				fail_msg("%s step %zu: '%s' still there", name, i, st->key);
+				fail_msg("%s step %zu: '%s' still there", name, i,
+				         st->key);
 			break;
 		case TAKE: {
 			int *v = ttlmap_take(&m, st->key, st->now);
 			if ((v ? *v : 0) != st->n)
-				fail_msg("%s step %zu: took %d, want %d", name, i, v ? *v : 0,
-				         st->n);
+				fail_msg("%s step %zu: took %d, want %d", name, i,
+				         v ? *v : 0, st->n);
 			free(v);
 			break;
 		}
 		}
 		if (m.n != st->count || freed != st->freed)
-			fail_msg("%s step %zu: %zu entries and %d freed, want %zu and %d", name,
-			         i, m.n, freed, st->count, st->freed);
+			fail_msg("%s step %zu: %zu entries and %d freed, want %zu and %d",
+			         name, i, m.n, freed, st->count, st->freed);
 	}
 	size_t left = m.n;
 	int before = freed;
@@ -91,12 +93,9 @@ static void test_ttlmap(void **state)
 	};
 	/* Bounded in time: gone at exactly its TTL, released then. */
 	static const struct step ttl[] = {
-	    {PUT, "a", 0, 1, 1, 0},
-	    {PUT, "b", 50, 2, 2, 0},
-	    {HAS, "a", 99, 0, 2, 0},
-	    {MISSING, "a", 100, 0, 1, 1},
-	    {TAKE, "b", 149, 2, 0, 1},
-	    {PUT, "c", 200, 3, 1, 1},
+	    {PUT, "a", 0, 1, 1, 0},    {PUT, "b", 50, 2, 2, 0},
+	    {HAS, "a", 99, 0, 2, 0},   {MISSING, "a", 100, 0, 1, 1},
+	    {TAKE, "b", 149, 2, 0, 1}, {PUT, "c", 200, 3, 1, 1},
 	    {TAKE, "c", 300, 0, 0, 2}, /* expired: not reported */
 	};
 	/* Bounded in memory: the oldest goes when the table is full. */
