@@ -165,6 +165,9 @@ timing "flood: 1200 SUBSCRIBEs in $((t1 - t0)) ms (20 accepted, 1180 x 503); VmR
 # --- invalid UTF-8 and control characters
 xmppc_start alice alice@xmpp.test/desk alicepw || die "alice cannot log in"
 xmppc_send alice '<presence/>'
+# Her own presence back: ejabberd has her as available, so a message to her bare
+# JID is delivered rather than left to offline handling (RFC 6121 8.5.2.1.1).
+xmppc_expect alice '<presence&&from="alice@xmpp.test/desk"' 10 || log "alice's presence did not come back"
 sip_req MESSAGE sip:alice@xmpp.test '<sip:u1@sip.test>' u8-1 $'caf\xe9 \xff\xfe' | sip_ask u8body
 check "UTF-8: MESSAGE body with invalid UTF-8 -> 400 (bad body)" answered u8body '^SIP/2.0 400 '
 check "UTF-8: ... and says why" answered u8body 'reason="the message is not valid UTF-8'
