@@ -136,7 +136,9 @@ int msg_plain_to_text(const char *s, size_t len, const struct msg_limits *lim,
                       char **textp, size_t *lenp);
 
 /*
- * text/html -> readable plain text, as a browser would show it:
+ * text/html -> readable plain text, as a browser would show it. RFC 7572
+ * section 7 would have text/html become XHTML-IM (XEP-0071, now Deprecated);
+ * the bridge sends the text alone (docs/design-notes.md, "Messages"):
  *   - <script>, <style>, <title>, <iframe>, <noembed>, <noframes> content,
  *     comments, doctypes and processing instructions are dropped;
  *   - white space collapses to one space; <pre> keeps it; spaces and tabs at
@@ -282,5 +284,91 @@ int msg_kbactivity_parse(const char *buf, size_t len, enum msg_typing *tp);
 /* Write a KeyboardActivity document for t. Same ownership and errors as
  * msg_iscomposing_build. */
 int msg_kbactivity_build(enum msg_typing t, char **docp, size_t *lenp);
+
+/* ---- Page mode (RFC 7572 sections 4-6, RFC 3428) ---------------------------- */
+
+/* RFC 3428 section 8: a MESSAGE outside a session is at most 1300 bytes, the
+ * whole request; RFC 7572 section 6 has the XMPP sender get <policy-violation/>
+ * for a message that would make a larger one. */
+#define MSG_PAGE_MAX_REQUEST 1300
+
+/* A language tag as both sides can carry it: RFC 3261 section 20.13 (primary tag
+ * of 1-8 letters, "-", subtags of 1-8 characters). Subtags may hold digits, as
+ * BCP 47 (RFC 5646: "es-419") allows and xml:lang carries: RFC 3261's
+ * letters-only subtag predates it. Buffers of MSG_LANG_MAX bytes hold any tag
+ * these functions accept. */
+#define MSG_LANG_MAX 64
+
+/*
+ * RFC 7572 section 8 (a MUST, both ways): Content-Language <-> xml:lang.
+ * msg_lang_from_sip takes the first tag of a Content-Language value
+ * ("de, en" -> "de"; xml:lang holds one); msg_lang_to_sip checks an xml:lang
+ * value. Either writes the tag to out[MSG_LANG_MAX]. Returns 0, -ENOENT (NULL
+ * or empty: no language; an empty xml:lang means none, XML 1.0 section 2.12),
+ * or -EBADMSG (not a tag of the form above, which also keeps a header
+ * injection out of the SIP request).
+ */
+int msg_lang_from_sip(const char *value, char out[MSG_LANG_MAX]);
+int msg_lang_to_sip(const char *xml_lang, char out[MSG_LANG_MAX]);
+
+/* The longest <thread/> taken as a Call-ID. */
+#define MSG_CALLID_MAX 128
+
+/*
+ * RFC 7572 section 4 table 1: <thread/> -> Call-ID. True when thread can be the
+ * Call-ID of a page-mode MESSAGE as it is: RFC 3261 section 25.1
+ * callid = word ["@" word], at most MSG_CALLID_MAX bytes. Otherwise the SIP
+ * leg picks a Call-ID of its own (the thread cannot be carried).
+ */
+bool msg_callid_ok(const char *thread);
+
+/*
+ * SIP Subject (RFC 3261 section 20.36, TEXT-UTF8-TRIM) -> <subject/> text
+ * (RFC 7572 section 5 table 2): trimmed, valid UTF-8 and cleaned as a body.
+ * *textp is caller-owned. Returns 0, -ENOENT (NULL or only white space),
+ * -EILSEQ, -E2BIG (over lim's limits; lim NULL: defaults) or -ENOMEM.
+ */
+int msg_subject_from_sip(const char *value, const struct msg_limits *lim, char **textp);
+
+/*
+ * <subject/> text (valid UTF-8) -> a Subject header value (RFC 7572 section 4
+ * table 1): one line (line breaks and tabs become one space, runs of white
+ * space one space), trimmed, without the controls a header cannot hold (RFC
+ * 3261 section 25.1 TEXT-UTF8char: C0 and DEL). *valuep is caller-owned.
+ * Returns 0, -ENOENT (nothing left), -EILSEQ, -E2BIG or -ENOMEM.
+ */
+int msg_subject_to_sip(const char *text, const struct msg_limits *lim, char **valuep);
+
+/* Characters of the message an undelivered-message report quotes. */
+#define MSG_EXCERPT_CHARS 60
+
+/*
+ * The first max_chars characters (code points) of text (valid UTF-8, borrowed)
+ * on one line: line breaks and tabs become spaces; "..." is appended when text
+ * was longer. *outp is caller-owned. Returns 0, -EILSEQ or -ENOMEM.
+ */
+int msg_excerpt(const char *text, size_t max_chars, char **outp);
+
+/* What an undelivered-message report says (all borrowed; text may be NULL). */
+struct msg_report {
+	const char *to;      /* the XMPP recipient, e.g. "bob@xmpp.test" */
+	const char *excerpt; /* msg_excerpt of the message */
+	const char *cond;    /* the XMPP condition, e.g. "item-not-found" */
+	int sip_code;        /* what RFC 7247 section 7.1 maps cond to */
+	const char *sip_reason;
+	const char *text; /* the XMPP error's <text/>, from the peer, or NULL */
+};
+
+/*
+ * The text of the MESSAGE that tells a SIP user an XMPP error came back for a
+ * message the bridge had already answered 202 (RFC 3428 section 7: delivery
+ * beyond a gateway is confirmed "via some other mechanism"), e.g.
+ *   Not delivered to bob@xmpp.test: 404 Not Found (XMPP item-not-found).
+ *   Your message: "hello?"
+ * The peer's text is cleaned and cut as an excerpt. *bodyp is caller-owned
+ * UTF-8 with LF line breaks (msg_text_to_sip makes the SIP form). Returns 0,
+ * -EINVAL (to, excerpt or cond NULL), -EILSEQ or -ENOMEM.
+ */
+int msg_report_build(const struct msg_report *r, char **bodyp);
 
 #endif

@@ -151,7 +151,11 @@ struct sipleg_req {
 	const char *content_type;
 	const char *body;
 	size_t body_len;
-	bool create_dialog; /* SUBSCRIBE/INVITE: a 2xx creates a dialog */
+	bool create_dialog;  /* SUBSCRIBE/INVITE: a 2xx creates a dialog */
+	const char *call_id; /* new requests: the Call-ID (an RFC 3261 callid the
+	                        caller checked); NULL: a random one */
+	size_t max_len;      /* refuse with -EMSGSIZE a request larger than this
+	                        many bytes once built (RFC 3428 section 8); 0: none */
 };
 
 /*
@@ -170,6 +174,7 @@ typedef void(sipleg_resp_h)(int status, struct sipm *resp, struct sipd *dlg, voi
  *   -ENOENT  no [peer] routes the R-URI's domain (answer the originator with
  *            err_bridge(ERR_BRIDGE_DOMAIN_UNMAPPED): 404 / item-not-found)
  *   -EINVAL  a missing or malformed field, an unknown peer name
+ *   -EMSGSIZE the built request is over rq->max_len
  *   -ENOMEM
  */
 int sipleg_request(struct sipleg *sl, const struct sipleg_req *rq, sipleg_resp_h *h,

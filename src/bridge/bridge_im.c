@@ -30,6 +30,7 @@
 #include "presbridge/hmap.h"
 #include "presbridge/log.h"
 #include "presbridge/sbuf.h"
+#include "presbridge/ttlmap.h"
 
 /* Messages an XMPP user writes while the INVITE of a new session is pending wait
  * for its 2xx. A person types a handful in the second a server takes to answer;
@@ -51,6 +52,20 @@
  * the state table and echoed in every message of the session. */
 #define BI_THREAD_MAX 256
 
+/* Messages from SIP whose XMPP error would still reach their sender (RFC 3428
+ * section 7: the bridge answers 202, and a later failure travels back as a
+ * MESSAGE). An XMPP server answers an undeliverable message at once, or, toward
+ * another domain, once its server-to-server attempt gives up (remote-server-
+ * timeout, RFC 6120 section 8.3.3.17), well within two minutes; the count bounds
+ * the memory (about 300 bytes each) whatever the traffic. */
+#define BI_PEND_MAX    512
+#define BI_PEND_TTL_MS 120000
+/* SIP users who answered a typing notification with 415 (RFC 3994 section 4:
+ * stop sending them); forgotten after an hour, when the user may have changed
+ * clients, or when the table is full (oldest first). */
+#define BI_NOTYPING_MAX    1024
+#define BI_NOTYPING_TTL_MS 3600000
+
 enum bi_phase {
 	BI_INVITING, /* our INVITE is out; messages queue */
 	BI_OPEN,     /* the dialog is up */
@@ -63,6 +78,7 @@ struct bi_queued {
 	char *xfrom;    /* the sender's full JID: where an error goes */
 	char *xto;      /* the SIP user's JID as addressed: the error's from */
 	char *id;       /* the stanza's id, NULL if none */
+	char *lang;     /* Content-Language (RFC 7572 section 8), NULL if none */
 	bool in_invite; /* carried by the INVITE's Ms-Text-Format */
 };
 
@@ -84,6 +100,7 @@ struct bi_sess {
 	struct bi_queued q[BI_QUEUE_MAX];
 	size_t nq;
 	enum msg_typing typing_out; /* last typing state told the SIP side */
+	bool no_typing;             /* the SIP side answered 415 to one */
 	int chat_in;                /* last chat state told XMPP, -1: none */
 	uint32_t saved_cseq;        /* local CSeq in the store */
 	int64_t saved_activity;     /* last_activity in the store */
@@ -96,6 +113,7 @@ enum bi_req_kind {
 	BI_REQ_INVITE,  /* the INVITE of a session */
 	BI_REQ_SESSION, /* MESSAGE in a session: as page, and may end the session */
 	BI_REQ_TYPING,  /* isComposing or KeyboardActivity: failures are only logged */
+	BI_REQ_REPORT,  /* an undelivered-message report: failures are only logged */
 	BI_REQ_COUNT
 };
 
@@ -112,14 +130,25 @@ struct bi_req {
 	struct bi_req *prev, *next;
 };
 
+/* A message relayed from SIP whose XMPP error is reported back (ttlmap value,
+ * keyed by the stanza id the bridge gave it). */
+struct bi_pend {
+	char *sender_jid; /* the SIP sender's JID: the error's to */
+	char *rcpt_jid;   /* the XMPP recipient, bare: the error's from */
+	char *call_id;    /* its session's dialog; NULL in page mode */
+	char *excerpt;    /* msg_excerpt of the text */
+};
+
 /* The IM half's run-time data for one bridge. */
 struct bi_tab {
 	struct bridge *b;
 	struct bi_sess *sess;
 	size_t nsess;
 	struct bi_req *reqs;
-	struct hmap pairs; /* jid BI_SEP sip_uri -> the pair's current session */
-	uint64_t k0, k1;   /* thread names: SipHash key */
+	struct ttlmap pend;     /* stanza id -> struct bi_pend */
+	struct ttlmap notyping; /* SIP URI -> NULL: no typing notifications */
+	struct hmap pairs;      /* jid BI_SEP sip_uri -> the pair's current session */
+	uint64_t k0, k1;        /* thread names: SipHash key */
 	unsigned long serial;
 };
 
@@ -171,6 +200,18 @@ static void make_thread(struct bi_tab *t, const char *seed, char *out, size_t le
 	snprintf(out, len, "pb-%016llx", (unsigned long long)h);
 }
 
+/* ---- remembered messages ---- */
+
+static void pend_free(void *arg)
+{
+	struct bi_pend *p = arg;
+	free(p->sender_jid);
+	free(p->rcpt_jid);
+	free(p->call_id);
+	free(p->excerpt);
+	free(p);
+}
+
 /* ---- refusals ---- */
 
 /* What the errors of the msg_* conversions and of xlink_send mean to the sender
@@ -183,7 +224,7 @@ static const struct {
     {-EILSEQ, ERR_BRIDGE_BAD_BODY},   {-EBADMSG, ERR_BRIDGE_BAD_BODY},
     {-EINVAL, ERR_BRIDGE_BAD_BODY},   {-ENOENT, ERR_BRIDGE_DOMAIN_UNMAPPED},
     {-ENOBUFS, ERR_BRIDGE_XMPP_DOWN}, {-ESHUTDOWN, ERR_BRIDGE_SHUTTING_DOWN},
-    {-ENOSPC, ERR_BRIDGE_LIMIT},
+    {-ENOSPC, ERR_BRIDGE_LIMIT},      {-EMSGSIZE, ERR_BRIDGE_TOO_LARGE},
 };
 
 static enum err_bridge refusal_of(int err)
@@ -216,6 +257,42 @@ static void add_empty(struct bridge *b, xmpp_stanza_t *st, const char *name,
 	xmpp_stanza_release(el);
 }
 
+/* A message toward XMPP; every field but from and to may be NULL. */
+struct bi_chat {
+	const char *type; /* NULL: none, which RFC 6121 section 5.2.2 reads as normal */
+	const char *from, *to, *thread, *body, *subject, *lang;
+	int cs; /* enum msg_chatstate, or -1: none */
+};
+
+/* Send c; id (may be NULL) receives the stanza's id, which an error about it
+ * will carry (RFC 6120 section 8.1.3). */
+static int send_msg(struct bi_tab *t, const struct bi_chat *c, char id[32])
+{
+	struct bridge *b = t->b;
+	char idbuf[32];
+	xmpp_stanza_t *st = br_stanza(b, "message", c->type, c->from, c->to);
+	if (!st)
+		return -ENOMEM;
+	snprintf(idbuf, sizeof(idbuf), "pbim-%lu", ++t->serial);
+	xmpp_stanza_set_id(st, idbuf);
+	if (c->lang)
+		xmpp_stanza_set_attribute(st, "xml:lang", c->lang);
+	if (c->subject)
+		br_stanza_text(b, st, "subject", NULL, c->subject);
+	if (c->body)
+		br_stanza_text(b, st, "body", NULL, c->body);
+	if (c->thread)
+		br_stanza_text(b, st, "thread", NULL, c->thread);
+	if (c->cs >= 0)
+		add_empty(b, st, msg_chatstate_name((enum msg_chatstate)c->cs),
+		          MSG_NS_CHATSTATES);
+	int e = br_xmpp_send(b, st);
+	xmpp_stanza_release(st);
+	if (!e && id)
+		memcpy(id, idbuf, sizeof(idbuf));
+	return e;
+}
+
 /*
  * A chat message: body (may be NULL), the session's thread (may be NULL) and a
  * chat state. XEP-0085: a message with a body carries <active/>, which
@@ -224,21 +301,13 @@ static void add_empty(struct bridge *b, xmpp_stanza_t *st, const char *name,
 static int send_chat(struct bi_tab *t, const char *from, const char *to,
                      const char *thread, const char *body, enum msg_chatstate cs)
 {
-	struct bridge *b = t->b;
-	char id[32];
-	xmpp_stanza_t *st = br_stanza(b, "message", "chat", from, to);
-	if (!st)
-		return -ENOMEM;
-	snprintf(id, sizeof(id), "pbim-%lu", ++t->serial);
-	xmpp_stanza_set_id(st, id);
-	if (body)
-		br_stanza_text(b, st, "body", NULL, body);
-	if (thread)
-		br_stanza_text(b, st, "thread", NULL, thread);
-	add_empty(b, st, msg_chatstate_name(cs), MSG_NS_CHATSTATES);
-	int e = br_xmpp_send(b, st);
-	xmpp_stanza_release(st);
-	return e;
+	struct bi_chat c = {.type = "chat",
+	                    .from = from,
+	                    .to = to,
+	                    .thread = thread,
+	                    .body = body,
+	                    .cs = (int)cs};
+	return send_msg(t, &c, NULL);
 }
 
 /* ---- requests the bridge sends ---- */
@@ -315,6 +384,7 @@ static void send_bye(struct bridge *b, struct sipd *d)
 
 static void queued_free(struct bi_queued *q)
 {
+	free(q->lang);
 	free(q->body);
 	free(q->xfrom);
 	free(q->xto);
@@ -537,6 +607,9 @@ struct bi_sin {
 	const char *ct;      /* Content-Type */
 	const char *body;
 	size_t len;
+	const char *lang;    /* Content-Language's tag (RFC 7572 section 8), or NULL */
+	const char *subject; /* page mode: the Subject header as received, or NULL */
+	const char *call_id; /* the request's Call-ID */
 };
 
 typedef void(bi_sin_h)(struct bi_tab *t, struct sipleg_srv *srv, const struct bi_sin *in);
@@ -555,32 +628,88 @@ static void sin_unsupported(struct bi_tab *t, struct sipleg_srv *srv,
 	sin_refuse(t, srv, in, ERR_BRIDGE_UNSUPPORTED_MEDIA);
 }
 
+/* Remember the message stanza id carried, so that an XMPP error about it reaches
+ * its SIP sender (x_error). Best effort: without memory the error is only
+ * logged, as it was before the message went out. */
+static void pend_add(struct bi_tab *t, const char *from, const char *to,
+                     const char *call_id, const char *id, const char *text)
+{
+	struct bi_pend *p = calloc(1, sizeof(*p));
+	bool oom = !p;
+	if (p) {
+		p->sender_jid = bare_jid(from);
+		oom = !p->sender_jid;
+		p->rcpt_jid = bare_jid(to);
+		p->call_id = dup_or_null(call_id, &oom);
+		oom = oom || !p->rcpt_jid ||
+		      msg_excerpt(text, MSG_EXCERPT_CHARS, &p->excerpt);
+	}
+	if (oom) {
+		if (p)
+			pend_free(p);
+		log_warn(BR_MOD,
+		         "IM from %s to %s: out of memory; an XMPP error about it "
+		         "will only be logged",
+		         from, to);
+		return;
+	}
+	ttlmap_put(&t->pend, id, p, br_now());
+}
+
+/*
+ * A text message. Page mode (RFC 7572 section 5): no type attribute, which
+ * RFC 6121 reads as "normal" (a MUST of RFC 7572 section 5); no chat state
+ * either (XEP-0085 section 5.4: not with types other than chat), Subject ->
+ * <subject/> and Call-ID -> <thread/> (table 2). Sessions are Lync's
+ * conversations: type chat with <active/> and the session's own thread.
+ * Content-Language -> xml:lang in both (section 8).
+ *
+ * The answer: a session's MESSAGE gets 200, as Lync expects; a page-mode one
+ * 202 (RFC 3428 section 7: a UAS forwarding into a non-SIP domain SHOULD, since
+ * it cannot vouch for delivery), and an XMPP error that comes back later is
+ * reported to the sender as a MESSAGE (x_error).
+ */
 static void sin_text(struct bi_tab *t, struct sipleg_srv *srv, const struct bi_sin *in)
 {
-	char *text = NULL;
+	char *text = NULL, *subject = NULL;
 	size_t tlen = 0;
 	int e = msg_sip_to_text(in->ct, in->body, in->len, &t->b->msglim, &text, &tlen);
+	if (!e && !in->s && in->subject) {
+		e = msg_subject_from_sip(in->subject, &t->b->msglim, &subject);
+		e = e == -ENOENT ? 0 : e;
+	}
 	if (e) {
 		sin_refuse(t, srv, in, refusal_of(e));
-		return;
+		goto out;
 	}
 	/* Markup without text (an empty <div>) shows nothing: there is no message to
 	 * relay, and the sender did nothing wrong. */
 	if (tlen > 0) {
-		e = send_chat(t, in->from, in->to, in->thread, text, MSG_CHAT_ACTIVE);
+		char id[32];
+		struct bi_chat c = {.type = in->s ? "chat" : NULL,
+		                    .from = in->from,
+		                    .to = in->to,
+		                    .thread = in->s ? in->thread : in->call_id,
+		                    .body = text,
+		                    .subject = subject,
+		                    .lang = in->lang,
+		                    .cs = in->s ? (int)MSG_CHAT_ACTIVE : -1};
+		e = send_msg(t, &c, id);
 		if (e) {
 			sin_refuse(t, srv, in, refusal_of(e));
 			goto out;
 		}
-		log_debug(BR_MOD, "IM from %s to %s relayed (%zu bytes%s)", in->sip_uri,
-		          in->to, tlen, in->s ? ", in a session" : "");
+		pend_add(t, in->from, in->to, in->s ? in->call_id : NULL, id, text);
+		log_debug(BR_MOD, "IM from %s to %s relayed (%zu bytes%s, id %s)",
+		          in->sip_uri, in->to, tlen, in->s ? ", in a session" : "", id);
 	}
-	sipleg_reply_code(srv, 200, NULL);
+	sipleg_reply_code(srv, in->s || tlen == 0 ? 200 : 202, NULL);
 	if (in->s) {
 		in->s->chat_in = MSG_CHAT_ACTIVE;
 		sess_touch(in->s);
 	}
 out:
+	free(subject);
 	free(text);
 }
 
@@ -606,7 +735,8 @@ static void sin_typing(struct bi_tab *t, struct sipleg_srv *srv, const struct bi
 		if (in->s)
 			in->s->chat_in = (int)cs;
 	}
-	sipleg_reply_code(srv, 200, NULL);
+	/* Page mode: relayed, not delivered (RFC 3428 section 7), as sin_text. */
+	sipleg_reply_code(srv, in->s ? 200 : 202, NULL);
 	/* Someone typing a long message is still in the conversation. */
 	if (in->s)
 		sess_touch(in->s);
@@ -627,8 +757,20 @@ static const struct {
 static void sin_dispatch(struct bi_tab *t, struct sipleg_srv *srv, struct sipm *req,
                          struct bi_sin *in, bool info)
 {
+	char lang[MSG_LANG_MAX];
 	in->ct = sipm_header(req, "Content-Type", 0);
 	in->body = sipm_body(req, &in->len);
+	in->call_id = sipm_call_id(req);
+	in->subject = in->s ? NULL : sipm_header(req, "Subject", 0);
+	/* A tag the XMPP side could not take is left out rather than refused: the
+	 * message itself is fine. */
+	int le = msg_lang_from_sip(sipm_header(req, "Content-Language", 0), lang);
+	in->lang = le ? NULL : lang;
+	if (le == -EBADMSG)
+		log_debug(BR_MOD,
+		          "IM from %s: Content-Language '%s' is not a language "
+		          "tag; not carried",
+		          in->sip_uri, sipm_header(req, "Content-Language", 0));
 	/* An INFO without a body is a keep-alive of the session (RFC 6086
 	 * allows it); Lync sends none, other UAs do. */
 	if (info && !in->len) {
@@ -812,12 +954,20 @@ void bi_sip_invite(struct bridge *b, struct sipleg_srv *srv, struct sipm *req)
 	}
 	/* The first message goes out before the 200, so that an XMPP link that cannot
 	 * take it refuses the session instead of losing the message. */
-	if (tlen > 0 &&
-	    (e = send_chat(t, from, to, thread, text, MSG_CHAT_ACTIVE)) != 0) {
+	char id[32];
+	struct bi_chat c = {.type = "chat",
+	                    .from = from,
+	                    .to = to,
+	                    .thread = thread,
+	                    .body = text,
+	                    .cs = (int)MSG_CHAT_ACTIVE};
+	if (tlen > 0 && (e = send_msg(t, &c, id)) != 0) {
 		sess_free(s);
 		br_sip_refuse(b, srv, refusal_of(e), NULL);
 		goto out;
 	}
+	if (tlen > 0)
+		pend_add(t, from, to, call_id, id, text);
 	struct sipleg_reply ok = {.code = 200};
 	e = sipleg_reply(srv, &ok, &d);
 	if (e || !d) {
@@ -965,14 +1115,19 @@ static void queue_fail(struct bi_sess *s, int status, struct sipm *resp)
 	s->nq = 0;
 }
 
+/* lang: a tag msg_lang_to_sip accepted, or NULL (RFC 7572 section 8). */
 static int sess_send_text(struct bi_sess *s, const char *body, size_t len,
-                          const char *xfrom, const char *xto, const char *id)
+                          const char *xfrom, const char *xto, const char *id,
+                          const char *lang)
 {
 	struct bi_req *r = req_new(s->t, BI_REQ_SESSION, s, xfrom, xto, id, s->sip_uri);
 	if (!r)
 		return -ENOMEM;
+	struct sipm_hdr h = {"Content-Language", lang};
 	struct sipleg_req rq = {.method = "MESSAGE",
 	                        .dialog = s->dlg,
+	                        .hdrs = lang ? &h : NULL,
+	                        .nhdrs = lang ? 1 : 0,
 	                        .content_type = MSG_SIP_CONTENT_TYPE,
 	                        .body = body,
 	                        .body_len = len};
@@ -992,8 +1147,8 @@ static void queue_flush(struct bi_sess *s)
 	for (size_t i = 0; i < s->nq; i++) {
 		struct bi_queued *q = &s->q[i];
 		if (!q->in_invite) {
-			int e =
-			    sess_send_text(s, q->body, q->len, q->xfrom, q->xto, q->id);
+			int e = sess_send_text(s, q->body, q->len, q->xfrom, q->xto,
+			                       q->id, q->lang);
 			if (e) {
 				enum err_bridge why = e == -ENOENT
 				                          ? ERR_BRIDGE_DOMAIN_UNMAPPED
@@ -1036,6 +1191,20 @@ static void resp_typing(struct bi_req *r, int status, struct sipm *resp, struct 
 	(void)dlg;
 	if (status < 300)
 		return;
+	/* RFC 3994 section 4: a 415 to a typing notification means the user agent
+	 * does not take them; the composer MUST stop. In a session, for the
+	 * session; in page mode, for that SIP user (BI_NOTYPING_TTL_MS). */
+	if (status == 415) {
+		log_info(BR_MOD,
+		         "typing notifications to %s stopped: it answered one with 415 "
+		         "(RFC 3994 section 4)",
+		         r->sip_uri);
+		if (r->s)
+			r->s->no_typing = true;
+		else
+			ttlmap_put(&r->t->notyping, r->sip_uri, NULL, br_now());
+		return;
+	}
 	log_debug(BR_MOD, "typing notification from %s to %s refused with %d", r->xfrom,
 	          r->sip_uri, status);
 	if (r->s && ends_dialog(status, resp)) {
@@ -1092,11 +1261,21 @@ static void resp_invite(struct bi_req *r, int status, struct sipm *resp, struct 
 typedef void(bi_resp_h)(struct bi_req *r, int status, struct sipm *resp,
                         struct sipd *dlg);
 
+static void resp_report(struct bi_req *r, int status, struct sipm *resp, struct sipd *dlg)
+{
+	(void)resp;
+	(void)dlg;
+	if (status >= 300)
+		log_info(BR_MOD,
+		         "the report to %s that its message to %s was not delivered was "
+		         "refused with %d",
+		         r->sip_uri, r->xfrom, status);
+}
+
 static bi_resp_h *const resp_table[BI_REQ_COUNT] = {
-    [BI_REQ_PAGE] = resp_page,
-    [BI_REQ_INVITE] = resp_invite,
-    [BI_REQ_SESSION] = resp_session,
-    [BI_REQ_TYPING] = resp_typing,
+    [BI_REQ_PAGE] = resp_page,       [BI_REQ_INVITE] = resp_invite,
+    [BI_REQ_SESSION] = resp_session, [BI_REQ_TYPING] = resp_typing,
+    [BI_REQ_REPORT] = resp_report,
 };
 
 static void on_resp(int status, struct sipm *resp, struct sipd *dlg, void *arg)
@@ -1120,6 +1299,8 @@ struct bi_xmsg {
 	char *to_jid;               /* the recipient, bare JID */
 	char *body;                 /* xmpp_free; NULL when none or empty */
 	char *thread;               /* xmpp_free; NULL when none */
+	char *subject;              /* xmpp_free; NULL when none */
+	const char *lang;           /* xml:lang, borrowed; NULL when none */
 	bool has_cs;
 	enum msg_chatstate cs;
 	const struct conf_peer *peer;
@@ -1135,6 +1316,8 @@ static void xmsg_free(struct bi_xmsg *x)
 		xmpp_free(x->ctx, x->body);
 	if (x->thread)
 		xmpp_free(x->ctx, x->thread);
+	if (x->subject)
+		xmpp_free(x->ctx, x->subject);
 }
 
 /* Read st into x. Returns XLINK_TAKEN, or XLINK_REFUSE with r filled. */
@@ -1183,6 +1366,16 @@ static int xmsg_read(struct bridge *b, xmpp_stanza_t *st, struct bi_xmsg *x,
 	c = xmpp_stanza_get_child_by_name(st, "thread");
 	if (c)
 		x->thread = xmpp_stanza_get_text(c);
+	c = xmpp_stanza_get_child_by_name(st, "subject");
+	if (c)
+		x->subject = xmpp_stanza_get_text(c);
+	/* The S2S stream engine keeps the name as written; libstrophe's parser (the
+	 * component link) drops the prefix of a namespaced attribute. A message has
+	 * no "lang" attribute of its own (RFC 6120 section 8.1), so either is
+	 * xml:lang. */
+	x->lang = xmpp_stanza_get_attribute(st, "xml:lang");
+	if (!x->lang)
+		x->lang = xmpp_stanza_get_attribute(st, "lang");
 	for (c = xmpp_stanza_get_children(st); c; c = xmpp_stanza_get_next(c)) {
 		const char *ns = xmpp_stanza_is_tag(c) ? xmpp_stanza_get_ns(c) : NULL;
 		if (ns && strcmp(ns, MSG_NS_CHATSTATES) == 0 &&
@@ -1194,26 +1387,72 @@ static int xmsg_read(struct bridge *b, xmpp_stanza_t *st, struct bi_xmsg *x,
 	return XLINK_TAKEN;
 }
 
+/* The Content-Language header for x's xml:lang (RFC 7572 section 8), into h;
+ * false when there is none to write. */
+static bool x_lang_hdr(const struct bi_xmsg *x, char lang[MSG_LANG_MAX],
+                       struct sipm_hdr *h)
+{
+	int e = msg_lang_to_sip(x->lang, lang);
+	if (e == -EBADMSG)
+		log_debug(BR_MOD,
+		          "IM from %s: xml:lang '%s' is not a tag SIP can carry; "
+		          "left out",
+		          x->from, x->lang);
+	if (e)
+		return false;
+	*h = (struct sipm_hdr){"Content-Language", lang};
+	return true;
+}
+
+/*
+ * Page mode (RFC 7572 section 4, table 1): <subject/> -> Subject, <thread/> ->
+ * Call-ID when it is one (RFC 3261 section 25.1), xml:lang ->
+ * Content-Language. RFC 3428 section 8 / RFC 7572 section 6: a request over
+ * 1300 bytes is not sent; the sender gets <policy-violation/>.
+ */
 static int x_page_text(struct bi_tab *t, struct bi_xmsg *x, const char *body, size_t len,
                        struct xlink_refusal *r)
 {
-	char *from = br_name_addr(x->from_uri);
+	char *from = br_name_addr(x->from_uri), *subject = NULL, lang[MSG_LANG_MAX];
+	struct sipm_hdr h[2];
+	size_t nh = 0;
+	int e = x->subject ? msg_subject_to_sip(x->subject, &t->b->msglim, &subject)
+	                   : -ENOENT;
+	if (e && e != -ENOENT) {
+		free(from);
+		return xrefuse(r, refusal_of(e));
+	}
+	if (subject)
+		h[nh++] = (struct sipm_hdr){"Subject", subject};
+	if (x_lang_hdr(x, lang, &h[nh]))
+		nh++;
 	struct bi_req *q =
 	    from ? req_new(t, BI_REQ_PAGE, NULL, x->from, x->to, x->id, x->to_uri) : NULL;
-	int e = -ENOMEM;
+	e = -ENOMEM;
 	if (q) {
 		struct sipleg_req rq = {.method = "MESSAGE",
 		                        .ruri = x->to_uri,
 		                        .from = from,
+		                        .hdrs = nh ? h : NULL,
+		                        .nhdrs = nh,
 		                        .content_type = MSG_SIP_CONTENT_TYPE,
 		                        .body = body,
-		                        .body_len = len};
+		                        .body_len = len,
+		                        .call_id =
+		                            msg_callid_ok(x->thread) ? x->thread : NULL,
+		                        .max_len = MSG_PAGE_MAX_REQUEST};
 		e = req_send(q, &rq);
 	}
 	free(from);
+	free(subject);
+	if (e == -EMSGSIZE)
+		log_info(BR_MOD,
+		         "IM from %s to %s refused: as a MESSAGE it would be over the "
+		         "%d bytes of RFC 3428 section 8",
+		         x->from, x->to_uri, MSG_PAGE_MAX_REQUEST);
 	if (e)
-		return xrefuse(r, e == -ENOENT ? ERR_BRIDGE_DOMAIN_UNMAPPED
-		                               : ERR_BRIDGE_INTERNAL);
+		return xrefuse(r,
+		               e == -ENOENT ? ERR_BRIDGE_DOMAIN_UNMAPPED : refusal_of(e));
 	log_debug(BR_MOD, "IM from %s to %s sent as a MESSAGE (page mode)", x->from,
 	          x->to_uri);
 	return XLINK_TAKEN;
@@ -1222,6 +1461,9 @@ static int x_page_text(struct bi_tab *t, struct bi_xmsg *x, const char *body, si
 /* Typing outside a session: an RFC 3994 isComposing MESSAGE. */
 static void x_page_typing(struct bi_tab *t, struct bi_xmsg *x, enum msg_typing typ)
 {
+	/* RFC 3994 section 4: after a 415 to one, no more for that user. */
+	if (ttlmap_has(&t->notyping, x->to_uri, br_now()))
+		return;
 	char *doc = NULL, *from = br_name_addr(x->from_uri);
 	size_t len = 0;
 	int e =
@@ -1307,6 +1549,8 @@ static bool queue_push(struct bi_sess *s, const struct bi_xmsg *x, const char *b
 	q->xfrom = dup_or_null(x->from, &oom);
 	q->xto = dup_or_null(x->to, &oom);
 	q->id = dup_or_null(x->id, &oom);
+	char lang[MSG_LANG_MAX];
+	q->lang = msg_lang_to_sip(x->lang, lang) == 0 ? dup_or_null(lang, &oom) : NULL;
 	q->in_invite = in_invite;
 	if (oom || !q->body) {
 		queued_free(q);
@@ -1417,7 +1661,10 @@ static int x_session_text(struct bi_tab *t, struct bi_xmsg *x, const char *body,
 			return xrefuse(r, ERR_BRIDGE_LIMIT);
 		return XLINK_TAKEN;
 	}
-	int e = sess_send_text(s, body, len, x->from, x->to, x->id);
+	char lang[MSG_LANG_MAX];
+	struct sipm_hdr lh;
+	int e = sess_send_text(s, body, len, x->from, x->to, x->id,
+	                       x_lang_hdr(x, lang, &lh) ? lang : NULL);
 	if (e == -ENOMEM)
 		return xrefuse(r, ERR_BRIDGE_INTERNAL);
 	if (e) {
@@ -1447,7 +1694,7 @@ static int x_typing(struct bi_tab *t, struct bi_xmsg *x)
 	/* Chat states never open a session (XEP-0085: they only qualify
 	 * a conversation that exists); nor do they wait for one being invited. */
 	struct bi_sess *s = x_session_of(t, x);
-	if (s && s->phase == BI_OPEN && s->typing_out != typ)
+	if (s && s->phase == BI_OPEN && s->typing_out != typ && !s->no_typing)
 		x_session_typing(s, x, typ);
 	return XLINK_TAKEN;
 }
@@ -1489,27 +1736,128 @@ out:
 	return rc;
 }
 
-/* An XMPP error about a message the bridge relayed from SIP. The SIP sender had
- * its 200 when the message was handed to the XMPP server (RFC 3428
- * promises no more), so this can only be logged. */
+/*
+ * Tell the SIP sender of p that its message was not delivered: a MESSAGE from
+ * the XMPP recipient's address, in the session's dialog while it is open (the
+ * report shows in the conversation it belongs to), else outside any dialog.
+ * Its own failure is only logged: nothing reports a report.
+ */
+static void report_to_sip(struct bi_tab *t, const struct bi_pend *p, const char *cond,
+                          const char *etext)
+{
+	struct bridge *b = t->b;
+	struct state_im *im =
+	    p->call_id ? state_im_by_dialog(b->state, p->call_id) : NULL;
+	struct bi_sess *s = im ? im->rt : NULL;
+	enum err_cond ec = ERR_COND_UNDEFINED_CONDITION;
+	struct err_sip es = {0, NULL};
+	char *sender = NULL, *rcpt = NULL, *from = NULL, *text = NULL, *body = NULL;
+	size_t len = 0;
+	int e = -ENOMEM;
+
+	if (err_cond_from_name(cond, &ec) != 0)
+		cond = err_cond_name(ec);
+	err_xmpp_to_sip(ec, 0, &es);
+	struct msg_report rep = {.to = p->rcpt_jid,
+	                         .excerpt = p->excerpt,
+	                         .cond = cond,
+	                         .sip_code = es.code,
+	                         .sip_reason = es.reason,
+	                         .text = etext};
+	/* The peer's <text/> may be anything: a report without it beats none. */
+	if (msg_report_build(&rep, &text) != 0) {
+		rep.text = NULL;
+		if (msg_report_build(&rep, &text) != 0)
+			goto out;
+	}
+	if (msg_text_to_sip(text, strlen(text), NULL, &body, &len) != 0 ||
+	    br_jid_to_uri(b, p->sender_jid, &sender, NULL, NULL) != 0 ||
+	    br_jid_to_uri(b, p->rcpt_jid, &rcpt, NULL, NULL) != 0 ||
+	    !(from = br_name_addr(rcpt)))
+		goto out;
+	bool in_dialog = s && s->phase == BI_OPEN && s->dlg;
+	struct bi_req *q =
+	    req_new(t, BI_REQ_REPORT, NULL, p->rcpt_jid, p->sender_jid, NULL, sender);
+	if (q) {
+		struct sipleg_req rq = {.method = "MESSAGE",
+		                        .dialog = in_dialog ? s->dlg : NULL,
+		                        .ruri = sender,
+		                        .from = from,
+		                        .content_type = MSG_SIP_CONTENT_TYPE,
+		                        .body = body,
+		                        .body_len = len};
+		e = req_send(q, &rq);
+	}
+	if (!e) {
+		log_info(BR_MOD,
+		         "IM from %s to %s not delivered on the XMPP side (%s); the SIP "
+		         "user is told by a MESSAGE%s",
+		         sender, p->rcpt_jid, cond, in_dialog ? " in the session" : "");
+		if (in_dialog)
+			sess_touch(s);
+	}
+out:
+	if (e)
+		log_warn(
+		    BR_MOD,
+		    "IM from %s to %s not delivered on the XMPP side (%s); the report "
+		    "to the SIP user could not be sent: %s",
+		    p->sender_jid, p->rcpt_jid, cond, strerror(-e));
+	free(sender);
+	free(rcpt);
+	free(from);
+	free(text);
+	free(body);
+}
+
+/*
+ * An XMPP error about a message the bridge relayed from SIP. The SIP sender had
+ * its answer when the message was handed to the XMPP server (202 in page mode,
+ * RFC 3428 section 7; 200 in a Lync session), so the error travels as a MESSAGE
+ * back (report_to_sip), found by the stanza id (RFC 6120 section 8.1.3: an error
+ * stanza carries the id of the stanza it is about). Only the recipient's side
+ * can fail a message: an error from anyone else, for an unknown or expired id,
+ * or about a typing notification (XEP-0085 leaves their loss unreported) is
+ * logged.
+ */
 static int x_error(struct bi_tab *t, xmpp_stanza_t *st, struct xlink_refusal *r)
 {
 	const char *from = xmpp_stanza_get_from(st), *to = xmpp_stanza_get_to(st);
+	const char *id = xmpp_stanza_get_id(st);
 	const char *cond = "undefined-condition";
+	char *etext = NULL, *bare = from ? bare_jid(from) : NULL;
 	xmpp_stanza_t *e = xmpp_stanza_get_child_by_name(st, "error");
-	(void)t;
 	(void)r;
 	for (xmpp_stanza_t *c = e ? xmpp_stanza_get_children(e) : NULL; c;
 	     c = xmpp_stanza_get_next(c)) {
 		const char *n = xmpp_stanza_is_tag(c) ? xmpp_stanza_get_name(c) : NULL;
 		const char *ns = n ? xmpp_stanza_get_ns(c) : NULL;
-		if (ns && strcmp(ns, ERR_NS_STANZAS) == 0 && strcmp(n, "text") != 0) {
+		if (!ns || strcmp(ns, ERR_NS_STANZAS) != 0)
+			continue;
+		if (strcmp(n, "text") == 0) {
+			if (!etext)
+				etext = xmpp_stanza_get_text(c);
+		} else if (strcmp(cond, "undefined-condition") == 0) {
 			cond = n;
-			break;
 		}
 	}
-	log_info(BR_MOD, "IM from %s to %s was not delivered on the XMPP side: %s",
-	         to ? to : "?", from ? from : "?", cond);
+	struct bi_pend *p = id ? ttlmap_take(&t->pend, id, br_now()) : NULL;
+	if (p && bare && to && strcasecmp(p->rcpt_jid, bare) == 0 &&
+	    strncasecmp(p->sender_jid, to, strcspn(to, "/")) == 0 &&
+	    strlen(p->sender_jid) == strcspn(to, "/")) {
+		report_to_sip(t, p, cond, etext);
+		pend_free(p);
+	} else {
+		if (p)
+			ttlmap_put(&t->pend, id, p,
+			           br_now()); /* not its recipient: keep waiting */
+		log_info(BR_MOD,
+		         "IM from %s to %s was not delivered on the XMPP side: %s",
+		         to ? to : "?", from ? from : "?", cond);
+	}
+	if (etext)
+		xmpp_free(xmpp_stanza_get_context(st), etext);
+	free(bare);
 	return XLINK_TAKEN;
 }
 
@@ -1660,6 +2008,9 @@ void bi_restore(struct bridge *b)
 	t->k0 = k[0];
 	t->k1 = k[1];
 	hmap_init(&t->pairs, k[1], k[0]);
+	ttlmap_init(&t->pend, BI_PEND_MAX, BI_PEND_TTL_MS, pend_free, k[0], k[1] ^ 1);
+	ttlmap_init(&t->notyping, BI_NOTYPING_MAX, BI_NOTYPING_TTL_MS, NULL, k[0] ^ 1,
+	            k[1]);
 	b->im = t;
 
 	int e = store_im_each(b->store, collect_im, &ids);
@@ -1764,6 +2115,8 @@ void bi_free(struct bridge *b)
 		sess_free(s);
 	}
 	hmap_free(&t->pairs);
+	ttlmap_free(&t->pend);
+	ttlmap_free(&t->notyping);
 	b->im = NULL;
 	free(t);
 }

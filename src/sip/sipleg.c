@@ -965,7 +965,10 @@ int sipleg_request(struct sipleg *sl, const struct sipleg_req *rq, sipleg_resp_h
 		else
 			sbuf_printf(&to, "<%s>", rq->ruri);
 		sip_random_token(tok, 21);
-		snprintf(callid, sizeof(callid), "%s@%s", tok, host);
+		if (rq->call_id)
+			snprintf(callid, sizeof(callid), "%s", rq->call_id);
+		else
+			snprintf(callid, sizeof(callid), "%s@%s", tok, host);
 		c->cseq = 1;
 		ruri = rq->ruri;
 		c->from_uri = uri_of(rq->from);
@@ -1004,6 +1007,8 @@ int sipleg_request(struct sipleg *sl, const struct sipleg_req *rq, sipleg_resp_h
 	err = sipm_request_build(&r, &c->msg, &c->len);
 	free(hdrs);
 	hdrs = NULL;
+	if (!err && rq->max_len && c->len > rq->max_len)
+		err = -EMSGSIZE;
 	if (err)
 		goto fail;
 	struct sbuf key;

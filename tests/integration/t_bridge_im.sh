@@ -1,7 +1,11 @@
 #!/bin/bash
 # Instant messages across the bridge, end to end: a real ejabberd, SIPp as the
 # Lync-style peer, presbridge as the daemon, over TCP and over TLS.
-#   - page mode (RFC 3428) both ways, with multi-line non-ASCII text;
+#   - page mode (RFC 3428) both ways, with multi-line non-ASCII text, and the
+#     RFC 7572 mapping: no type (normal) toward XMPP, Subject <-> <subject/>,
+#     Call-ID <-> <thread/>, Content-Language <-> xml:lang, the 1300-byte limit;
+#   - an XMPP error after the 202 (no such XMPP user) reaches the SIP sender as
+#     a MESSAGE (RFC 3428 section 7); typing stops after a 415 (RFC 3994 4);
 #   - session mode as Lync does it: a Lync-initiated INVITE with Ms-Text-Format,
 #     MESSAGE and INFO in the dialog, the XMPP user's reply, BYE; an XMPP-initiated
 #     session (INVITE with the first message, a queued second message, typing,
@@ -77,6 +81,38 @@ page_typing() { # the second MESSAGE is an isComposing document, state active
 error_says() { # error_says ID TEXT: bob's error stanza for ID holds TEXT
 	grep -F "id=\"$1\"" "$(xmppc_log bob)" | grep -q "type=\"error\".*$2"
 }
+page_in_normal() { # page_in_normal SIPP: bob's copy of alice's page (RFC 7572 sections 5, 8);
+	# xmppc's libstrophe prints xml:lang without its prefix
+	local line cid
+	line=$(grep '^RECV ' "$(xmppc_log bob)" | grep -F 'zweite Zeile' | grep -F 'aus Lync</subject>' | tail -n 1)
+	cid=$(sed -n 's/^Call-ID: *//p' "$T_DIR/sipp-$1.msg" | head -n 1 | tr -d '\r')
+	log "page in: '$line' (Call-ID '$cid')"
+	[[ -n $line && -n $cid && $line != *' type="'* && $line == *' lang="de"'* &&
+		$line == *'<subject>Grüße aus Lync</subject>'* && $line == *"<thread>$cid</thread>"* &&
+		$line != *"$CS"* ]]
+}
+page_out_map() { # RFC 7572 table 1 and section 8 in the first MESSAGE SIPp got
+	header_has "$1" MESSAGE Subject '^Betreff: Grüße$' &&
+		header_has "$1" MESSAGE Content-Language '^de$' &&
+		header_has "$1" MESSAGE Call-ID '^thr-po1@xmpp\.test$'
+}
+report_is() { # report_is SIPP: the MESSAGE telling alice her page to nobody failed
+	header_has "$1" MESSAGE From '^<sip:nobody@xmpp\.test>;tag=' &&
+		header_has "$1" MESSAGE To '^<sip:alice@sip\.test>$' &&
+		header_has "$1" MESSAGE Content-Type '^text/plain; charset=UTF-8$' &&
+		im_sip_body "$1" MESSAGE 1 | grep -Eq '^Not delivered to nobody@xmpp\.test: [45][0-9][0-9] [A-Za-z ]+ \(XMPP [a-z-]+' &&
+		im_sip_body "$1" MESSAGE 1 | grep -Fq 'Your message: "Grüße zweite Zeile — 中文 😀'
+}
+sess_report_is() { # the report in the dialog names nobody and quotes the first message
+	im_sip_body "$1" MESSAGE 1 | grep -q '^Not delivered to nobody@xmpp\.test: ' &&
+		im_sip_body "$1" MESSAGE 1 | grep -Fq 'Your message: "Erste Nachricht: Grüße aus Lync 😀"' &&
+		header_has "$1" MESSAGE From '^<sip:nobody@xmpp\.test>;tag='
+}
+_log_count_above() { (($(count_lines "$BR_LOG" 'typing notifications to sip:alice@sip.test stopped') > $1)); }
+sess_lang_in() { # bob's copy of the in-dialog MESSAGE: type chat, xml:lang de-DE
+	grep '^RECV ' "$(xmppc_log bob)" | grep -F 'Zweite Nachricht — im Dialog' | tail -n 1 |
+		grep ' type="chat"' | grep -q ' lang="de-DE"'
+}
 long_first() { # no Ms-Text-Format in the INVITE; the text is the first MESSAGE
 	! im_sip_header "$1" INVITE Ms-Text-Format >/dev/null &&
 		body_is "$1" MESSAGE 1 "$LONG"
@@ -123,12 +159,14 @@ for tp in tcp tls; do
 	target=$(pres_target "$tp")
 
 	# ---- page mode, SIP -> XMPP
-	check "$tp: page, SIP -> XMPP: a two-line non-ASCII MESSAGE is answered 200" \
+	check "$tp: page, SIP -> XMPP: a two-line non-ASCII MESSAGE is answered 202 (RFC 3428 section 7)" \
 		sipp_run "page-in-$tp" bridge_im_page_uac.xml "$tp" "$target" \
 		-key ruri bob@xmpp.test -key from alice@sip.test
 	check "$tp: page, SIP -> XMPP: bob gets the text intact (UTF-8, line breaks)" \
-		xmppc_expect bob "<message&&type=\"chat\"&&from=\"alice@sip.test\"&&to=\"bob@xmpp.test&&$PAGE_IN_BODY" 10
-	check "$tp: typing, SIP -> XMPP: isComposing active is answered 200" \
+		xmppc_expect bob "<message&&from=\"alice@sip.test\"&&to=\"bob@xmpp.test&&$PAGE_IN_BODY" 10
+	check "$tp: page, SIP -> XMPP: no type (normal, RFC 7572 section 5), no chat state, Subject -> <subject/>, Call-ID -> <thread/>, Content-Language -> xml:lang" \
+		page_in_normal "page-in-$tp"
+	check "$tp: typing, SIP -> XMPP: isComposing active is answered 202" \
 		sipp_run "typing-in-$tp" bridge_im_typing_uac.xml "$tp" "$target" \
 		-key ruri bob@xmpp.test -key from alice@sip.test
 	check "$tp: typing, SIP -> XMPP: bob sees <composing/> from alice@sip.test" \
@@ -141,7 +179,7 @@ for tp in tcp tls; do
 	im_uas_start "page-out-$tp" message_uas.xml "$UAS_PORT" -m 2 -timeout 30s ||
 		die "SIPp UAS ($tp) did not start"
 	UAS=$LAST_PID
-	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\" id=\"po1\"><body>$TEXT_OUT</body></message>"
+	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\" id=\"po1\" xml:lang=\"de\"><subject>Betreff:&#10;Grüße</subject><thread>thr-po1@xmpp.test</thread><body>$TEXT_OUT</body></message>"
 	wait_until 10 received "page-out-$tp" MESSAGE 1 || true
 	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\"><composing $CS/></message>"
 	check "$tp: page, XMPP -> SIP: SIPp takes the chat and the typing notification" \
@@ -152,6 +190,25 @@ for tp in tcp tls; do
 		page_headers "page-out-$tp"
 	check "$tp: typing, XMPP -> SIP (page): <composing/> arrives as isComposing active" \
 		page_typing "page-out-$tp"
+	check "$tp: page, XMPP -> SIP: <subject/> -> Subject (one line), <thread/> -> Call-ID, xml:lang -> Content-Language (RFC 7572 table 1, section 8)" \
+		page_out_map "page-out-$tp"
+
+	# RFC 3994 section 4: a user agent that answers a typing notification 415 gets
+	# no more of them; its text still arrives.
+	im_uas_start "typing415-$tp" bridge_im_typing415_uas.xml "$UAS_PORT" -m 2 -timeout 30s ||
+		die "SIPp UAS ($tp) did not start"
+	UAS=$LAST_PID
+	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\"><composing $CS/></message>"
+	wait_log "$BR_LOG" 'typing notifications to sip:alice@sip.test stopped: it answered one with 415' 10 || true
+	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\"><paused $CS/></message>"
+	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\"><composing $CS/></message>"
+	sleep 1
+	xmppc_send bob '<message type="chat" to="alice@sip.test" id="t415"><body>nach dem 415</body></message>'
+	check "$tp: typing after a 415: the SIP side gets one isComposing (415) and then the text (200)" \
+		sipp_wait "$UAS" 20
+	check "$tp: typing after a 415: the second MESSAGE is the text, not another typing notification" \
+		body_is "typing415-$tp" MESSAGE 2 'nach dem 415'
+	check "$tp: typing after a 415: no third MESSAGE" test "$(im_sip_count "typing415-$tp" MESSAGE)" -eq 2
 
 	im_uas_start "page-404-$tp" bridge_im_404_uas.xml "$UAS_PORT" -m 1 -timeout 30s ||
 		die "SIPp UAS ($tp) did not start"
@@ -180,6 +237,24 @@ for tp in tcp tls; do
 		check "tcp: page, SIP 410: bob gets an empty <gone/> (RFC 7247 7.2 note 1)" \
 			xmppc_expect bob '<message&&type="error"&&id="e410"&&<gone xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/>' 10
 		sipp_wait "$UAS" 10 || true
+		# An XMPP error after the 202 (no such XMPP user) reaches alice as a MESSAGE
+		# from the address she wrote to (RFC 3428 section 7: "some other mechanism").
+		# The page goes over UDP: over a stream the bridge would send the report on
+		# SIPp's own connection (RFC 3261 section 18.2.2 lets it), where a SIPp UAC
+		# cannot take a request of another Call-ID. TCP only: a [peer] over TLS is not
+		# heard over UDP.
+		im_uas_start "report-$tp" message_uas.xml "$UAS_PORT" -m 1 -timeout 30s ||
+			die "SIPp UAS ($tp) did not start"
+		UAS=$LAST_PID
+		check "$tp: page, SIP -> XMPP, no such XMPP user: answered 202 at once" \
+			sipp_run "page-nobody-$tp" bridge_im_page_uac.xml udp "$(pres_target udp)" \
+			-key ruri nobody@xmpp.test -key from alice@sip.test
+		check "$tp: page, no such XMPP user: ejabberd's error comes back to alice as a MESSAGE" \
+			sipp_wait "$UAS" 15
+		check "$tp: page, no such XMPP user: the report is from nobody@xmpp.test, names the mapped status, the XMPP condition and her message" \
+			report_is "report-$tp"
+		check "$tp: page, no such XMPP user: logged" \
+			grep -q 'IM from sip:alice@sip.test to nobody@xmpp.test not delivered on the XMPP side ([a-z-]*); the SIP user is told by a MESSAGE' "$BR_LOG"
 	fi
 
 	if [[ $tp == tcp ]]; then
@@ -201,6 +276,14 @@ for tp in tcp tls; do
 		xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\" id=\"big1\"><body>$big</body></message>"
 		check "tcp: an XMPP message over 8000 characters: policy-violation, nothing sent" \
 			xmppc_expect bob '<message&&type="error"&&id="big1"&&<policy-violation' 10
+		# RFC 7572 section 6 / RFC 3428 section 8: a page-mode MESSAGE over 1300
+		# bytes is not sent; the XMPP sender gets policy-violation.
+		pg=$(head -c 1200 /dev/zero | tr '\0' z)
+		xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\" id=\"pg13\"><body>$pg</body></message>"
+		check "tcp: page, a 1200-character message (a MESSAGE over 1300 bytes): policy-violation" \
+			xmppc_expect bob '<message&&type="error"&&id="pg13"&&<policy-violation' 10
+		check "tcp: page, over 1300 bytes: logged with the rule" \
+			grep -q 'IM from bob@xmpp.test/im to sip:alice@sip.test refused: as a MESSAGE it would be over the 1300 bytes of RFC 3428 section 8' "$BR_LOG"
 	fi
 
 	# ---- session mode (the default, as Lync does it)
@@ -216,6 +299,8 @@ for tp in tcp tls; do
 	log "session thread: '$T'"
 	check "$tp: session, SIP-initiated: the MESSAGE in the dialog arrives in the same thread" \
 		xmppc_expect bob "<message&&from=\"alice@sip.test\"&&<body>Zweite Nachricht — im Dialog&#10;</body>&&<thread>${T:-none}</thread>" 10
+	check "$tp: session, SIP-initiated: Content-Language -> xml:lang (RFC 7572 section 8), type chat kept" \
+		sess_lang_in
 	check "$tp: session, SIP-initiated: Lync's KeyboardActivity INFO -> <composing/> in the thread" \
 		xmppc_expect bob "<message&&from=\"alice@sip.test\"&&<composing $CS/>&&<thread>${T:-none}</thread>" 10
 	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\" id=\"r1\"><body>Antwort von Bob</body><thread>$T</thread></message>"
@@ -233,6 +318,37 @@ for tp in tcp tls; do
 	check "$tp: session, unknown user: INVITE 404 reaches bob as item-not-found" \
 		xmppc_expect bob '<message&&type="error"&&id="e404s"&&from="nobody@sip.test"&&<item-not-found' 10
 	check "$tp: session, unknown user: the 404 is acknowledged" sipp_wait "$UAS" 10
+
+	# An XMPP error about a message of a Lync session (here its first, in
+	# Ms-Text-Format) reaches the user in the conversation: a MESSAGE in the dialog.
+	sipp_start "sess-report-$tp" bridge_im_sess_report_uac.xml "$tp" "$target" \
+		-key ruri nobody@xmpp.test -key from alice@sip.test -m 1 -timeout 30s ||
+		die "SIPp UAC ($tp) did not start"
+	check "$tp: session, no such XMPP user: the error comes back as a MESSAGE in the dialog; BYE answered" \
+		sipp_wait "$LAST_PID" 25
+	check "$tp: session, no such XMPP user: the report quotes the first message" \
+		sess_report_is "sess-report-$tp"
+
+	# RFC 3994 section 4 in a session: after a 415 to Lync's KeyboardActivity INFO
+	# no more INFOs; bob's text still arrives.
+	sipp_start "sess-t415-$tp" bridge_im_sess_typing415_uac.xml "$tp" "$target" \
+		-key ruri bob@xmpp.test -key from alice@sip.test -m 1 -timeout 40s ||
+		die "SIPp UAC ($tp) did not start"
+	UAC=$LAST_PID
+	xmppc_expect bob '<message&&from="alice@sip.test"&&<body>Erste Nachricht: Grüße aus Lync 😀</body>&&<thread>' 10 ||
+		log "the 415 session did not open"
+	T=$(im_thread bob 'Erste Nachricht: Grüße aus Lync')
+	n415=$(count_lines "$BR_LOG" 'typing notifications to sip:alice@sip.test stopped')
+	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\"><composing $CS/><thread>$T</thread></message>"
+	wait_until 10 _log_count_above "$n415" || true
+	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\"><paused $CS/><thread>$T</thread></message>"
+	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\"><composing $CS/><thread>$T</thread></message>"
+	sleep 1
+	xmppc_send bob "<message type=\"chat\" to=\"alice@sip.test\" id=\"t415s\"><body>nach dem 415 im Dialog</body><thread>$T</thread></message>"
+	check "$tp: session, typing after a 415: one INFO (415), then the text as MESSAGE, then BYE" \
+		sipp_wait "$UAC" 25
+	check "$tp: session, typing after a 415: no second INFO (SIPp only logs an unexpected one)" \
+		test "$(im_sip_count "sess-t415-$tp" INFO)" -eq 1
 
 	# A first message over the 800 characters Lync takes in Ms-Text-Format
 	im_uas_start "long-$tp" bridge_im_long_uas.xml "$UAS_PORT" -m 1 -timeout 30s ||
@@ -261,7 +377,7 @@ for tp in tcp tls; do
 		die "SIPp UAS ($tp) did not start"
 	UAS=$LAST_PID
 	xmppc_send bob '<message type="chat" to="alice@sip.test" id="s1"><body>Hallo Alice — 1 😀</body></message>'
-	xmppc_send bob '<message type="chat" to="alice@sip.test" id="s2"><body>zweite Nachricht&#10;über XMPP</body></message>'
+	xmppc_send bob '<message type="chat" to="alice@sip.test" id="s2" xml:lang="de-AT"><body>zweite Nachricht&#10;über XMPP</body></message>'
 	check "$tp: session, XMPP-initiated: INVITE, then the second chat as MESSAGE in the dialog" \
 		wait_until 10 received "sess-out-$tp" MESSAGE 1
 	check "$tp: session, XMPP-initiated: the INVITE carries the first chat in Ms-Text-Format" \
@@ -270,6 +386,8 @@ for tp in tcp tls; do
 		invite_headers "sess-out-$tp"
 	check "$tp: session, XMPP-initiated: the second chat's body is exact (CRLF)" \
 		body_is "sess-out-$tp" MESSAGE 1 $'zweite Nachricht\r\nüber XMPP'
+	check "$tp: session, XMPP-initiated: xml:lang -> Content-Language in the dialog (RFC 7572 section 8)" \
+		header_has "sess-out-$tp" MESSAGE Content-Language '^de-AT$'
 	xmppc_send bob '<message type="chat" to="alice@sip.test"><composing xmlns="http://jabber.org/protocol/chatstates"/></message>'
 	check "$tp: typing, XMPP -> SIP (session): <composing/> arrives as KeyboardActivity INFO" \
 		session_typing "sess-out-$tp"

@@ -76,7 +76,7 @@ br_up() { # br_up NAME AUTH : the bridge (its log $T_DIR/bridge-NAME.log)
 	TARGET=$(pres_target tcp)
 }
 
-# sip_to_bob TAG: a page-mode MESSAGE from alice@sip.test to bob@xmpp.test (200).
+# sip_to_bob TAG: a page-mode MESSAGE from alice@sip.test to bob@xmpp.test (202).
 sip_to_bob() {
 	sipp_run "in-$1" bridge_im_page_uac.xml tcp "$TARGET" -key ruri bob@xmpp.test \
 		-key from alice@sip.test
@@ -109,7 +109,7 @@ cert_case() { # cert_case N NAME PEM CAUSE_REGEX OUT_BAD (1: also unfit as a TLS
 	ej_up "$name" "$pem"
 	# dialback allowed: federation works by dialback
 	br_up "$name-db" "external, dialback"
-	check "$n $name: dialback allowed: IM SIP -> XMPP answered 200" sip_to_bob "$name-db"
+	check "$n $name: dialback allowed: IM SIP -> XMPP answered 202" sip_to_bob "$name-db"
 	check "$n $name: dialback allowed: bob gets it" bob_got
 	check "$n $name: dialback allowed: IM XMPP -> SIP reaches the Lync side" bob_to_sip "$name-db"
 	check "$n $name: dialback allowed: the bridge names why it took no EXTERNAL from xmpp.test" \
@@ -132,16 +132,16 @@ cert_case() { # cert_case N NAME PEM CAUSE_REGEX OUT_BAD (1: also unfit as a TLS
 		# ... and the bridge must not send to a server that does not prove it is
 		# xmpp.test when dialback is not allowed: its TLS server certificate is
 		# the only proof (RFC 6120 13.7.2, RFC 6125)
-		check "$n $name: external only: IM SIP -> XMPP answered 200 (page mode)" sip_to_bob "$name-ext"
+		check "$n $name: external only: IM SIP -> XMPP answered 202 (page mode)" sip_to_bob "$name-ext"
 		check "$n $name: external only: bob does not get it" \
 			xmppc_absent "$B" '<message&&from="alice@sip.test"&&zweite Zeile' 5
 		check "$n $name: external only: the bridge logs why it does not federate with xmpp.test" \
 			wait_log "$(blog "$name-ext")" "sip\.test -> xmpp\.test: cannot federate: .*$cause" 5
-		check "$n $name: external only: the bounce reaches the bridge's IM code (logged only: the SIP sender had its 200)" \
-			wait_log "$(blog "$name-ext")" 'IM from alice@sip\.test to bob@xmpp\.test was not delivered on the XMPP side: remote-server-not-found' 5
+		check "$n $name: external only: the bounce reaches the bridge's IM code, which reports it to the SIP sender (it had a 202, RFC 3428 section 7)" \
+			wait_log "$(blog "$name-ext")" 'IM from sip:alice@sip\.test to bob@xmpp\.test not delivered on the XMPP side \(remote-server-not-found\); the SIP user is told by a MESSAGE' 5
 	else
 		# its certificate is a good TLS server certificate: our stream to it is fine
-		check "$n $name: external only: IM SIP -> XMPP answered 200" sip_to_bob "$name-ext"
+		check "$n $name: external only: IM SIP -> XMPP answered 202" sip_to_bob "$name-ext"
 		check "$n $name: external only: bob gets it (our stream to xmpp.test needs no clientAuth from it)" bob_got
 		check "$n $name: external only: the bridge's stream is up by SASL EXTERNAL" \
 			_log_has "$(blog "$name-ext")" 'sip\.test -> xmpp\.test: stream up \(.*SASL EXTERNAL\)'
@@ -181,7 +181,7 @@ fi
 if want 6; then
 	dns_set host:xmpp.test=127.0.0.2
 	br_up nosrv "external, dialback"
-	check "6 no SRV: IM SIP -> XMPP answered 200" sip_to_bob nosrv
+	check "6 no SRV: IM SIP -> XMPP answered 202" sip_to_bob nosrv
 	check "6 no SRV: bob gets it" bob_got
 	check "6 no SRV: IM XMPP -> SIP reaches the Lync side" bob_to_sip nosrv
 	check "6 no SRV: dnsmasq answered the bridge's SRV query" \
@@ -196,13 +196,13 @@ fi
 if want 7; then
 	dns_set host:xmpp.test=127.0.0.2 nosrv:_xmpp-server._tcp.xmpp.test
 	br_up dot "external, dialback"
-	check "7 SRV '.': IM SIP -> XMPP answered 200 (page mode: handed to the XMPP leg)" sip_to_bob dot
+	check "7 SRV '.': IM SIP -> XMPP answered 202 (page mode: handed to the XMPP leg)" sip_to_bob dot
 	check "7 SRV '.': bob gets nothing" \
 		xmppc_absent "$B" '<message&&from="alice@sip.test"&&zweite Zeile' 3
 	check "7 SRV '.': the bridge's log names the \".\" record" \
 		wait_log "$(blog dot)" 'sip\.test -> xmpp\.test: cannot federate: DNS: .*target "\.": xmpp\.test offers no XMPP server service' 5
-	check "7 SRV '.': the bounce reaches the bridge's IM code (logged only: the SIP sender had its 200)" \
-		wait_log "$(blog dot)" 'IM from alice@sip\.test to bob@xmpp\.test was not delivered on the XMPP side: remote-server-not-found' 5
+	check "7 SRV '.': the bounce reaches the bridge's IM code, which reports it to the SIP sender (it had a 202, RFC 3428 section 7)" \
+		wait_log "$(blog dot)" 'IM from sip:alice@sip\.test to bob@xmpp\.test not delivered on the XMPP side \(remote-server-not-found\); the SIP user is told by a MESSAGE' 5
 	check "7 SRV '.': the bridge did not connect to xmpp.test's A address" \
 		eval "! _log_has '$(blog dot)' 'to xmpp\.test: TLS established|stream up'"
 fi
@@ -213,7 +213,7 @@ if want 8 || want 9; then
 	BR_S2S_PEERS=$'[s2s-peer xmpp.test]\naddress = 127.0.0.2:5269' br_up static "external, dialback"
 fi
 if want 8; then
-	check "8 static route: IM SIP -> XMPP answered 200" sip_to_bob static
+	check "8 static route: IM SIP -> XMPP answered 202" sip_to_bob static
 	check "8 static route: bob gets it" bob_got
 	check "8 static route: IM XMPP -> SIP reaches the Lync side" bob_to_sip static
 	check "8 static route: the stream went to 127.0.0.2:5269 with SASL EXTERNAL" \
@@ -228,7 +228,7 @@ fi
 if want 9; then
 	want 8 || { check "9 restart: federation up before" sip_to_bob before && bob_got; }
 	ej_up good2 "$CA_DIR/xmpp.pem"
-	check "9 restart: IM SIP -> XMPP answered 200" sip_to_bob restart
+	check "9 restart: IM SIP -> XMPP answered 202" sip_to_bob restart
 	check "9 restart: bob (on the new ejabberd) gets it" bob_got 20
 	check "9 restart: IM XMPP -> SIP reaches the Lync side" bob_to_sip restart
 	check "9 restart: the bridge's stream to xmpp.test came up again" \
@@ -250,7 +250,7 @@ if want 10; then
 	BR_S2S_PEERS=$'[s2s-peer xmpp.test]\ntls = off\nauth = dialback' br_up plain "external, dialback"
 	check "10 plain TCP: -n warns that the peer's stanzas cross in clear text" \
 		eval "'$BUILD_DIR/presbridge' -c '$T_DIR/bridge-plain.conf' -n | grep -q 'tls = off: plain TCP, authenticated by dialback alone'"
-	check "10 plain TCP: IM SIP -> XMPP answered 200" sip_to_bob plain
+	check "10 plain TCP: IM SIP -> XMPP answered 202" sip_to_bob plain
 	check "10 plain TCP: bob gets it" bob_got
 	check "10 plain TCP: IM XMPP -> SIP reaches the Lync side" bob_to_sip plain
 	check "10 plain TCP: the bridge's stream is up without TLS, by dialback" \

@@ -995,6 +995,203 @@ static void test_kbactivity(void **state)
 	free(doc);
 }
 
+/* ---- Page mode: language, subject, thread, reports ------------------------------ */
+
+struct lang_case {
+	const char *in;
+	int err;
+	const char *want;
+};
+
+/* RFC 7572 section 8: Content-Language <-> xml:lang, both ways (a MUST);
+ * the tag form is RFC 3261 section 20.13's, subtags with digits as BCP 47. */
+static void test_lang(void **state)
+{
+	static const struct lang_case from_sip[] = {
+	    {"cs", 0, "cs"},                 /* RFC 7572 section 8 example 6 */
+	    {"de, en", 0, "de"},             /* RFC 3261 20.13: a list; first wins */
+	    {"  fr-CA ", 0, "fr-CA"},        /* LWS around the value */
+	    {"es-419", 0, "es-419"},         /* BCP 47 region of digits */
+	    {"zh-Hant-TW", 0, "zh-Hant-TW"}, /* several subtags */
+	    {"", -ENOENT, NULL},             /* nothing: no xml:lang */
+	    {NULL, -ENOENT, NULL},
+	    {"123", -EBADMSG, NULL},       /* primary-tag = 1*8ALPHA */
+	    {"abcdefghi", -EBADMSG, NULL}, /* over 8 letters */
+	    {"en-", -EBADMSG, NULL},       /* empty subtag */
+	    {"en--us", -EBADMSG, NULL},
+	    {"en_US", -EBADMSG, NULL}, /* not a tag character */
+	    {"en\r\nX-Evil: 1", -EBADMSG, NULL},
+	};
+	static const struct lang_case to_sip[] = {
+	    {"cs", 0, "cs"},       /* RFC 7572 section 8 example 7 */
+	    {"en-GB", 0, "en-GB"}, /* xml:lang -> Content-Language as written */
+	    {"", -ENOENT, NULL},   /* XML 1.0 section 2.12: empty means none */
+	    {NULL, -ENOENT, NULL},
+	    {"de, en", -EBADMSG, NULL}, /* one tag only: no list, no injection */
+	    {" de", -EBADMSG, NULL},
+	    {"en\r\nSubject: x", -EBADMSG, NULL},
+	    {"x-klingon-abcdefghij", -EBADMSG, NULL},
+	};
+	char out[MSG_LANG_MAX];
+	(void)state;
+	for (size_t i = 0; i < N(from_sip); i++) {
+		int e = msg_lang_from_sip(from_sip[i].in, out);
+		if (e != from_sip[i].err || (!e && strcmp(out, from_sip[i].want) != 0))
+			fail_msg("from_sip '%s': got %d '%s'",
+			         from_sip[i].in ? from_sip[i].in : "NULL", e,
+			         e ? "" : out);
+	}
+	for (size_t i = 0; i < N(to_sip); i++) {
+		int e = msg_lang_to_sip(to_sip[i].in, out);
+		if (e != to_sip[i].err || (!e && strcmp(out, to_sip[i].want) != 0))
+			fail_msg("to_sip '%s': got %d '%s'",
+			         to_sip[i].in ? to_sip[i].in : "NULL", e, e ? "" : out);
+	}
+}
+
+/* RFC 7572 section 4 table 1: <thread/> -> Call-ID, which RFC 3261 section
+ * 25.1 writes as word ["@" word]. */
+static void test_callid(void **state)
+{
+	static const struct {
+		const char *thread;
+		bool ok;
+	} rows[] = {
+	    {"D9AA95FD-2BD5-46E2-AF0F-6CFAA96BDDFA", true},     /* RFC 7572 example 2 */
+	    {"e0ffe42b28561960c6b12b944a092794b9683a38", true}, /* XEP-0201's */
+	    {"a84hf@example.com", true},                        /* word "@" word */
+	    {"(x)<y>:\"z\"/[]?{}~`'!%*_+.", true}, /* every word punctuation */
+	    {"a@b@c", false},                      /* one "@" at most */
+	    {"@host", false},                      /* empty word */
+	    {"host@", false},
+	    {"two words", false}, /* SP is not a word character */
+	    {"tab\there", false},
+	    {"semi;colon", false},  /* ";" is not a word character */
+	    {"caf\xc3\xa9", false}, /* non-ASCII */
+	    {"", false},
+	    {NULL, false},
+	};
+	char longer[MSG_CALLID_MAX + 2];
+	(void)state;
+	for (size_t i = 0; i < N(rows); i++)
+		if (msg_callid_ok(rows[i].thread) != rows[i].ok)
+			fail_msg("thread '%s': want %s",
+			         rows[i].thread ? rows[i].thread : "NULL",
+			         rows[i].ok ? "ok" : "refused");
+	memset(longer, 'a', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	assert_false(msg_callid_ok(longer));
+	longer[MSG_CALLID_MAX] = '\0';
+	assert_true(msg_callid_ok(longer));
+}
+
+/* RFC 7572 tables 1 and 2: Subject <-> <subject/>; RFC 3261 section 20.36
+ * (TEXT-UTF8-TRIM) and 25.1 (a header is one line, no C0 or DEL). */
+static void test_subject(void **state)
+{
+	static const struct {
+		const char *in;
+		int err;
+		const char *want;
+	} from_sip[] =
+	    {
+	        {"Project status", 0, "Project status"},
+	        {"  Grüße aus Lync \t", 0, "Grüße aus Lync"}, /* trimmed */
+	        {"bad \xff", -EILSEQ, NULL},
+	        {"bell\x07", 0, "bell"}, /* cleaned as a body: no XML-forbidden char */
+	        {"   ", -ENOENT, NULL},
+	        {NULL, -ENOENT, NULL},
+	    },
+	  to_sip[] = {
+	      {"Project status", 0, "Project status"},
+	      {"two\nlines\r\nand\ttab", 0, "two lines and tab"}, /* one line */
+	      {"  spaced   out  ", 0, "spaced out"},
+	      {"del\x7f"
+	       "ete",
+	       0, "delete"},
+	      {"中文 😀", 0, "中文 😀"},
+	      {"\n\t ", -ENOENT, NULL},
+	      {"bad \xc3", -EILSEQ, NULL},
+	  };
+	(void)state;
+	for (size_t i = 0; i < N(from_sip); i++) {
+		char *out = NULL;
+		int e = msg_subject_from_sip(from_sip[i].in, NULL, &out);
+		check_text(from_sip[i].in ? from_sip[i].in : "NULL", e, from_sip[i].err,
+		           out, out ? strlen(out) : 0,
+		           from_sip[i].want ? from_sip[i].want : "");
+		free(out);
+	}
+	for (size_t i = 0; i < N(to_sip); i++) {
+		char *out = NULL;
+		int e = msg_subject_to_sip(to_sip[i].in, NULL, &out);
+		check_text(to_sip[i].in, e, to_sip[i].err, out, out ? strlen(out) : 0,
+		           to_sip[i].want ? to_sip[i].want : "");
+		free(out);
+	}
+}
+
+static void test_excerpt(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t max;
+		const char *want;
+	} rows[] = {
+	    {"hello?", 60, "hello?"},
+	    {"abcdef", 3, "abc..."},        /* cut: marked */
+	    {"abc", 3, "abc"},              /* exactly max: not cut */
+	    {"Grüße 😀 x", 7, "Grüße 😀..."}, /* code points, not bytes */
+	    {"two\r\nlines\tand\ntab", 60, "two lines and tab"},
+	    {"", 10, ""},
+	};
+	(void)state;
+	for (size_t i = 0; i < N(rows); i++) {
+		char *out = NULL;
+		assert_int_equal(msg_excerpt(rows[i].in, rows[i].max, &out), 0);
+		check_text(rows[i].in, 0, 0, out, strlen(out), rows[i].want);
+		free(out);
+	}
+	char *out = NULL;
+	assert_int_equal(msg_excerpt("bad \xff", 10, &out), -EILSEQ);
+}
+
+/* RFC 3428 section 7: after a 202 the delivery outcome travels "via some other
+ * mechanism": the report names the recipient, the mapped SIP status (RFC 7247
+ * section 7.1), the XMPP condition and the message. */
+static void test_report(void **state)
+{
+	static const struct {
+		struct msg_report r;
+		int err;
+		const char *want;
+	} rows[] = {
+	    {{"bob@xmpp.test", "hello?", "item-not-found", 404, "Not Found", NULL},
+	     0,
+	     "Not delivered to bob@xmpp.test: 404 Not Found (XMPP item-not-found).\n"
+	     "Your message: \"hello?\""},
+	    {{"nobody@xmpp.test", "hi", "service-unavailable", 503, "Service Unavailable",
+	      "User session not found\nat all"},
+	     0,
+	     "Not delivered to nobody@xmpp.test: 503 Service Unavailable (XMPP "
+	     "service-unavailable: User session not found at all).\nYour message: "
+	     "\"hi\""},
+	    {{"x@y", "m", "undefined-condition", 0, NULL, ""},
+	     0,
+	     "Not delivered to x@y: (XMPP undefined-condition).\nYour message: \"m\""},
+	    {{NULL, "m", "gone", 0, NULL, NULL}, -EINVAL, ""},
+	    {{"x@y", "m", "gone", 410, "Gone", "bad \xff"}, -EILSEQ, ""},
+	};
+	(void)state;
+	for (size_t i = 0; i < N(rows); i++) {
+		char *out = NULL;
+		int e = msg_report_build(&rows[i].r, &out);
+		check_text(rows[i].want, e, rows[i].err, out, out ? strlen(out) : 0,
+		           rows[i].want);
+		free(out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1016,6 +1213,11 @@ int main(void)
 	    cmocka_unit_test(test_iscomposing_build),
 	    cmocka_unit_test(test_typing_round_trip),
 	    cmocka_unit_test(test_kbactivity),
+	    cmocka_unit_test(test_lang),
+	    cmocka_unit_test(test_callid),
+	    cmocka_unit_test(test_subject),
+	    cmocka_unit_test(test_excerpt),
+	    cmocka_unit_test(test_report),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
