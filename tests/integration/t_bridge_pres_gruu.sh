@@ -1,0 +1,122 @@
+#!/bin/bash
+# Presence of one device across the bridge (RFC 7247 sections 6.3-6.5 applied to
+# RFC 8048 sections 5 and 6): a real ejabberd, SIPp as two Lync watchers,
+# presbridge over TCP. bob is logged in twice, as bob@xmpp.test/desk (available)
+# and bob@xmpp.test/phone (away).
+#   - gw@sip.test subscribes to bob's GRUU sip:bob@xmpp.test;gr=desk: the XMPP side
+#     is still asked for the bare bob@xmpp.test (RFC 6121 3.1.1), and the NOTIFYs
+#     carry desk's tuple only, its <contact> the GRUU; when desk goes offline the
+#     tuple turns closed while phone is still online;
+#   - bw@sip.test subscribes to the bare sip:bob@xmpp.test: one tuple per resource,
+#     each <contact> that resource's GRUU (RFC 7247 section 6.5 step 8); it sees
+#     closed only when phone goes offline too.
+. "$(dirname "$0")/lib.sh"
+. "$IT_DIR/ejabberd.sh"
+. "$IT_DIR/xmpp.sh"
+. "$IT_DIR/sipp.sh"
+. "$IT_DIR/bridge/pres.sh"
+. "$IT_DIR/xmpp/bridge.sh"
+
+pres_setup
+[[ -x $XMPPC ]] || die "$XMPPC missing (build the xmppc target, or set BUILD_DIR)"
+
+ejabberd_start "$T_DIR/ejabberd"
+xmppc_start desk bob@xmpp.test/desk bobpw || die "bob/desk cannot log in"
+xmppc_start phone bob@xmpp.test/phone bobpw || die "bob/phone cannot log in"
+xmppc_send desk '<presence><status>at my desk</status></presence>'
+xmppc_send phone '<presence><show>away</show></presence>'
+
+pres_conf "$T_DIR/bridge.conf" tcp "$(free_port)"
+pres_bridge_start bridge "$T_DIR/bridge.conf" || die "the bridge did not come up"
+target=$(pres_target tcp)
+
+msg_has() { # msg_has NAME REGEX: SIPp's message log of NAME matches (as one text)
+	grep -Ezq -- "$2" "$T_DIR/sipp-$1.msg" 2>/dev/null
+}
+# notify_bodies NAME: the PIDF documents of the NOTIFYs SIPp NAME received
+notify_bodies() {
+	awk '/^NOTIFY /{on=1} on&&/<presence/{b=1} b{print} /<\/presence>/{b=0; on=0}' \
+		"$T_DIR/sipp-$1.msg" | tr -d '\r'
+}
+last_body() { # last_body NAME: the last of them
+	notify_bodies "$1" | awk '/<presence/{s=""} {s=s $0 "\n"} END{printf "%s", s}'
+}
+tuples_are_desk_only() {
+	local b
+	b=$(notify_bodies gw)
+	[[ -n $b ]] || { log "gw got no PIDF"; return 1; }
+	# one tuple per document, and every contact desk's GRUU
+	(($(grep -c '<tuple' <<<"$b") == $(grep -c '<presence' <<<"$b"))) &&
+		! grep -q 'gr=phone' <<<"$b" &&
+		! grep -o '<contact[^>]*>[^<]*</contact>' <<<"$b" | grep -vq '>sip:bob@xmpp\.test;gr=desk<'
+}
+bare_has_both() {
+	local b
+	b=$(last_body bw)
+	grep -q '<contact[^>]*>sip:bob@xmpp\.test;gr=desk</contact>' <<<"$b" &&
+		grep -q '<contact[^>]*>sip:bob@xmpp\.test;gr=phone</contact>' <<<"$b"
+}
+gw_open_desk() {
+	msg_has gw '<tuple id="desk"><status><basic>open</basic>[^<]*(<[^t][^<]*)*<contact[^>]*>sip:bob@xmpp\.test;gr=desk</contact>'
+}
+gw_closed_desk() {
+	last_body gw | grep -Ezq '<tuple id="desk"><status><basic>closed</basic>.*<contact[^>]*>sip:bob@xmpp\.test;gr=desk</contact>'
+}
+bare_phone_only() {
+	local b
+	b=$(last_body bw)
+	grep -q 'gr=phone' <<<"$b" && ! grep -q 'gr=desk' <<<"$b" && ! grep -q '<basic>closed' <<<"$b"
+}
+
+roster_has() { # roster_has USER REGEX
+	ejctl get_roster "$1" "$EJ_DOMAIN" 2>/dev/null | grep -Eq -- "$2"
+}
+
+# One watcher at a time: the bridge reaches [peer lync] over the connection the
+# peer opened last, and two SIPp processes are two connections of one peer.
+# --- the GRUU watcher
+sipp_start gw bridge_pres_gruu_uac.xml tcp "$target" \
+	-key ruri 'bob@xmpp.test;gr=desk' -key from gw@sip.test -m 1 -timeout 90s ||
+	die "SIPp GRUU watcher did not start"
+GW=$LAST_PID
+check "a SUBSCRIBE to bob's GRUU asks bob to authorize gw@sip.test" \
+	xmppc_expect desk '<presence&&type="subscribe"&&from="gw@sip.test"' 15
+xmppc_send desk '<presence type="subscribed" to="gw@sip.test"/>'
+check "the approval is bob's, the user's: his roster holds gw@sip.test (RFC 6121 3.1, RFC 8048 5.1)" \
+	wait_until 10 roster_has bob 'gw@sip\.test.*(from|both)'
+check "GRUU watcher: active, desk's tuple open, its contact sip:bob@xmpp.test;gr=desk" \
+	wait_until 15 gw_open_desk
+xmppc_send phone '<presence><show>dnd</show></presence>'
+sleep 1
+check "GRUU watcher: every NOTIFY carries desk's tuple only, never phone's (also after phone's change)" \
+	tuples_are_desk_only
+xmppc_send desk '<presence type="unavailable"/>'
+check "GRUU watcher: desk offline -> its tuple closed, while phone is online; the watcher signs out" \
+	sipp_wait "$GW" 30
+check "GRUU watcher: the closed tuple is desk's, contact its GRUU" gw_closed_desk
+check "GRUU watcher: still desk only" tuples_are_desk_only
+
+# --- the bare watcher
+xmppc_send desk '<presence><status>at my desk</status></presence>'
+sipp_start bw bridge_pres_gruu_uac.xml tcp "$target" \
+	-key ruri bob@xmpp.test -key from bw@sip.test -m 1 -timeout 90s ||
+	die "SIPp bare watcher did not start"
+BW=$LAST_PID
+xmppc_expect desk '<presence&&type="subscribe"&&from="bw@sip.test"' 15 ||
+	fail "bob was not asked to authorize bw@sip.test"
+xmppc_send desk '<presence type="subscribed" to="bw@sip.test"/>'
+check "bare watcher: one tuple per resource, contacts ;gr=desk and ;gr=phone (RFC 7247 section 6.5 step 8)" \
+	wait_until 15 bare_has_both
+xmppc_send desk '<presence type="unavailable"/>'
+check "bare watcher: desk offline -> phone's tuple alone, still open" \
+	wait_until 10 bare_phone_only
+xmppc_send phone '<presence type="unavailable"/>'
+check "bare watcher: closed once phone goes offline too; signs out" sipp_wait "$BW" 30
+check "the bridge answered no NOTIFY with 481" \
+	bash -c "! grep -Eq 'NOTIFY answered 481' '$BR_LOG'"
+
+stop_pid "$BR_PID" 5 || true
+mapfile -t procs < <(snapshot_procs)
+stop_all
+check_nothing_left "${procs[@]}"
+finish
