@@ -49,6 +49,14 @@ struct bp_rt {
 	 * presence the XMPP server sends right behind `subscribed`. */
 	struct loop_timer settle_t;
 	bool settling;
+	/* An XMPP watcher of a SIP user: the devices (GRUU contacts, RFC 7247
+	 * section 6.3) it was last told are available, as full JIDs, and whether
+	 * the bare JID was; a device that leaves the document is told
+	 * unavailable. Not persisted: after a restart the refresh's NOTIFY tells
+	 * all again. */
+	char **told;
+	size_t ntold;
+	bool told_bare;
 };
 
 /*
@@ -95,6 +103,9 @@ static void rt_release(struct bridge *b, struct state_sub *sub)
 		sipd_set_arg(rt->dlg, NULL);
 	if (rt->renotify_slot)
 		b->renotify[rt->renotify_slot - 1] = NULL;
+	for (size_t i = 0; i < rt->ntold; i++)
+		free(rt->told[i]);
+	free(rt->told);
 	free(rt);
 	sub->rt = NULL;
 }
@@ -144,6 +155,8 @@ static void only_device(struct pres *p, const char *dev)
 
 /* ---- presence documents and stanzas ---- */
 
+static int asprintf_full(char **outp, const char *user, const char *res);
+
 /* The JID an entity is known by on XMPP, and the URI on SIP (caller-owns). */
 static char *jid_of(struct bridge *b, const char *key)
 {
@@ -162,22 +175,21 @@ static char *uri_of(struct bridge *b, const char *key)
 	return br_jid_to_gruu(b, key, &uri, NULL) == 0 ? uri : NULL;
 }
 
-/* The current presence of presentity `key` as XMPP presence, from `from` to `to`. */
-static void send_presence(struct bridge *b, const char *key, const char *from,
-                          const char *to, bool force_unavailable)
+/* One XMPP presence of entry e (NULL or !avail: unavailable), from `from`
+ * ("/" and resource appended when resource is non-NULL) to `to`. */
+static void send_entry(struct bridge *b, const struct pres_entry *e, bool avail,
+                       const char *from, const char *resource, const char *to)
 {
-	struct pres *p = malloc(sizeof(*p));
-	struct pres_entry sum;
 	struct pres_xmpp x = {0};
+	char *full = NULL;
 
-	if (!p)
+	if (e)
+		pres_to_xmpp(b->cf->pres, e, &x);
+	avail = avail && e && x.available;
+	if (resource && asprintf_full(&full, from, resource) != 0)
 		return;
-	state_pres_model(b->state, key, p);
-	pres_summary(p, b->cf->pres, &sum);
-	pres_to_xmpp(b->cf->pres, &sum, &x);
-	bool avail = x.available && !force_unavailable;
-	xmpp_stanza_t *st =
-	    br_stanza(b, "presence", avail ? NULL : "unavailable", from, to);
+	xmpp_stanza_t *st = br_stanza(b, "presence", avail ? NULL : "unavailable",
+	                              full ? full : from, to);
 	if (st) {
 		if (avail && x.show)
 			br_stanza_text(b, st, "show", NULL, x.show);
@@ -191,7 +203,107 @@ static void send_presence(struct bridge *b, const char *key, const char *from,
 		br_xmpp_send(b, st);
 		xmpp_stanza_release(st);
 	}
+	free(full);
+}
+
+static bool told_has(const struct bp_rt *rt, const char *id)
+{
+	for (size_t i = 0; rt && i < rt->ntold; i++)
+		if (strcmp(rt->told[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* The devices rt told available that p no longer has go unavailable; the
+ * list becomes p's devices. */
+static void told_update(struct bridge *b, struct bp_rt *rt, const struct pres *p,
+                        const char *from, const char *to)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < rt->ntold; i++) {
+		bool still = false;
+		for (size_t j = 0; j < p->n && !still; j++)
+			still = p->e[j].device && p->e[j].open &&
+			        strcmp(p->e[j].id, rt->told[i]) == 0;
+		if (!still) {
+			send_entry(b, NULL, false, from, rt->told[i], to);
+			free(rt->told[i]);
+		} else {
+			rt->told[k++] = rt->told[i];
+		}
+	}
+	rt->ntold = k;
+	for (size_t j = 0; j < p->n; j++) {
+		if (!p->e[j].device || !p->e[j].open || told_has(rt, p->e[j].id))
+			continue;
+		char **v = realloc(rt->told, (rt->ntold + 1) * sizeof(*v));
+		if (!v)
+			return;
+		rt->told = v;
+		if ((v[rt->ntold] = strdup(p->e[j].id)) != NULL)
+			rt->ntold++;
+	}
+}
+
+/*
+ * The current presence of presentity `key` as XMPP presence, from `from` to
+ * `to`. A SIP user's device, a tuple whose contact is a GRUU (RFC 7247 section
+ * 6.4 step 8), is presence from the full JID with the gr as resourcepart, so
+ * the XMPP watcher sees one resource per device; the other tuples make one
+ * presence from the bare JID, as before (RFC 8048 section 6.3, Example 21).
+ * Devices that left the document are told unavailable. rt: the watcher's
+ * run-time data (NULL: no memory of what was told).
+ */
+static void send_presence(struct bridge *b, struct bp_rt *rt, const char *key,
+                          const char *from, const char *to)
+{
+	struct pres *p = malloc(sizeof(*p)), *rest = malloc(sizeof(*rest));
+	struct pres_entry sum;
+	size_t ndev = 0;
+
+	if (!p || !rest)
+		goto out;
+	state_pres_model(b->state, key, p);
+	pres_init(rest);
+	for (size_t i = 0; i < p->n; i++) {
+		if (p->e[i].device && p->e[i].open)
+			ndev++;
+		else
+			pres_update(rest, &p->e[i]);
+	}
+	if (ndev == 0 || rest->n > 0) {
+		pres_summary(rest, b->cf->pres, &sum);
+		send_entry(b, &sum, true, from, NULL, to);
+		if (rt)
+			rt->told_bare = true;
+	} else if (rt && rt->told_bare) {
+		/* Only devices now: the bare JID's earlier presence ends first. */
+		send_entry(b, NULL, false, from, NULL, to);
+		rt->told_bare = false;
+	}
+	if (rt)
+		told_update(b, rt, p, from, to);
+	for (size_t i = 0; i < p->n; i++)
+		if (p->e[i].device && p->e[i].open)
+			send_entry(b, &p->e[i], true, from, p->e[i].id, to);
+out:
 	free(p);
+	free(rest);
+}
+
+/* Everything the watcher was told goes unavailable: its devices, the bare JID. */
+static void send_unavailable(struct bridge *b, struct bp_rt *rt, const char *from,
+                             const char *to)
+{
+	for (size_t i = 0; rt && i < rt->ntold; i++) {
+		send_entry(b, NULL, false, from, rt->told[i], to);
+		free(rt->told[i]);
+	}
+	if (rt) {
+		rt->ntold = 0;
+		rt->told_bare = false;
+	}
+	send_entry(b, NULL, false, from, NULL, to);
 }
 
 static void send_simple(struct bridge *b, const char *type, const char *from,
@@ -632,9 +744,9 @@ static void perform(struct bridge *b, struct state_sub *sub, const struct sub_re
 			if (a & simple[i].act)
 				send_simple(b, simple[i].type, from, to);
 		if (a & SUB_ACT_XMPP_PRESENCE)
-			send_presence(b, sub->presentity, from, to, false);
+			send_presence(b, rt_of(b, sub), sub->presentity, from, to);
 		if (a & SUB_ACT_XMPP_UNAVAILABLE)
-			send_simple(b, "unavailable", from, to);
+			send_unavailable(b, sub->rt, from, to);
 	}
 	free(from);
 	free(to);
@@ -829,6 +941,7 @@ static void cache_document(struct bridge *b, const char *entity, const struct pr
 			e.open = true;
 			e.activity = old->res[i].activity;
 			e.priority = old->res[i].priority;
+			e.device = old->res[i].device;
 			pres_entry_set_note(&e, p->e[0].note, strlen(p->e[0].note));
 			state_pres_set(b->state, entity, &e, now);
 			old = state_pres_get(b->state, entity);

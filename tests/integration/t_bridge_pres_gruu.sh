@@ -9,7 +9,11 @@
 #     tuple turns closed while phone is still online;
 #   - bw@sip.test subscribes to the bare sip:bob@xmpp.test: one tuple per resource,
 #     each <contact> that resource's GRUU (RFC 7247 section 6.5 step 8); it sees
-#     closed only when phone goes offline too.
+#     closed only when phone goes offline too;
+#   - bob watches ln@sip.test, a Lync user on two devices: each PIDF tuple whose
+#     <contact> is a GRUU (;gr=pc, ;gr=mobile) is presence from the full JID
+#     ln@sip.test/pc, ln@sip.test/mobile (RFC 7247 section 6.4 step 8), none from
+#     the bare JID; the mobile leaving the document is unavailable from .../mobile.
 . "$(dirname "$0")/lib.sh"
 . "$IT_DIR/ejabberd.sh"
 . "$IT_DIR/xmpp.sh"
@@ -26,7 +30,8 @@ xmppc_start phone bob@xmpp.test/phone bobpw || die "bob/phone cannot log in"
 xmppc_send desk '<presence><status>at my desk</status></presence>'
 xmppc_send phone '<presence><show>away</show></presence>'
 
-pres_conf "$T_DIR/bridge.conf" tcp "$(free_port)"
+PEER_PORT=$(free_port)
+pres_conf "$T_DIR/bridge.conf" tcp "$PEER_PORT"
 pres_bridge_start bridge "$T_DIR/bridge.conf" || die "the bridge did not come up"
 target=$(pres_target tcp)
 
@@ -114,6 +119,25 @@ xmppc_send phone '<presence type="unavailable"/>'
 check "bare watcher: closed once phone goes offline too; signs out" sipp_wait "$BW" 30
 check "the bridge answered no NOTIFY with 481" \
 	bash -c "! grep -Eq 'NOTIFY answered 481' '$BR_LOG'"
+
+# --- an XMPP watcher of a Lync user on two devices
+xmppc_send desk '<presence/>'
+SIPP_LOCAL_PORT=$PEER_PORT sipp_start ln bridge_pres_gruu_notifier_uas.xml tcp "" \
+	-key presentity ln@sip.test -m 1 || die "SIPp notifier did not start"
+LN=$LAST_PID
+xmppc_send desk '<presence type="subscribe" to="ln@sip.test"/>'
+check "XMPP watcher: bob's subscription to ln@sip.test is approved" \
+	xmppc_expect desk '<presence&&type="subscribed"&&from="ln@sip.test"' 15
+check "XMPP watcher: the ;gr=pc tuple is presence from ln@sip.test/pc, its note and priority with it" \
+	xmppc_expect desk '<presence&&from="ln@sip.test/pc"&&<status>at the pc</status>&&<priority>102</priority>' 10
+check "XMPP watcher: the ;gr=mobile tuple is presence from ln@sip.test/mobile (away)" \
+	xmppc_expect desk '<presence&&from="ln@sip.test/mobile"&&<show>away</show>' 10
+check "XMPP watcher: the mobile leaving the document is unavailable from ln@sip.test/mobile" \
+	xmppc_expect desk '<presence&&type="unavailable"&&from="ln@sip.test/mobile"' 10
+check "XMPP watcher: no available presence from the bare ln@sip.test (every tuple is a device)" \
+	xmppc_absent desk '<presence&&from="ln@sip.test"&&<priority>' 1
+xmppc_send desk '<presence type="unsubscribe" to="ln@sip.test"/>'
+check "XMPP watcher: the unsubscribe ends the notifier's dialog" sipp_wait "$LN" 20
 
 stop_pid "$BR_PID" 5 || true
 mapfile -t procs < <(snapshot_procs)
