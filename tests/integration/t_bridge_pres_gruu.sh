@@ -13,7 +13,9 @@
 #   - bob watches ln@sip.test, a Lync user on two devices: each PIDF tuple whose
 #     <contact> is a GRUU (;gr=pc, ;gr=mobile) is presence from the full JID
 #     ln@sip.test/pc, ln@sip.test/mobile (RFC 7247 section 6.4 step 8), none from
-#     the bare JID; the mobile leaving the document is unavailable from .../mobile.
+#     the bare JID; the mobile leaving the document is unavailable from .../mobile;
+#   - kill -9 and restart (UDP, SQLite state): the subscription to desk's GRUU is
+#     restored with its dialog and still carries desk's tuple only.
 . "$(dirname "$0")/lib.sh"
 . "$IT_DIR/ejabberd.sh"
 . "$IT_DIR/xmpp.sh"
@@ -46,10 +48,10 @@ notify_bodies() {
 last_body() { # last_body NAME: the last of them
 	notify_bodies "$1" | awk '/<presence/{s=""} {s=s $0 "\n"} END{printf "%s", s}'
 }
-tuples_are_desk_only() {
-	local b
-	b=$(notify_bodies gw)
-	[[ -n $b ]] || { log "gw got no PIDF"; return 1; }
+tuples_are_desk_only() { # tuples_are_desk_only [NAME]: NAME defaults to gw
+	local b name=${1:-gw}
+	b=$(notify_bodies "$name")
+	[[ -n $b ]] || { log "$name got no PIDF"; return 1; }
 	# one tuple per document, and every contact desk's GRUU
 	(($(grep -c '<tuple' <<<"$b") == $(grep -c '<presence' <<<"$b"))) &&
 		! grep -q 'gr=phone' <<<"$b" &&
@@ -139,6 +141,33 @@ check "XMPP watcher: no available presence from the bare ln@sip.test (every tupl
 xmppc_send desk '<presence type="unsubscribe" to="ln@sip.test"/>'
 check "XMPP watcher: the unsubscribe ends the notifier's dialog" sipp_wait "$LN" 20
 
+stop_pid "$BR_PID" 5 || true
+
+# --- a subscription to one device survives kill -9 (store keys unchanged)
+_gone() { ! alive "$1"; }
+P=$(free_port)
+BR_TCP=$(free_port) BR_TLS=$(free_port) BR_UDP=$(free_port)
+pres_conf "$T_DIR/rs.conf" udp "$P" "$T_DIR/rs/state.db"
+pres_bridge_start rs-1 "$T_DIR/rs.conf" || die "the bridge did not come up"
+SIPP_LOCAL_PORT=$P sipp_start rgw bridge_pres_restart_uac.xml udp "$(pres_target udp)" \
+	-key ruri 'bob@xmpp.test;gr=desk' -key from rgw@sip.test -m 1 || die "SIPp watcher did not start"
+RGW=$LAST_PID
+xmppc_expect desk '<presence&&type="subscribe"&&from="rgw@sip.test"' 15 ||
+	fail "restart: bob was not asked to authorize rgw@sip.test"
+xmppc_send desk '<presence type="subscribed" to="rgw@sip.test"/>'
+check "restart: the GRUU watcher is active before the restart" \
+	wait_until 10 msg_has rgw 'Subscription-State: active'
+kill -9 "$BR_PID" 2>/dev/null
+wait_until 5 _gone "$BR_PID" || true
+pres_bridge_start rs-2 "$T_DIR/rs.conf" || die "the bridge did not come back"
+check "restart: the subscription to bob@xmpp.test/desk is restored with its SIP dialog" \
+	wait_log "$BR_LOG" 'restored sip:rgw@sip\.test -> bob@xmpp\.test/desk \(sw-active\) with its SIP dialog' 10
+xmppc_send phone '<presence><status>after restart</status></presence>'
+sleep 1
+xmppc_send desk '<presence><status>after restart</status></presence>'
+check "restart: desk's new presence reaches the GRUU watcher in the restored dialog" \
+	sipp_wait "$RGW" 30
+check "restart: desk's tuple only, never phone's" tuples_are_desk_only rgw
 stop_pid "$BR_PID" 5 || true
 mapfile -t procs < <(snapshot_procs)
 stop_all
