@@ -126,6 +126,22 @@ int addr_sip_to_full_jid(const struct addr_map *m, const char *uri, char **jidp,
 int addr_jid_to_gruu(const struct addr_map *m, const char *jid, char **urip,
                      enum addr_home *homep);
 
+/*
+ * The resourcepart a GRUU names (RFC 7247 section 6.3): the "gr" URI parameter of
+ * uri, percent-decoded and checked as addr_sip_to_full_jid() does. *resp:
+ * caller-owns, set to NULL when uri has no gr or a valueless one (a temporary
+ * GRUU). Returns 0, -EINVAL, -ENAMETOOLONG, -EILSEQ, -ENOMEM.
+ */
+int addr_gruu_resource(const char *uri, char **resp);
+
+/*
+ * The GRUU of one device of aor (a "sip:user@domain" URI without parameters):
+ * aor ";gr=" resource, encoded as addr_jid_to_gruu() does (RFC 7247 section 6.5
+ * step 8). *urip: caller-owns. Returns 0, -EINVAL (no aor, empty resource),
+ * -ENOMEM.
+ */
+int addr_gruu_make(const char *aor, const char *resource, char **urip);
+
 /* XEP-0106 escape a decoded localpart. Caller-owns *outp. -EINVAL for a leading or
  * trailing space (XEP-0106 section 4.1 rule 6, and the note under the table of
  * section 3.2) or a control character. */

@@ -57,6 +57,9 @@ struct pres_entry {
 	char note[PRES_NOTE_MAX +
 	          1]; /* UTF-8, trimmed, no control characters; may be "" */
 	int priority; /* XMPP priority; PIDF contact priority mapped */
+	/* id names one device (RFC 7247 section 6.3): an XMPP resource, or the gr
+	 * value of a PIDF tuple whose <contact> is a GRUU of the entity. */
+	bool device;
 };
 
 /* Which parts of the presence a document stated. Lync sends only the categories
@@ -129,6 +132,7 @@ bool pres_equal(const struct pres *a, const struct pres *b);
  * "unavailable"; any other type (subscribe, probe, error...) is not presence
  * state: -EINVAL. show: NULL or "" for none; values RFC 6121 does not define
  * are taken as none. status: NULL for none. resource: NULL for none.
+ * A non-empty resource makes the entry a device (pres_entry.device).
  * Returns 0, -EILSEQ (status or resource not UTF-8), -E2BIG (resource too long),
  * -EINVAL. *out is set only on success. All strings are borrowed and copied.
  */
@@ -182,10 +186,13 @@ int pres_read_categories(const char *body, size_t len, const struct presmap *map
  * back). Each tuple has <basic> and the entry's XMPP <show/> (RFC 8048 section 6.2 note
  * 7) in its <status>, its RPID activity and Lync availability number, a <contact> whose
  * priority carries an XMPP priority of 0..127 (RFC 8048 6.2 note 6; a negative one is not
- * written), and its note. A <dm:person> carries the pres_summary() the same way. An empty
- * model is written as one closed tuple. *docp (caller-owns, free()) is NUL-terminated;
- * *lenp excludes the NUL. Returns 0, -EINVAL (empty entity, or entity not UTF-8),
- * -ENOMEM.
+ * written), and its note. The <contact> is the device's GRUU, entity ";gr=" id (RFC 7247
+ * section 6.5 step 8), for a device entry of a sip:/sips: entity, else the entity.
+ * The reader takes it back: a tuple whose <contact> is a GRUU of the entity is a device
+ * entry with the gr value as its id (RFC 7247 section 6.4 step 8). A <dm:person> carries
+ * the pres_summary() the same way. An empty model is written as one closed tuple. *docp
+ * (caller-owns, free()) is NUL-terminated; *lenp excludes the NUL. Returns 0, -EINVAL
+ * (empty entity, or entity not UTF-8), -ENOMEM.
  */
 int pres_write_pidf(const struct pres *p, const struct presmap *map, const char *entity,
                     char **docp, size_t *lenp);

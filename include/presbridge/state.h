@@ -55,6 +55,7 @@ struct state_res {
 	enum pres_activity activity;
 	char *note;
 	int priority;
+	bool device; /* pres_entry.device */
 	int64_t updated;
 };
 
@@ -122,7 +123,8 @@ int state_sub_save(struct state *s, const struct state_sub *sub);
 /* Remove sub from the table and the store; sub is freed. */
 int state_sub_drop(struct state *s, struct state_sub *sub);
 
-/* The subscriptions whose presentity is `presentity` (any direction): *np entries,
+/* The subscriptions whose presentity is `presentity` (any direction), and those
+ * whose presentity is a full JID of that bare JID (one device): *np entries,
  * borrowed, valid until the table changes. */
 struct state_sub *const *state_subs_of(const struct state *s, const char *presentity,
                                        size_t *np);

@@ -51,6 +51,7 @@ struct store_pres {
 	const char *activity; /* pres_activity_name() */
 	const char *note;
 	int priority;
+	bool device;     /* resource names a device (pres_entry.device); schema 2 */
 	int64_t updated; /* unix ms */
 };
 

@@ -6,9 +6,11 @@
  * returns, in ascending bit order as sub.h requires. Presence documents go
  * through src/core/pres.c and mappings/presence.map.
  *
- * Keys: a SIP watcher's subscription is (sip:watcher URI, presentity bare JID);
- * an XMPP watcher's is (watcher bare JID, sip:presentity URI). The presence cache
- * is keyed the same way: XMPP users by bare JID, SIP users by SIP URI.
+ * Keys: a SIP watcher's subscription is (sip:watcher URI, presentity bare JID),
+ * or a full JID when the SUBSCRIBE named one device's GRUU (RFC 7247 section
+ * 6.3): its NOTIFYs carry that device's tuple only. An XMPP watcher's is
+ * (watcher bare JID, sip:presentity URI). The presence cache is keyed by user:
+ * XMPP users by bare JID, SIP users by SIP URI.
  */
 #include "bridge_int.h"
 
@@ -47,6 +49,14 @@ struct bp_rt {
 	 * presence the XMPP server sends right behind `subscribed`. */
 	struct loop_timer settle_t;
 	bool settling;
+	/* An XMPP watcher of a SIP user: the devices (GRUU contacts, RFC 7247
+	 * section 6.3) it was last told are available, as full JIDs, and whether
+	 * the bare JID was; a device that leaves the document is told
+	 * unavailable. Not persisted: after a restart the refresh's NOTIFY tells
+	 * all again. */
+	char **told;
+	size_t ntold;
+	bool told_bare;
 };
 
 /*
@@ -93,6 +103,9 @@ static void rt_release(struct bridge *b, struct state_sub *sub)
 		sipd_set_arg(rt->dlg, NULL);
 	if (rt->renotify_slot)
 		b->renotify[rt->renotify_slot - 1] = NULL;
+	for (size_t i = 0; i < rt->ntold; i++)
+		free(rt->told[i]);
+	free(rt->told);
 	free(rt);
 	sub->rt = NULL;
 }
@@ -107,7 +120,42 @@ static const char *bare(const char *jid, char *buf, size_t len)
 	return buf;
 }
 
+/* The device a SIP watcher's presentity key names (a subscription to a GRUU,
+ * keyed by the full JID), or NULL. SIP URI keys are never devices. */
+static const char *key_device(const char *key)
+{
+	const char *slash = strncmp(key, "sip:", 4) != 0 ? strchr(key, '/') : NULL;
+	return slash ? slash + 1 : NULL;
+}
+
+/* The presence cache key of a subscription key: the user, without the device. */
+static const char *key_user(const char *key, char *buf, size_t len)
+{
+	return key_device(key) ? bare(key, buf, len) : key;
+}
+
+/* Keep only the device dev in p; if it is not there, it is closed: one closed
+ * device entry, so the watcher of its GRUU still sees which device it is. */
+static void only_device(struct pres *p, const char *dev)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->e[i].device && strcmp(p->e[i].id, dev) == 0)
+			p->e[k++] = p->e[i];
+	p->n = k;
+	if (k == 0) {
+		struct pres_entry *e = &p->e[0];
+		memset(e, 0, sizeof(*e));
+		snprintf(e->id, sizeof(e->id), "%s", dev);
+		e->device = true;
+		e->activity = PRES_ACT_OFFLINE;
+		p->n = 1;
+	}
+}
+
 /* ---- presence documents and stanzas ---- */
+
+static int asprintf_full(char **outp, const char *user, const char *res);
 
 /* The JID an entity is known by on XMPP, and the URI on SIP (caller-owns). */
 static char *jid_of(struct bridge *b, const char *key)
@@ -123,25 +171,25 @@ static char *uri_of(struct bridge *b, const char *key)
 	char *uri = NULL;
 	if (strncmp(key, "sip:", 4) == 0)
 		return strdup(key);
-	return br_jid_to_uri(b, key, &uri, NULL, NULL) == 0 ? uri : NULL;
+	/* A device's key is a full JID: its SIP name is its GRUU. */
+	return br_jid_to_gruu(b, key, &uri, NULL) == 0 ? uri : NULL;
 }
 
-/* The current presence of presentity `key` as XMPP presence, from `from` to `to`. */
-static void send_presence(struct bridge *b, const char *key, const char *from,
-                          const char *to, bool force_unavailable)
+/* One XMPP presence of entry e (NULL or !avail: unavailable), from `from`
+ * ("/" and resource appended when resource is non-NULL) to `to`. */
+static void send_entry(struct bridge *b, const struct pres_entry *e, bool avail,
+                       const char *from, const char *resource, const char *to)
 {
-	struct pres *p = malloc(sizeof(*p));
-	struct pres_entry sum;
 	struct pres_xmpp x = {0};
+	char *full = NULL;
 
-	if (!p)
+	if (e)
+		pres_to_xmpp(b->cf->pres, e, &x);
+	avail = avail && e && x.available;
+	if (resource && asprintf_full(&full, from, resource) != 0)
 		return;
-	state_pres_model(b->state, key, p);
-	pres_summary(p, b->cf->pres, &sum);
-	pres_to_xmpp(b->cf->pres, &sum, &x);
-	bool avail = x.available && !force_unavailable;
-	xmpp_stanza_t *st =
-	    br_stanza(b, "presence", avail ? NULL : "unavailable", from, to);
+	xmpp_stanza_t *st = br_stanza(b, "presence", avail ? NULL : "unavailable",
+	                              full ? full : from, to);
 	if (st) {
 		if (avail && x.show)
 			br_stanza_text(b, st, "show", NULL, x.show);
@@ -155,7 +203,107 @@ static void send_presence(struct bridge *b, const char *key, const char *from,
 		br_xmpp_send(b, st);
 		xmpp_stanza_release(st);
 	}
+	free(full);
+}
+
+static bool told_has(const struct bp_rt *rt, const char *id)
+{
+	for (size_t i = 0; rt && i < rt->ntold; i++)
+		if (strcmp(rt->told[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* The devices rt told available that p no longer has go unavailable; the
+ * list becomes p's devices. */
+static void told_update(struct bridge *b, struct bp_rt *rt, const struct pres *p,
+                        const char *from, const char *to)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < rt->ntold; i++) {
+		bool still = false;
+		for (size_t j = 0; j < p->n && !still; j++)
+			still = p->e[j].device && p->e[j].open &&
+			        strcmp(p->e[j].id, rt->told[i]) == 0;
+		if (!still) {
+			send_entry(b, NULL, false, from, rt->told[i], to);
+			free(rt->told[i]);
+		} else {
+			rt->told[k++] = rt->told[i];
+		}
+	}
+	rt->ntold = k;
+	for (size_t j = 0; j < p->n; j++) {
+		if (!p->e[j].device || !p->e[j].open || told_has(rt, p->e[j].id))
+			continue;
+		char **v = realloc(rt->told, (rt->ntold + 1) * sizeof(*v));
+		if (!v)
+			return;
+		rt->told = v;
+		if ((v[rt->ntold] = strdup(p->e[j].id)) != NULL)
+			rt->ntold++;
+	}
+}
+
+/*
+ * The current presence of presentity `key` as XMPP presence, from `from` to
+ * `to`. A SIP user's device, a tuple whose contact is a GRUU (RFC 7247 section
+ * 6.4 step 8), is presence from the full JID with the gr as resourcepart, so
+ * the XMPP watcher sees one resource per device; the other tuples make one
+ * presence from the bare JID, as before (RFC 8048 section 6.3, Example 21).
+ * Devices that left the document are told unavailable. rt: the watcher's
+ * run-time data (NULL: no memory of what was told).
+ */
+static void send_presence(struct bridge *b, struct bp_rt *rt, const char *key,
+                          const char *from, const char *to)
+{
+	struct pres *p = malloc(sizeof(*p)), *rest = malloc(sizeof(*rest));
+	struct pres_entry sum;
+	size_t ndev = 0;
+
+	if (!p || !rest)
+		goto out;
+	state_pres_model(b->state, key, p);
+	pres_init(rest);
+	for (size_t i = 0; i < p->n; i++) {
+		if (p->e[i].device && p->e[i].open)
+			ndev++;
+		else
+			pres_update(rest, &p->e[i]);
+	}
+	if (ndev == 0 || rest->n > 0) {
+		pres_summary(rest, b->cf->pres, &sum);
+		send_entry(b, &sum, true, from, NULL, to);
+		if (rt)
+			rt->told_bare = true;
+	} else if (rt && rt->told_bare) {
+		/* Only devices now: the bare JID's earlier presence ends first. */
+		send_entry(b, NULL, false, from, NULL, to);
+		rt->told_bare = false;
+	}
+	if (rt)
+		told_update(b, rt, p, from, to);
+	for (size_t i = 0; i < p->n; i++)
+		if (p->e[i].device && p->e[i].open)
+			send_entry(b, &p->e[i], true, from, p->e[i].id, to);
+out:
 	free(p);
+	free(rest);
+}
+
+/* Everything the watcher was told goes unavailable: its devices, the bare JID. */
+static void send_unavailable(struct bridge *b, struct bp_rt *rt, const char *from,
+                             const char *to)
+{
+	for (size_t i = 0; rt && i < rt->ntold; i++) {
+		send_entry(b, NULL, false, from, rt->told[i], to);
+		free(rt->told[i]);
+	}
+	if (rt) {
+		rt->ntold = 0;
+		rt->told_bare = false;
+	}
+	send_entry(b, NULL, false, from, NULL, to);
 }
 
 static void send_simple(struct bridge *b, const char *type, const char *from,
@@ -168,17 +316,24 @@ static void send_simple(struct bridge *b, const char *type, const char *from,
 	}
 }
 
-/* The PIDF document for presentity `key` (closed: as unreachable). Caller-owns. */
+/* The PIDF document for presentity `key` (closed: as unreachable). Caller-owns.
+ * For a device's key: that device's tuple only, in the user's document (the
+ * entity is the user; the tuple's contact is the GRUU). */
 static char *pidf_of(struct bridge *b, const char *key, bool closed, size_t *lenp)
 {
 	struct pres *p = malloc(sizeof(*p));
-	char *doc = NULL, *uri = uri_of(b, key);
+	char ubuf[ADDR_MAX_INPUT + 1];
+	const char *user = key_user(key, ubuf, sizeof(ubuf));
+	const char *dev = key_device(key);
+	char *doc = NULL, *uri = uri_of(b, user);
 
 	if (p && uri) {
 		if (closed)
 			pres_init(p);
 		else
-			state_pres_model(b->state, key, p);
+			state_pres_model(b->state, user, p);
+		if (dev)
+			only_device(p, dev);
 		if (pres_write_pidf(p, b->cf->pres, uri, &doc, lenp) != 0)
 			doc = NULL;
 	}
@@ -277,8 +432,10 @@ static bool send_notify(struct bridge *b, struct state_sub *sub,
 		return false;
 	/* Also a fetch's NOTIFY terminated: RFC 8048 5.3.2 wants it empty when
 	 * nothing is known, and 7.2 turns such a poll into a probe. */
-	unknown = res->body == SUB_BODY_CURRENT && sub->st.dir == SUB_DIR_SIP_WATCHER &&
-	          !state_pres_get(b->state, sub->presentity);
+	char ubuf[ADDR_MAX_INPUT + 1];
+	unknown =
+	    res->body == SUB_BODY_CURRENT && sub->st.dir == SUB_DIR_SIP_WATCHER &&
+	    !state_pres_get(b->state, key_user(sub->presentity, ubuf, sizeof(ubuf)));
 	if (res->body != SUB_BODY_NONE && !unknown)
 		body = pidf_of(b, sub->presentity, res->body == SUB_BODY_CLOSED, &blen);
 	struct sipm_hdr h[] = {{"Event", "presence"}, {"Subscription-State", ss}};
@@ -444,8 +601,9 @@ static bool settle_approval(struct bridge *b, struct state_sub *sub, unsigned *a
 	struct bp_rt *rt = rt_of(b, sub);
 	if (!rt || !rt->dlg)
 		return false;
+	char ubuf[ADDR_MAX_INPUT + 1];
 	rt->settling = true;
-	if (!state_pres_get(b->state, sub->presentity))
+	if (!state_pres_get(b->state, key_user(sub->presentity, ubuf, sizeof(ubuf))))
 		*actions |= SUB_ACT_XMPP_PROBE;
 	loop_timer_start(b->loop, &rt->settle_t, APPROVAL_SETTLE_MS, on_settle, rt);
 	return true;
@@ -457,8 +615,10 @@ static void xmpp_parties(struct bridge *b, const struct state_sub *sub, char **f
                          char **top)
 {
 	if (sub->st.dir == SUB_DIR_SIP_WATCHER) {
+		/* RFC 6121 3.1.1, 4.3: subscriptions and probes are between users,
+		 * also for a subscription to one device (RFC 7247 section 6.3). */
 		*fromp = jid_of(b, sub->watcher);
-		*top = strdup(sub->presentity);
+		*top = strndup(sub->presentity, strcspn(sub->presentity, "/"));
 	} else {
 		*fromp = jid_of(b, sub->presentity);
 		*top = strdup(sub->watcher);
@@ -584,9 +744,9 @@ static void perform(struct bridge *b, struct state_sub *sub, const struct sub_re
 			if (a & simple[i].act)
 				send_simple(b, simple[i].type, from, to);
 		if (a & SUB_ACT_XMPP_PRESENCE)
-			send_presence(b, sub->presentity, from, to, false);
+			send_presence(b, rt_of(b, sub), sub->presentity, from, to);
 		if (a & SUB_ACT_XMPP_UNAVAILABLE)
-			send_simple(b, "unavailable", from, to);
+			send_unavailable(b, sub->rt, from, to);
 	}
 	free(from);
 	free(to);
@@ -716,7 +876,12 @@ void bp_sip_subscribe(struct bridge *b, struct sipleg_srv *srv, struct sipm *req
 		     sub_subscribe_event(true, expires, &b->sublim), &info, srv);
 		return;
 	}
-	e = br_uri_to_jid(b, sipm_ruri(req), &presentity, &home);
+	/* A GRUU Request-URI subscribes to that device (RFC 7247 sections 6.3,
+	 * 6.4 step 8): keyed by the full JID. A gr the bridge cannot map is the
+	 * user's, as for messages. */
+	e = br_uri_to_full_jid(b, sipm_ruri(req), &presentity, &home);
+	if (e && e != -ENOENT && e != -EPROTONOSUPPORT)
+		e = br_uri_to_jid(b, sipm_ruri(req), &presentity, &home);
 	if (e || home != ADDR_HOME_XMPP) {
 		br_sip_refuse(b, srv, e ? br_addr_refusal(e) : ERR_BRIDGE_DOMAIN_UNMAPPED,
 		              e ? addr_strerror(e) : "that user is not on the XMPP side");
@@ -776,6 +941,7 @@ static void cache_document(struct bridge *b, const char *entity, const struct pr
 			e.open = true;
 			e.activity = old->res[i].activity;
 			e.priority = old->res[i].priority;
+			e.device = old->res[i].device;
 			pres_entry_set_note(&e, p->e[0].note, strlen(p->e[0].note));
 			state_pres_set(b->state, entity, &e, now);
 			old = state_pres_get(b->state, entity);
@@ -885,6 +1051,20 @@ bool bp_sip_final_notify(struct bridge *b, struct sipleg_srv *srv, struct sipm *
 
 /* ---- XMPP in ---- */
 
+/* *outp = user "/" res (caller-owns). */
+static int asprintf_full(char **outp, const char *user, const char *res)
+{
+	size_t ul = strlen(user), rl = strlen(res);
+	char *s = malloc(ul + rl + 2);
+	if (!s)
+		return -ENOMEM;
+	memcpy(s, user, ul);
+	s[ul] = '/';
+	memcpy(s + ul + 1, res, rl + 1);
+	*outp = s;
+	return 0;
+}
+
 static int child_int(xmpp_stanza_t *st, const char *name, int dflt)
 {
 	xmpp_stanza_t *c = xmpp_stanza_get_child_by_name(st, name);
@@ -908,6 +1088,61 @@ static char *child_text(xmpp_stanza_t *st, const char *name)
 	if (t)
 		xmpp_free(xmpp_stanza_get_context(st), t);
 	return out;
+}
+
+/* Feed ev to the subscription (watcher, presentity), founding it if asked;
+ * an entry the event leaves idle is dropped. */
+static void feed_pair(struct bridge *b, enum sub_dir dir, const char *watcher,
+                      const char *presentity, enum sub_event ev, bool found,
+                      xmpp_stanza_t *st)
+{
+	struct state_sub *sub = state_sub_get(b->state, dir, watcher, presentity);
+	if (!sub && found)
+		sub = new_sub(b, dir, watcher, presentity, NULL, st);
+	if (!sub)
+		return;
+	struct sub_event_info info = {.now = now_s()};
+	sub = feed(b, sub, ev, &info, NULL);
+	if (sub && sub->st.phase == SUB_IDLE)
+		drop_sub(b, sub);
+}
+
+/* An answer about the user's authorization (RFC 6121 3.1.5, 3.2) holds for
+ * every device of the user the SIP watcher subscribed to (RFC 8048 5.1:
+ * authorizations are between users). */
+static void feed_devices(struct bridge *b, const char *watcher, const char *user,
+                         enum sub_event ev)
+{
+	size_t n = 0, k = 0;
+	struct state_sub *const *v = state_subs_of(b->state, user, &n);
+	char **keys = n ? calloc(n, sizeof(*keys)) : NULL;
+
+	for (size_t i = 0; keys && i < n; i++)
+		if (v[i]->st.dir == SUB_DIR_SIP_WATCHER && key_device(v[i]->presentity) &&
+		    strcmp(v[i]->watcher, watcher) == 0)
+			keys[k++] = strdup(v[i]->presentity);
+	/* Each feed may drop an entry and change the list: go by the keys. */
+	for (size_t i = 0; i < k; i++) {
+		if (keys[i])
+			feed_pair(b, SUB_DIR_SIP_WATCHER, watcher, keys[i], ev, false,
+			          NULL);
+		free(keys[i]);
+	}
+	free(keys);
+}
+
+/* A presence change of the XMPP user, for the SIP watcher's subscription to
+ * presentity (the user, or one device). */
+static void notify_pair(struct bridge *b, const char *watcher, const char *presentity)
+{
+	struct state_sub *sub =
+	    state_sub_get(b->state, SUB_DIR_SIP_WATCHER, watcher, presentity);
+	struct bp_rt *srt = sub ? sub->rt : NULL;
+	if (sub && sub->st.phase == SUB_SW_ACTIVE && !(srt && srt->settling)) {
+		struct sub_result res_n = {.notify = {.state = SUB_SS_ACTIVE},
+		                           .body = SUB_BODY_CURRENT};
+		send_notify(b, sub, &res_n);
+	}
 }
 
 static const struct {
@@ -962,20 +1197,12 @@ int bp_xmpp_presence(struct bridge *b, xmpp_stanza_t *st, struct xlink_refusal *
 		bool sw = xmpp_sub_events[i].dir == SUB_DIR_SIP_WATCHER;
 		const char *watcher = sw ? to_uri : fbare;
 		const char *presentity = sw ? fbare : to_uri;
-		struct state_sub *sub =
-		    state_sub_get(b->state, xmpp_sub_events[i].dir, watcher, presentity);
 		/* Only a request from the XMPP user founds an entry; an answer to a
 		 * subscription the bridge does not hold is ignored (RFC 6121 3.1.5). */
-		if (!sub && !sw)
-			sub = new_sub(b, SUB_DIR_XMPP_WATCHER, watcher, presentity, NULL,
-			              st);
-		if (sub) {
-			struct sub_event_info info = {.now = now_s()};
-			sub = feed(b, sub, xmpp_sub_events[i].ev, &info, NULL);
-			if (sub && sub->st.phase == SUB_IDLE) {
-				drop_sub(b, sub);
-			}
-		}
+		feed_pair(b, xmpp_sub_events[i].dir, watcher, presentity,
+		          xmpp_sub_events[i].ev, !sw, st);
+		if (sw)
+			feed_devices(b, watcher, fbare, xmpp_sub_events[i].ev);
 		free(to_uri);
 		return XLINK_TAKEN;
 	}
@@ -990,13 +1217,14 @@ int bp_xmpp_presence(struct bridge *b, xmpp_stanza_t *st, struct xlink_refusal *
 	if (pres_from_xmpp(b->cf->pres, type, show, status, child_int(st, "priority", 0),
 	                   res, &ent) == 0) {
 		state_pres_set(b->state, fbare, &ent, br_now());
-		struct state_sub *sub =
-		    state_sub_get(b->state, SUB_DIR_SIP_WATCHER, to_uri, fbare);
-		struct bp_rt *srt = sub ? sub->rt : NULL;
-		if (sub && sub->st.phase == SUB_SW_ACTIVE && !(srt && srt->settling)) {
-			struct sub_result res_n = {.notify = {.state = SUB_SS_ACTIVE},
-			                           .body = SUB_BODY_CURRENT};
-			send_notify(b, sub, &res_n);
+		notify_pair(b, to_uri, fbare);
+		/* The watcher of this resource's GRUU (RFC 7247 section 6.3). */
+		if (*res) {
+			char *full = NULL;
+			if (asprintf_full(&full, fbare, res) == 0) {
+				notify_pair(b, to_uri, full);
+				free(full);
+			}
 		}
 	}
 	free(show);

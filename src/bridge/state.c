@@ -155,13 +155,23 @@ void state_set_limits(struct state *s, const struct state_limits *lim)
 
 /* ---- subscription indexes ---- */
 
+/* The by-presentity index is by user: a full JID (a SUBSCRIBE to one device's
+ * GRUU, RFC 7247 section 6.3) is filed under its bare JID. SIP URIs are kept
+ * whole (a '/' may be in a SIP user part). */
+static size_t pres_index_len(const char *presentity)
+{
+	if (strncmp(presentity, "sip:", 4) == 0)
+		return strlen(presentity);
+	return strcspn(presentity, "/");
+}
+
 static int index_presentity(struct state *s, struct state_sub *sub)
 {
-	struct plist *pl =
-	    hmap_get(&s->by_pres, sub->presentity, strlen(sub->presentity));
+	size_t klen = pres_index_len(sub->presentity);
+	struct plist *pl = hmap_get(&s->by_pres, sub->presentity, klen);
 	if (!pl) {
 		pl = calloc(1, sizeof(*pl));
-		if (!pl || !(pl->presentity = strdup(sub->presentity))) {
+		if (!pl || !(pl->presentity = strndup(sub->presentity, klen))) {
 			free(pl);
 			return -ENOMEM;
 		}
@@ -187,7 +197,7 @@ static int index_presentity(struct state *s, struct state_sub *sub)
 static void unindex_presentity(struct state *s, struct state_sub *sub)
 {
 	struct plist *pl =
-	    hmap_get(&s->by_pres, sub->presentity, strlen(sub->presentity));
+	    hmap_get(&s->by_pres, sub->presentity, pres_index_len(sub->presentity));
 	if (!pl || sub->by_pres_slot >= pl->n || pl->v[sub->by_pres_slot] != sub)
 		return;
 	pl->v[sub->by_pres_slot] = pl->v[--pl->n];
@@ -412,7 +422,8 @@ static struct state_pres *pres_entity(struct state *s, const char *entity)
 
 /* Apply one resource to the in-memory cache only. */
 static int pres_apply(struct state_pres *p, const char *resource, bool open,
-                      enum pres_activity act, const char *note, int priority, int64_t now)
+                      enum pres_activity act, const char *note, int priority, bool device,
+                      int64_t now)
 {
 	size_t i;
 	for (i = 0; i < p->nres; i++)
@@ -444,6 +455,7 @@ static int pres_apply(struct state_pres *p, const char *resource, bool open,
 	r->open = true;
 	r->activity = act;
 	r->priority = priority;
+	r->device = device;
 	r->updated = now;
 	return 0;
 }
@@ -455,7 +467,8 @@ int state_pres_set(struct state *s, const char *entity, const struct pres_entry 
 	if (!p)
 		return -ENOMEM;
 	bool open = e->open && e->activity != PRES_ACT_OFFLINE;
-	int err = pres_apply(p, e->id, open, e->activity, e->note, e->priority, now);
+	int err =
+	    pres_apply(p, e->id, open, e->activity, e->note, e->priority, e->device, now);
 	if (err)
 		return err;
 	if (!open) {
@@ -469,6 +482,7 @@ int state_pres_set(struct state *s, const char *entity, const struct pres_entry 
 	    .activity = pres_activity_name(e->activity),
 	    .note = e->note,
 	    .priority = e->priority,
+	    .device = e->device,
 	    .updated = now,
 	};
 	return store_pres_put(s->store, &r);
@@ -488,6 +502,7 @@ void state_pres_model(const struct state *s, const char *entity, struct pres *ou
 		e.activity = p->res[i].activity;
 		pres_entry_set_note(&e, p->res[i].note, strlen(p->res[i].note));
 		e.priority = p->res[i].priority;
+		e.device = p->res[i].device;
 		pres_update(out, &e);
 	}
 }
@@ -647,8 +662,8 @@ static int load_pres(const struct store_pres *r, void *arg)
 	struct state_pres *p = pres_entity(ld->s, r->entity);
 	if (!p)
 		return -ENOMEM;
-	int e =
-	    pres_apply(p, r->resource, r->open, act, r->note, r->priority, r->updated);
+	int e = pres_apply(p, r->resource, r->open, act, r->note, r->priority, r->device,
+	                   r->updated);
 	return e == -E2BIG ? 0 : e;
 }
 

@@ -35,6 +35,11 @@ static const char *const migrations[] = {
     " jid TEXT NOT NULL, thread TEXT NOT NULL, sip_initiated INTEGER NOT NULL,"
     " local_cseq INTEGER NOT NULL DEFAULT 0, remote_target TEXT, route_set TEXT,"
     " last_activity INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 2: whether a cached resource names a device (RFC 7247 section 6.3): an
+     * XMPP resource, or a PIDF tuple whose contact is a GRUU. Rows of a
+     * version 1 file read as not a device until the next presence replaces
+     * them. */
+    "ALTER TABLE pres ADD COLUMN device INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -63,10 +68,11 @@ static const char *const sql[ST_COUNT] = {
     [ST_SUB_ALL] = "SELECT dir, watcher, presentity, phase, retries, peer, call_id,"
                    " local_tag, remote_tag, local_cseq, remote_cseq, remote_target,"
                    " route_set, expires_at, refresh_at FROM sub",
-    [ST_PRES_PUT] = "INSERT OR REPLACE INTO pres VALUES (?,?,?,?,?,?,?)",
+    [ST_PRES_PUT] = "INSERT OR REPLACE INTO pres (entity, resource, open, activity,"
+                    " note, priority, updated, device) VALUES (?,?,?,?,?,?,?,?)",
     [ST_PRES_DEL] = "DELETE FROM pres WHERE entity = ? AND resource = ?",
-    [ST_PRES_ALL] = "SELECT entity, resource, open, activity, note, priority, updated"
-                    " FROM pres",
+    [ST_PRES_ALL] = "SELECT entity, resource, open, activity, note, priority, updated,"
+                    " device FROM pres",
     [ST_IM_PUT] = "INSERT OR REPLACE INTO im VALUES (?,?,?,?,?,?,?,?,?,?,?)",
     [ST_IM_DEL] = "DELETE FROM im WHERE call_id = ?",
     [ST_IM_ALL] = "SELECT call_id, local_tag, remote_tag, sip_uri, jid, thread,"
@@ -378,6 +384,7 @@ int store_pres_put(struct store *st, const struct store_pres *p)
 	bind_text(q, 5, p->note ? p->note : "");
 	sqlite3_bind_int(q, 6, p->priority);
 	sqlite3_bind_int64(q, 7, p->updated);
+	sqlite3_bind_int(q, 8, p->device);
 	return run(q);
 }
 
@@ -405,6 +412,7 @@ int store_pres_each(struct store *st, store_pres_h *h, void *arg)
 		    .note = col_text(q, 4),
 		    .priority = sqlite3_column_int(q, 5),
 		    .updated = sqlite3_column_int64(q, 6),
+		    .device = sqlite3_column_int(q, 7) != 0,
 		};
 		e = h(&p, arg);
 		if (e)

@@ -837,7 +837,7 @@ static int uri_param(const char *uri, const char *name, const char **valp, size_
  * *resp: caller-owns, NULL when uri names no AOR-associated GRUU (no gr, or a bare
  * "gr" as temporary GRUUs carry, which section 6.3 leaves out).
  */
-static int gr_resource(const char *uri, char **resp)
+int addr_gruu_resource(const char *uri, char **resp)
 {
 	const char *v;
 	size_t len;
@@ -877,7 +877,7 @@ int addr_sip_to_full_jid(const struct addr_map *m, const char *uri, char **jidp,
 
 	if (err)
 		return err;
-	err = gr_resource(uri, &res);
+	err = addr_gruu_resource(uri, &res);
 	if (err) {
 		free(bare);
 		return err;
@@ -904,11 +904,36 @@ static bool sip_param_char(unsigned char c)
 	return c && strchr("[]/:&+$-_.!~*'()", c) != NULL;
 }
 
+int addr_gruu_make(const char *aor, const char *resource, char **urip)
+{
+	struct sbuf sb;
+
+	if (!aor || !resource || !*resource)
+		return -EINVAL;
+	/* RFC 7247 section 6.5 step 8 (and its example "baz@xmpp.example/qux" ->
+	 * "sip:baz@xmpp.example;gr=qux"): the resourcepart becomes the gr value,
+	 * non-ASCII octets percent-encoded; so is every octet RFC 3261's paramchar
+	 * does not allow, or the URI would not parse. */
+	sbuf_init(&sb);
+	sbuf_puts(&sb, aor);
+	sbuf_puts(&sb, ";gr=");
+	for (const unsigned char *c = (const unsigned char *)resource; *c; c++) {
+		if (sip_param_char(*c))
+			sbuf_putc(&sb, (char)*c);
+		else
+			sbuf_printf(&sb, "%%%02X", *c);
+	}
+	char *out = sbuf_take(&sb, NULL);
+	if (!out)
+		return -ENOMEM;
+	*urip = out;
+	return 0;
+}
+
 int addr_jid_to_gruu(const struct addr_map *m, const char *jid, char **urip,
                      enum addr_home *homep)
 {
 	char *uri = NULL, *res = NULL;
-	struct sbuf sb;
 	int err = addr_jid_to_sip(m, jid, &uri, &res, homep);
 
 	if (err)
@@ -917,26 +942,10 @@ int addr_jid_to_gruu(const struct addr_map *m, const char *jid, char **urip,
 		*urip = uri;
 		return 0;
 	}
-	/* RFC 7247 section 6.5 step 8 (and its example "baz@xmpp.example/qux" ->
-	 * "sip:baz@xmpp.example;gr=qux"): the resourcepart becomes the gr value,
-	 * non-ASCII octets percent-encoded; so is every octet RFC 3261's paramchar
-	 * does not allow, or the URI would not parse. */
-	sbuf_init(&sb);
-	sbuf_puts(&sb, uri);
-	sbuf_puts(&sb, ";gr=");
-	for (const unsigned char *c = (const unsigned char *)res; *c; c++) {
-		if (sip_param_char(*c))
-			sbuf_putc(&sb, (char)*c);
-		else
-			sbuf_printf(&sb, "%%%02X", *c);
-	}
+	err = addr_gruu_make(uri, res, urip);
 	free(uri);
 	free(res);
-	char *out = sbuf_take(&sb, NULL);
-	if (!out)
-		return -ENOMEM;
-	*urip = out;
-	return 0;
+	return err;
 }
 
 const char *addr_strerror(int err)

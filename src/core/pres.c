@@ -199,8 +199,8 @@ void pres_order(const struct pres *p, const struct presmap *map, size_t *order)
 static bool entry_equal(const struct pres_entry *a, const struct pres_entry *b)
 {
 	return a->open == b->open && a->activity == b->activity &&
-	       a->priority == b->priority && strcmp(a->id, b->id) == 0 &&
-	       strcmp(a->note, b->note) == 0;
+	       a->priority == b->priority && a->device == b->device &&
+	       strcmp(a->id, b->id) == 0 && strcmp(a->note, b->note) == 0;
 }
 
 bool pres_equal(const struct pres *a, const struct pres *b)
@@ -229,6 +229,7 @@ int pres_from_xmpp(const struct presmap *map, const char *type, const char *show
 	if (!utf8_valid(resource ? resource : "", rlen))
 		return -EILSEQ;
 	memcpy(e.id, resource ? resource : "", rlen);
+	e.device = rlen > 0; /* RFC 7247 section 6.3: a resource is a device */
 	if (status && (err = pres_entry_set_note(&e, status, strlen(status))) != 0)
 		return err;
 	e.priority = priority < PRES_PRIO_MIN   ? PRES_PRIO_MIN

@@ -7,10 +7,12 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "presbridge/addr.h"
 #include "presbridge/presmap.h"
 #include "presbridge/sbuf.h"
 #include "presbridge/xmlsafe.h"
@@ -404,9 +406,73 @@ static int q_from_prio(int prio)
 	return prio * 1000 / PRES_PRIO_MAX;
 }
 
+/* "user@host" of a sip:, sips: or pres: URI (RFC 3261 19.1.1; RFC 3859): *lenp
+ * octets from the returned pointer, up to the first parameter; NULL otherwise. */
+static const char *aor_part(const char *uri, size_t *lenp)
+{
+	static const char *const schemes[] = {"sip:", "sips:", "pres:"};
+
+	for (size_t i = 0; uri && i < ARRAY_LEN(schemes); i++) {
+		size_t sl = strlen(schemes[i]);
+		if (strncasecmp(uri, schemes[i], sl) == 0) {
+			*lenp = strcspn(uri + sl, ";?>");
+			return uri + sl;
+		}
+	}
+	return NULL;
+}
+
+/* Same user (exact, RFC 3261 19.1.4) and host (any case) in both URIs? */
+static bool same_aor(const char *a, const char *b)
+{
+	size_t al, bl;
+	const char *pa = aor_part(a, &al), *pb = aor_part(b, &bl);
+	const char *ata = pa ? memchr(pa, '@', al) : NULL;
+	const char *atb = pb ? memchr(pb, '@', bl) : NULL;
+
+	if (!ata || !atb || ata - pa != atb - pb || al != bl)
+		return false;
+	return strncmp(pa, pb, (size_t)(ata - pa)) == 0 &&
+	       strncasecmp(ata, atb, al - (size_t)(ata - pa)) == 0;
+}
+
+/*
+ * RFC 7247 section 6.4 step 8 applied to a tuple's <contact>: a GRUU of the
+ * entity names one device, whose resourcepart is the gr value (section 6.3).
+ * A contact of another AOR, a temporary GRUU or a gr that is no resourcepart
+ * leaves the entry as the tuple made it. -ENOMEM only.
+ */
+static int contact_device(const xmlNode *tuple, const char *entity, struct pres_entry *e)
+{
+	const xmlNode *c = xmls_child(tuple, NS_PIDF, "contact");
+	char *uri = c ? xmls_text(c) : NULL;
+	char *res = NULL;
+	int err = 0;
+
+	if (c && !uri)
+		return -ENOMEM;
+	if (!uri)
+		return 0;
+	/* RFC 3863 4.1.4: the contact is a URI; white space around it is not. */
+	char *start = uri + strspn(uri, " \t\r\n");
+	start[strcspn(start, " \t\r\n")] = '\0';
+	if (entity && same_aor(start, entity)) {
+		int e2 = addr_gruu_resource(start, &res);
+		if (e2 == -ENOMEM)
+			err = e2;
+		if (res && strlen(res) <= PRES_ID_MAX) {
+			snprintf(e->id, sizeof(e->id), "%s", res);
+			e->device = true;
+		}
+	}
+	free(res);
+	free(uri);
+	return err;
+}
+
 static int pidf_entry(const xmlNode *tuple, const struct evidence *person,
                       const xmlNode *doc_note, const struct presmap *map,
-                      struct pres_entry *e)
+                      const char *entity, struct pres_entry *e)
 {
 	struct evidence own = {0};
 	const xmlNode *note;
@@ -424,6 +490,8 @@ static int pidf_entry(const xmlNode *tuple, const struct evidence *person,
 		e->priority = prio_from_q((const char *)q);
 		xmlFree(id);
 		xmlFree(q);
+		if ((err = contact_device(tuple, entity, e)) != 0)
+			return err;
 		note = xmls_child(tuple, NS_PIDF, "note");
 	} else {
 		note = NULL;
@@ -461,21 +529,29 @@ int pres_read_pidf(const char *body, size_t len, const struct presmap *map,
 		person.note = xmls_child(pn, NS_DM, "note");
 	}
 	const xmlNode *doc_note = xmls_child(root, NS_PIDF, "note");
+	xmlChar *entity = xmlGetNoNsProp(root, (const xmlChar *)"entity");
 	for (const xmlNode *t = xmls_child(root, NS_PIDF, "tuple"); t;
 	     t = xmls_next(t, NS_PIDF, "tuple")) {
 		if (p->n == PRES_MAX_ENTRIES) {
 			err = -E2BIG;
+			xmlFree(entity);
 			goto out;
 		}
-		if ((err = pidf_entry(t, &person, doc_note, map, &p->e[p->n])) != 0)
+		if ((err = pidf_entry(t, &person, doc_note, map, (const char *)entity,
+		                      &p->e[p->n])) != 0) {
+			xmlFree(entity);
 			goto out;
+		}
 		p->n++;
 	}
 	if (p->n == 0 && pn) {
-		if ((err = pidf_entry(pn, &person, doc_note, map, &p->e[0])) != 0)
+		if ((err = pidf_entry(pn, &person, doc_note, map, NULL, &p->e[0])) != 0) {
+			xmlFree(entity);
 			goto out;
+		}
 		p->n = 1;
 	}
+	xmlFree(entity);
 	pres_copy(out, p);
 out:
 	xmlFreeDoc(doc);
@@ -733,7 +809,16 @@ static void put_tuple(struct sbuf *sb, const struct presmap *map,
 		sbuf_printf(sb, "<contact priority=\"%d.%03d\">", q / 1000, q % 1000);
 	else
 		sbuf_puts(sb, "<contact>");
-	sbuf_put_xml(sb, entity);
+	/* RFC 7247 section 6.5 step 8: a device's contact is its GRUU (only for
+	 * sip:/sips:), so the watcher sees which device each tuple is. */
+	char *gruu = NULL;
+	if (e->device && e->id[0] &&
+	    (strncasecmp(entity, "sip:", 4) == 0 ||
+	     strncasecmp(entity, "sips:", 5) == 0) &&
+	    !strpbrk(entity, ";?>"))
+		addr_gruu_make(entity, e->id, &gruu); /* NULL on ENOMEM: the entity */
+	sbuf_put_xml(sb, gruu ? gruu : entity);
+	free(gruu);
 	sbuf_puts(sb, "</contact>");
 	/* An empty note is written when the person has one, or a reader would
 	 * give this tuple the person's. */

@@ -443,6 +443,78 @@ static const struct esc_case escs[] = {
     {"RFC 7247 6.1: control character", "a\tb", -EINVAL, NULL},
 };
 
+/* The pieces the PIDF mapping uses (RFC 7247 sections 6.3-6.5, the gr
+ * parameter alone, on a URI the caller already has). */
+static void test_gruu_parts(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *uri;
+		int err;
+		const char *res; /* NULL: no resource */
+	} reads[] = {
+	    {"6.4 step 8 example", "sip:foo@sip.example;gr=bar", 0, "bar"},
+	    {"6.3: percent-decoded", "sip:foo@sip.example;gr=f%C3%BC", 0, "f\xc3\xbc"},
+	    {"other parameters around it", "sip:a@b;transport=tcp;gr=x;lr", 0, "x"},
+	    {"parameter names ignore case (RFC 3261 19.1.4)", "sip:a@b;GR=x", 0, "x"},
+	    {"no gr", "sip:a@b;transport=tcp", 0, NULL},
+	    {"6.3: temporary GRUU (valueless gr) left out", "sip:a@b;gr", 0, NULL},
+	    {"RFC 3261 25.1: gr= is malformed", "sip:a@b;gr=", -EINVAL, NULL},
+	    {"RFC 7622 3.4: no control characters", "sip:a@b;gr=a%0Ab", -EINVAL, NULL},
+	    {"UTF-8 only", "sip:a@b;gr=%FF", -EILSEQ, NULL},
+	};
+	static const struct {
+		const char *name;
+		const char *aor, *res;
+		int err;
+		const char *uri;
+	} makes[] = {
+	    {"6.5 example", "sip:baz@xmpp.example", "qux", 0,
+	     "sip:baz@xmpp.example;gr=qux"},
+	    {"6.5 step 8: non-ASCII encoded", "sip:a@b", "f\xc3\xbc", 0,
+	     "sip:a@b;gr=f%C3%BC"},
+	    {"RFC 3261 25.1 paramchar kept", "sip:a@b", "x[]/:&+$-_.!~*'()", 0,
+	     "sip:a@b;gr=x[]/:&+$-_.!~*'()"},
+	    {"'%', ';', '=', '@' encoded", "sip:a@b", "%;=@", 0,
+	     "sip:a@b;gr=%25%3B%3D%40"},
+	    {"an empty resource is no GRUU", "sip:a@b", "", -EINVAL, NULL},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+		char *res = (char *)"unset";
+		int err = addr_gruu_resource(reads[i].uri, &res);
+		if (err != reads[i].err)
+			fail_msg("read '%s': %d, want %d", reads[i].name, err,
+			         reads[i].err);
+		if (err)
+			continue;
+		if (reads[i].res ? !res || strcmp(res, reads[i].res) != 0 : res != NULL)
+			fail_msg("read '%s': '%s', want '%s'", reads[i].name,
+			         res ? res : "(none)",
+			         reads[i].res ? reads[i].res : "(none)");
+		free(res);
+	}
+	for (size_t i = 0; i < sizeof(makes) / sizeof(makes[0]); i++) {
+		char *uri = NULL;
+		int err = addr_gruu_make(makes[i].aor, makes[i].res, &uri);
+		if (err != makes[i].err)
+			fail_msg("make '%s': %d, want %d", makes[i].name, err,
+			         makes[i].err);
+		if (!err) {
+			if (strcmp(uri, makes[i].uri) != 0)
+				fail_msg("make '%s': %s, want %s", makes[i].name, uri,
+				         makes[i].uri);
+			/* and back: 6.4 step 8 inverts 6.5 step 8 */
+			char *back = NULL;
+			assert_int_equal(addr_gruu_resource(uri, &back), 0);
+			assert_non_null(back);
+			assert_string_equal(back, makes[i].res);
+			free(back);
+		}
+		free(uri);
+	}
+}
+
 static void test_escape(void **state)
 {
 	(void)state;
@@ -616,6 +688,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_jid_to_gruu, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_instance_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plain_drops_instance, setup, teardown),
+	    cmocka_unit_test(test_gruu_parts),
 	    cmocka_unit_test(test_escape),
 	    cmocka_unit_test(test_map_files),
 	    cmocka_unit_test_setup_teardown(test_domain_rows, setup, teardown),

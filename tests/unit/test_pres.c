@@ -1196,6 +1196,139 @@ static void test_tuple_order(void **state)
 	free(p);
 }
 
+/* RFC 7247 section 6.5 step 8 on the written tuple: a device entry's <contact>
+ * is entity;gr=resource, encoded as a URI parameter (RFC 3261 25.1 paramchar);
+ * anything else keeps the entity. */
+static void test_contact_gruu_written(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *entity;
+		const char *id;
+		bool device;
+		const char *contact; /* what <contact> must hold */
+	} cases[] = {
+	    {"RFC 7247 6.5 example: baz@xmpp.example/qux", "sip:baz@xmpp.example", "qux",
+	     true, ">sip:baz@xmpp.example;gr=qux</contact>"},
+	    {"6.5 step 8: non-ASCII percent-encoded", "sip:bob@xmpp.test", "b\xc3\xbcro",
+	     true, ">sip:bob@xmpp.test;gr=b%C3%BCro</contact>"},
+	    {"RFC 3261 25.1: ';' '=' and space are not paramchar", "sip:bob@xmpp.test",
+	     "a b;c=d", true, ">sip:bob@xmpp.test;gr=a%20b%3Bc%3Dd</contact>"},
+	    {"sips: entity", "sips:bob@xmpp.test", "desk", true,
+	     ">sips:bob@xmpp.test;gr=desk</contact>"},
+	    {"6.5 step 8: gr only for sip/sips, not pres:", "pres:bob@xmpp.test", "desk",
+	     true, ">pres:bob@xmpp.test</contact>"},
+	    {"not a device: the entity", "sip:bob@xmpp.test", "t1", false,
+	     ">sip:bob@xmpp.test</contact>"},
+	    {"no resource: the entity", "sip:bob@xmpp.test", "", true,
+	     ">sip:bob@xmpp.test</contact>"},
+	};
+	struct pres *p = new_pres();
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char *doc = NULL;
+		size_t len;
+		pres_init(p);
+		p->n = 1;
+		memset(&p->e[0], 0, sizeof(p->e[0]));
+		snprintf(p->e[0].id, sizeof(p->e[0].id), "%s", cases[i].id);
+		p->e[0].device = cases[i].device;
+		p->e[0].open = true;
+		p->e[0].activity = PRES_ACT_AVAILABLE;
+		assert_int_equal(pres_write_pidf(p, map, cases[i].entity, &doc, &len), 0);
+		if (!strstr(doc, cases[i].contact))
+			fail_msg("case '%s': no %s in\n%s", cases[i].name,
+			         cases[i].contact, doc);
+		free(doc);
+	}
+	free(p);
+}
+
+/* RFC 7247 section 6.4 step 8 on a read tuple: a <contact> that is a GRUU of
+ * the entity names a device whose resource is the gr value (6.3: percent-
+ * decoded); other contacts leave the tuple id. */
+static void test_contact_gruu_read(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *entity;
+		const char *contact;
+		const char *id;
+		bool device;
+	} cases[] = {
+	    {"6.4 step 8: sip:foo@sip.example;gr=bar -> bar", "sip:foo@sip.example",
+	     "sip:foo@sip.example;gr=bar", "bar", true},
+	    {"6.3: percent-decoded", "sip:foo@sip.example",
+	     "sip:foo@sip.example;gr=b%C3%BCro", "b\xc3\xbcro", true},
+	    {"white space around the URI", "sip:foo@sip.example",
+	     "\n  sip:foo@sip.example;gr=bar \n", "bar", true},
+	    {"host compares in any case (RFC 3261 19.1.4)", "sip:foo@SIP.example",
+	     "sip:foo@sip.EXAMPLE;gr=bar", "bar", true},
+	    {"pres: entity, sip: contact", "pres:foo@sip.example",
+	     "sip:foo@sip.example;transport=tcp;gr=bar", "bar", true},
+	    {"another user's GRUU is not this one's device", "sip:foo@sip.example",
+	     "sip:other@sip.example;gr=bar", "t1", false},
+	    {"user parts are case-sensitive (RFC 3261 19.1.4)", "sip:foo@sip.example",
+	     "sip:Foo@sip.example;gr=bar", "t1", false},
+	    {"6.3: a temporary GRUU (valueless gr) is left out", "sip:foo@sip.example",
+	     "sip:foo@sip.example;gr", "t1", false},
+	    {"no gr: not a device", "sip:foo@sip.example", "sip:foo@sip.example", "t1",
+	     false},
+	    {"a gr that is no resourcepart (control character)", "sip:foo@sip.example",
+	     "sip:foo@sip.example;gr=a%01b", "t1", false},
+	};
+	struct pres *p = new_pres();
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char doc[1024];
+		int n = snprintf(doc, sizeof(doc),
+		                 "<presence xmlns='urn:ietf:params:xml:ns:pidf' "
+		                 "entity='%s'><tuple id='t1'><status><basic>open</basic>"
+		                 "</status><contact>%s</contact></tuple></presence>",
+		                 cases[i].entity, cases[i].contact);
+		assert_int_equal(pres_read(PIDF, doc, (size_t)n, map, p), 0);
+		assert_int_equal(p->n, 1);
+		if (strcmp(p->e[0].id, cases[i].id) != 0 ||
+		    p->e[0].device != cases[i].device)
+			fail_msg("case '%s': id '%s' device %d, want '%s' %d",
+			         cases[i].name, p->e[0].id, p->e[0].device, cases[i].id,
+			         cases[i].device);
+	}
+	free(p);
+}
+
+/* What the writer says of a device, the reader takes back (RFC 7247 6.4/6.5
+ * are inverse for the gr <-> resourcepart part). */
+static void test_contact_gruu_round_trip(void **state)
+{
+	static const char *const resources[] = {"desk", "b\xc3\xbcro", "a b;c=d",
+	                                        "1st",  "x/y@z",       "50%"};
+	struct pres *p = new_pres(), *q = new_pres();
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(resources); i++) {
+		struct pres_entry e;
+		char *doc = NULL;
+		size_t len;
+		pres_init(p);
+		assert_int_equal(
+		    pres_from_xmpp(map, NULL, NULL, NULL, 5, resources[i], &e), 0);
+		assert_true(e.device);
+		assert_int_equal(pres_update(p, &e), 0);
+		assert_int_equal(pres_write_pidf(p, map, "sip:bob@xmpp.test", &doc, &len),
+		                 0);
+		assert_int_equal(pres_read(PIDF, doc, len, map, q), 0);
+		assert_int_equal(q->n, 1);
+		assert_string_equal(q->e[0].id, resources[i]);
+		assert_true(q->e[0].device);
+		free(doc);
+	}
+	free(p);
+	free(q);
+}
+
 static void test_activity_names(void **state)
 {
 	(void)state;
@@ -1232,6 +1365,9 @@ int main(void)
 	    cmocka_unit_test(test_show_rfc8048),
 	    cmocka_unit_test(test_open_never_unavailable),
 	    cmocka_unit_test(test_tuple_order),
+	    cmocka_unit_test(test_contact_gruu_written),
+	    cmocka_unit_test(test_contact_gruu_read),
+	    cmocka_unit_test(test_contact_gruu_round_trip),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -78,6 +78,20 @@ static void test_sub_indexes(void **state)
 	assert_ptr_equal(v[0], c);
 	assert_null(state_subs_of(f->s, "nobody@xmpp.test", &n));
 	assert_int_equal(n, 0);
+	/* A subscription to one device (RFC 7247 6.3: keyed by the full JID) is
+	 * its own pair, and is found under the user's bare JID. */
+	struct state_sub *d = add(f, SUB_DIR_SIP_WATCHER, "sip:alice@sip.test",
+	                          "bob@xmpp.test/desk", SUB_SW_ACTIVE);
+	assert_ptr_equal(state_sub_get(f->s, SUB_DIR_SIP_WATCHER, "sip:alice@sip.test",
+	                               "bob@xmpp.test/desk"),
+	                 d);
+	v = state_subs_of(f->s, "bob@xmpp.test", &n);
+	assert_int_equal(n, 3);
+	assert_true(v[0] == d || v[1] == d || v[2] == d);
+	assert_null(state_subs_of(f->s, "bob@xmpp.test/desk", &n));
+	assert_int_equal(state_sub_drop(f->s, d), 0);
+	v = state_subs_of(f->s, "bob@xmpp.test", &n);
+	assert_int_equal(n, 2);
 	/* Dialog index: set, look up, re-key when the remote tag arrives, clear. */
 	assert_int_equal(state_sub_set_dialog(f->s, a, "call-1", "ltag", NULL), 0);
 	assert_ptr_equal(state_sub_by_dialog(f->s, "call-1", "ltag"), a);
@@ -215,6 +229,7 @@ static void test_presence_cache(void **state)
 	struct pres_entry e1 = entry("laptop", true, PRES_ACT_AWAY, "lunch", 5);
 	struct pres_entry e2 = entry("phone", true, PRES_ACT_AVAILABLE, "", 0);
 	struct pres_entry e3 = entry("laptop", true, PRES_ACT_DND, "meeting", 5);
+	e3.device = true;
 	assert_int_equal(state_pres_set(f->s, "bob@xmpp.test", &e1, 10), 0);
 	assert_int_equal(state_pres_set(f->s, "bob@xmpp.test", &e2, 11), 0);
 	assert_int_equal(state_pres_set(f->s, "bob@xmpp.test", &e3, 12), 0);
@@ -232,7 +247,14 @@ static void test_presence_cache(void **state)
 			assert_int_equal(p->res[i].activity, PRES_ACT_DND);
 			assert_string_equal(p->res[i].note, "meeting");
 			assert_int_equal(p->res[i].priority, 5);
+			/* RFC 7247 6.3: that the id is a device survives a restart */
+			assert_true(p->res[i].device);
+		} else {
+			assert_false(p->res[i].device);
 		}
+	state_pres_model(f->s, "bob@xmpp.test", m);
+	for (size_t i = 0; i < m->n; i++)
+		assert_int_equal(m->e[i].device, strcmp(m->e[i].id, "laptop") == 0);
 	/* Going offline removes the resource, in memory and in the store. */
 	struct pres_entry off = entry("laptop", false, PRES_ACT_OFFLINE, "", 0);
 	assert_int_equal(state_pres_set(f->s, "bob@xmpp.test", &off, 13), 0);

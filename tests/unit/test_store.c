@@ -371,6 +371,72 @@ static void test_newer_schema_refused(void **state)
 	assert_non_null(strstr(why, "newer presbridge"));
 }
 
+/* A state file of schema 1 (before pres.device) opens, keeps its rows, reads
+ * them as not a device, and stores the flag from then on; restarts across the
+ * upgrade keep working. */
+static int check_device(const struct store_pres *p, void *arg)
+{
+	int *seen = arg;
+	if (strcmp(p->resource, "old") == 0) {
+		assert_false(p->device);
+		assert_string_equal(p->activity, "away");
+		seen[0]++;
+	} else if (strcmp(p->resource, "desk") == 0) {
+		assert_true(p->device);
+		seen[1]++;
+	}
+	return 0;
+}
+
+static void test_schema1_upgrade(void **state)
+{
+	(void)state;
+	sqlite3 *db;
+	struct store *st = NULL;
+	int seen[2] = {0, 0};
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(
+	        db,
+	        "CREATE TABLE sub (dir INTEGER NOT NULL, watcher TEXT NOT NULL,"
+	        " presentity TEXT NOT NULL, phase TEXT NOT NULL, retries INTEGER"
+	        " NOT NULL DEFAULT 0, peer TEXT, call_id TEXT, local_tag TEXT,"
+	        " remote_tag TEXT, local_cseq INTEGER NOT NULL DEFAULT 0,"
+	        " remote_cseq INTEGER NOT NULL DEFAULT 0, remote_target TEXT,"
+	        " route_set TEXT, expires_at INTEGER NOT NULL DEFAULT 0,"
+	        " refresh_at INTEGER NOT NULL DEFAULT 0,"
+	        " PRIMARY KEY (dir, watcher, presentity)) WITHOUT ROWID;"
+	        "CREATE TABLE pres (entity TEXT NOT NULL, resource TEXT NOT NULL,"
+	        " open INTEGER NOT NULL, activity TEXT NOT NULL, note TEXT NOT"
+	        " NULL DEFAULT '', priority INTEGER NOT NULL, updated INTEGER NOT"
+	        " NULL, PRIMARY KEY (entity, resource)) WITHOUT ROWID;"
+	        "CREATE TABLE im (call_id TEXT PRIMARY KEY, local_tag TEXT,"
+	        " remote_tag TEXT, sip_uri TEXT NOT NULL, jid TEXT NOT NULL,"
+	        " thread TEXT NOT NULL, sip_initiated INTEGER NOT NULL,"
+	        " local_cseq INTEGER NOT NULL DEFAULT 0, remote_target TEXT,"
+	        " route_set TEXT, last_activity INTEGER NOT NULL) WITHOUT ROWID;"
+	        "INSERT INTO pres VALUES ('bob@xmpp.test','old',1,'away','',0,1);"
+	        "PRAGMA user_version = 1;",
+	        NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(&st, path, STORE_SYNC_NORMAL, NULL), 0);
+	struct store_pres p = {.entity = "bob@xmpp.test",
+	                       .resource = "desk",
+	                       .open = true,
+	                       .activity = "available",
+	                       .note = "",
+	                       .device = true,
+	                       .updated = 2};
+	assert_int_equal(store_pres_put(st, &p), 0);
+	store_close(st);
+	assert_int_equal(store_open(&st, path, STORE_SYNC_NORMAL, NULL), 0);
+	assert_int_equal(store_pres_each(st, check_device, seen), 0);
+	assert_int_equal(seen[0], 1);
+	assert_int_equal(seen[1], 1);
+	store_close(st);
+}
+
 static void test_unopenable(void **state)
 {
 	(void)state;
@@ -409,6 +475,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pres_and_im, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_survives_sigkill, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_schema1_upgrade, setup, teardown),
 	    cmocka_unit_test(test_unopenable),
 	    cmocka_unit_test(test_transactions),
 	    cmocka_unit_test_setup_teardown(test_keep_memory, setup, teardown),
