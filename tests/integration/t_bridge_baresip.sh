@@ -84,12 +84,14 @@ check "bob back: baresip shows bob Online again" \
 OUT_TEXT='Grüße aus baresip — 中文 😀'
 check "baresip's MESSAGE (ctrl_tcp \"message\" to its current contact) is accepted" \
 	bsctl message "$OUT_TEXT"
-check "baresip's MESSAGE went through kamailio and was answered 200" \
-	wait_until 10 got in 'SIP/2.0 200' '^CSeq: \d+ MESSAGE\r'
-# The stanza's type is left out: RFC 7572 section 5 asks for none (or "normal")
-# for page mode, and the bridge sends "chat" today.
-check "bob gets carol's text intact" \
+# RFC 3428 section 7: a relay into a non-SIP domain answers 202 Accepted.
+check "baresip's MESSAGE went through kamailio and was answered 202" \
+	wait_until 10 got in 'SIP/2.0 202' '^CSeq: \d+ MESSAGE\r'
+# RFC 7572 section 5: a pager-mode MESSAGE becomes a stanza with no type.
+check "bob gets carol's text intact, with no type (RFC 7572 section 5)" \
 	xmppc_expect bob "<message&&from=\"carol@sip.test\"&&<body>$OUT_TEXT</body>" 10
+check "carol's page-mode message carries no type=\"chat\"" \
+	xmppc_absent bob "<message&&from=\"carol@sip.test\"&&type=\"chat\"&&<body>$OUT_TEXT</body>" 1
 
 xmppc_send bob '<message type="chat" to="carol@sip.test" id="m1"><body>Hallo carol — 中文</body></message>'
 # RFC 7572 section 4 note 1: the sender's resource travels as the gr parameter.

@@ -53,14 +53,14 @@ header_is() { # header_is NAME N HEADER REGEX
 }
 
 # ---- SIP -> XMPP
-check "SIP -> XMPP: a MESSAGE to sip:bob@xmpp.test;gr=pc from alice's GRUU is answered 200" \
+check "SIP -> XMPP: a MESSAGE to sip:bob@xmpp.test;gr=pc from alice's GRUU is answered 202" \
 	sipp_run gr-in bridge_im_page_uac.xml tcp "$target" \
 	-key ruri 'bob@xmpp.test;gr=pc' -key from 'alice@sip.test;gr=lyncpc'
 check "SIP -> XMPP: bob/pc gets it, from alice@sip.test/lyncpc (RFC 7572 section 5 note 1)" \
 	xmppc_expect bobpc '<message&&from="alice@sip.test/lyncpc"&&to="bob@xmpp.test/pc"&&<body>Grüße' 10
 check "SIP -> XMPP: bob/im does not (RFC 7247 section 6.4 step 8: the GRUU names one resource)" \
 	xmppc_absent bob '<message&&<body>Grüße' 2
-check "SIP -> XMPP: a MESSAGE to the bare sip:bob@xmpp.test is answered 200" \
+check "SIP -> XMPP: a MESSAGE to the bare sip:bob@xmpp.test is answered 202" \
 	sipp_run bare-in bridge_im_page_uac.xml tcp "$target" \
 	-key ruri bob@xmpp.test -key from alice@sip.test
 bare_in() {

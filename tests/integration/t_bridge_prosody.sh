@@ -90,11 +90,14 @@ fed_cases() {
 	check "$m: SIP -> XMPP: refresh and sign-out in the dialog; NOTIFY terminated" sipp_wait "$w" 30
 
 	# page-mode MESSAGE both ways
-	check "$m: SIP -> XMPP: a MESSAGE from $su is answered 200" \
+	check "$m: SIP -> XMPP: a MESSAGE from $su is answered 202 (RFC 3428 section 7)" \
 		sipp_run "page-in-$m" bridge_im_page_uac.xml udp "127.0.0.1:$KAM_UDP_PORT" \
 		-key ruri "$xu@xmpp.test" -key from "$su@sip.test"
 	check "$m: SIP -> XMPP: $xu gets the two-line non-ASCII text intact" \
-		xmppc_expect "$xu" "<message&&type=\"chat\"&&from=\"$su@sip.test\"&&<body>Grüße&#10;zweite Zeile — 中文 😀&#10;</body>" 10
+		xmppc_expect "$xu" "<message&&from=\"$su@sip.test\"&&<body>Grüße&#10;zweite Zeile — 中文 😀&#10;</body>" 10
+	# RFC 7572 section 5: pager mode -> no type (normal), never chat
+	check "$m: SIP -> XMPP: the page-mode message carries no type=\"chat\"" \
+		xmppc_absent "$xu" "<message&&type=\"chat\"&&from=\"$su@sip.test\"&&<body>Grüße" 1
 	im_sipp_at "page-out-$m" message_uas.xml udp "$port" "" -m 1 -timeout 30s ||
 		die "$su's UAS did not start"
 	uas=$LAST_PID

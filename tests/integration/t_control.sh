@@ -76,7 +76,7 @@ check "subscriptions of a stranger: none" jq -e 'length == 0' <<<"$(ctl --json s
 check "sessions: none in page mode (people and JSON)" \
 	bash -c "'$CTL' sessions | grep -q '^0 IM sessions$' && '$CTL' --json sessions | jq -e 'length == 0'"
 
-check "page MESSAGE to bob is answered 200" sipp_run msg bridge_im_page_uac.xml tcp "$(pres_target tcp)" \
+check "page MESSAGE to bob is answered 202 (RFC 3428 section 7)" sipp_run msg bridge_im_page_uac.xml tcp "$(pres_target tcp)" \
 	-key ruri bob@xmpp.test -key from alice@sip.test
 xmppc_expect bob '<message&&from="alice@sip.test"' 10 || fail "bob did not get the message"
 m1=$(metric 'presbridge_sip_requests_total{direction="in",method="SUBSCRIBE"}' \

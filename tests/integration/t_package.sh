@@ -85,7 +85,7 @@ xmppc_expect bob '<presence&&type="subscribe"&&from="ops1@sip.test"' 15 || fail 
 xmppc_send bob '<presence type="subscribed" to="ops1@sip.test"/>'
 check "presence: the watcher's NOTIFY says bob is open, at the desk" \
 	wait_until 15 grep -Ezq '<basic>open</basic>.*at the desk' "$T_DIR/sipp-watch.msg"
-check "message: a MESSAGE to bob is answered 200" sipp_run msg bridge_im_page_uac.xml tcp \
+check "message: a MESSAGE to bob is answered 202 (RFC 3428 section 7)" sipp_run msg bridge_im_page_uac.xml tcp \
 	"$(pres_target tcp)" -key ruri bob@xmpp.test -key from alice@sip.test
 check "message: bob gets it" xmppc_expect bob '<message&&from="alice@sip.test"' 10
 check "the installed presbridgectl reads its status" bash -c \

@@ -82,11 +82,13 @@ s2s_case() {
 		sipp_wait "$NOTIFIER" 25
 
 	# --- IM, page mode, both ways
-	check "$name: IM SIP -> XMPP: MESSAGE answered 200" \
+	check "$name: IM SIP -> XMPP: MESSAGE answered 202 (RFC 3428 section 7)" \
 		sipp_run "page-in-$name" bridge_im_page_uac.xml tcp "$target" \
 		-key ruri bob@xmpp.test -key from alice@sip.test
 	check "$name: IM SIP -> XMPP: bob gets the text from alice@sip.test" \
-		xmppc_expect "$B" '<message&&type="chat"&&from="alice@sip.test"&&zweite Zeile' 15
+		xmppc_expect "$B" '<message&&from="alice@sip.test"&&zweite Zeile' 15
+	check "$name: IM SIP -> XMPP: pager mode gives no type=\"chat\" (RFC 7572 section 5)" \
+		xmppc_absent "$B" '<message&&type="chat"&&from="alice@sip.test"&&zweite Zeile' 1
 	im_uas_start "page-out-$name" message_uas.xml "$UAS_PORT" -m 1 -timeout 30s ||
 		die "SIPp UAS did not start"
 	local UAS=$LAST_PID
