@@ -49,6 +49,8 @@ check "status: counts" grep -q '^subscriptions: 0 ' <<<"$out"
 js=$(ctl --json status)
 check "status --json: parses, link up, pid, counts" \
 	jq -e '.xmpp.up == 1 and .xmpp.transport == "component" and .pid > 0 and .counts.subscriptions == 0 and (.links | map(select(.kind == "component" and .up)) | length) == 1' <<<"$js"
+check "peers: for people, each with up/down and since when" bash -c \
+	"'$CTL' peers | grep -Eq '^  component +sip.test +up +since ' && '$CTL' peers | grep -Eq '^  sip_peer +lync +(up|down) +since '"
 check "peers --json: component and SIP peer" \
 	jq -e 'map(.kind) | sort == ["component", "sip_peer"]' <<<"$(ctl --json peers)"
 
@@ -124,6 +126,8 @@ exec {silent}<&-
 
 # --- log-level, usage, no daemon
 check "log-level debug: exit 0" test "$(rc_of log-level debug)" = 0
+check "log-level --json info: says the level" jq -e '.log_level == "info"' <<<"$(ctl --json log-level info)"
+check "log-level warn, for people" grep -q '^log level warn until the next reload$' <<<"$(ctl log-level warn)"
 check "log-level bogus: exit 2 (usage)" test "$(rc_of log-level bogus)" = 2
 check "an unknown command: exit 2" test "$(rc_of frobnicate)" = 2
 check "no daemon at the socket: exit 3, said plainly" bash -c \
@@ -146,7 +150,9 @@ cp "$T_DIR/ctl.conf.good" "$T_DIR/ctl.conf"
 check "still running the previous configuration" grep -q 'running' <<<"$(ctl status)"
 
 # --- stop
-check "stop: exit 0" test "$(rc_of stop)" = 0
+rc=0
+out=$("$CTL" stop 2>&1) || rc=$?
+check "stop: exit 0, says so" bash -c "[ '$rc' = 0 ] && grep -q '^stopping$' <<<'$out'"
 _gone() { ! alive "$1"; }
 check "the daemon stops gracefully" wait_until 10 _gone "$BR_PID"
 check "the socket file is removed" test ! -e "$T_DIR/ctl.sock"
