@@ -1757,7 +1757,10 @@ static void report_to_sip(struct bi_tab *t, const struct bi_pend *p, const char 
 
 	if (err_cond_from_name(cond, &ec) != 0)
 		cond = err_cond_name(ec);
-	err_xmpp_to_sip(ec, 0, &es);
+	/* RFC 7247 section 7.1 notes 1 and 2: the 6xx (and 501) codes where the
+	 * failed stanza went to a bare JID, as a page-mode message does. */
+	err_xmpp_to_sip(
+	    ec, p->rcpt_jid && !strchr(p->rcpt_jid, '/') ? ERR_X2S_BARE_JID : 0, &es);
 	struct msg_report rep = {.to = p->rcpt_jid,
 	                         .excerpt = p->excerpt,
 	                         .cond = cond,

@@ -100,7 +100,7 @@ report_is() { # report_is SIPP: the MESSAGE telling alice her page to nobody fai
 	header_has "$1" MESSAGE From '^<sip:nobody@xmpp\.test>;tag=' &&
 		header_has "$1" MESSAGE To '^<sip:alice@sip\.test>$' &&
 		header_has "$1" MESSAGE Content-Type '^text/plain; charset=UTF-8$' &&
-		im_sip_body "$1" MESSAGE 1 | grep -Eq '^Not delivered to nobody@xmpp\.test: [45][0-9][0-9] [A-Za-z ]+ \(XMPP [a-z-]+' &&
+		im_sip_body "$1" MESSAGE 1 | grep -Eq '^Not delivered to nobody@xmpp\.test: [456][0-9][0-9] [A-Za-z ]+ \(XMPP [a-z-]+' &&
 		im_sip_body "$1" MESSAGE 1 | grep -Fq 'Your message: "Grüße zweite Zeile — 中文 😀'
 }
 sess_report_is() { # the report in the dialog names nobody and quotes the first message
