@@ -49,6 +49,7 @@ struct bp_rt {
 	 * presence the XMPP server sends right behind `subscribed`. */
 	struct loop_timer settle_t;
 	bool settling;
+	bool settle_burst; /* the user's presence came: the wait is shortened */
 	/* An XMPP watcher of a SIP user: the devices (GRUU contacts, RFC 7247
 	 * section 6.3) it was last told are available, as full JIDs, and whether
 	 * the bare JID was; a device that leaves the document is told
@@ -64,10 +65,14 @@ struct bp_rt {
  * presence. An XMPP server sends a contact the user's presence only after the
  * `subscribed` (RFC 6121 3.1.5), so at the approval the cache is empty or stale;
  * a NOTIFY sent at once said closed (or nothing) and the true one followed
- * within the same millisecond. Waiting sends only the true one; whatever is known
- * when the wait ends goes out (nothing known: no body, RFC 8048 5.3.1 F32).
+ * within the same millisecond. Waiting sends only the true one: the first
+ * presence of the user shortens the wait to APPROVAL_BURST_MS (notify_pair), so
+ * the presences the server sends together make one NOTIFY and later changes are
+ * not held back; if none comes, whatever is known when the wait ends goes out
+ * (nothing known: no body, RFC 8048 5.3.1 F32).
  */
 #define APPROVAL_SETTLE_MS 1000
+#define APPROVAL_BURST_MS  100
 
 static int64_t now_s(void)
 {
@@ -603,6 +608,7 @@ static bool settle_approval(struct bridge *b, struct state_sub *sub, unsigned *a
 		return false;
 	char ubuf[ADDR_MAX_INPUT + 1];
 	rt->settling = true;
+	rt->settle_burst = false;
 	if (!state_pres_get(b->state, key_user(sub->presentity, ubuf, sizeof(ubuf))))
 		*actions |= SUB_ACT_XMPP_PROBE;
 	loop_timer_start(b->loop, &rt->settle_t, APPROVAL_SETTLE_MS, on_settle, rt);
@@ -1138,7 +1144,18 @@ static void notify_pair(struct bridge *b, const char *watcher, const char *prese
 	struct state_sub *sub =
 	    state_sub_get(b->state, SUB_DIR_SIP_WATCHER, watcher, presentity);
 	struct bp_rt *srt = sub ? sub->rt : NULL;
-	if (sub && sub->st.phase == SUB_SW_ACTIVE && !(srt && srt->settling)) {
+	if (sub && sub->st.phase == SUB_SW_ACTIVE) {
+		/* The presence an approval's NOTIFY waits for: what the server sends
+		 * with it (every resource, a probe's answer, ejabberd's repeat) comes
+		 * within APPROVAL_BURST_MS; then the one NOTIFY goes. */
+		if (srt && srt->settling) {
+			if (!srt->settle_burst) {
+				srt->settle_burst = true;
+				loop_timer_start(b->loop, &srt->settle_t,
+				                 APPROVAL_BURST_MS, on_settle, srt);
+			}
+			return;
+		}
 		struct sub_result res_n = {.notify = {.state = SUB_SS_ACTIVE},
 		                           .body = SUB_BODY_CURRENT};
 		send_notify(b, sub, &res_n);
