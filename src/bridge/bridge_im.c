@@ -689,7 +689,12 @@ static void sin_text(struct bi_tab *t, struct sipleg_srv *srv, const struct bi_s
 		struct bi_chat c = {.type = in->s ? "chat" : NULL,
 		                    .from = in->from,
 		                    .to = in->to,
-		                    .thread = in->s ? in->thread : in->call_id,
+		                    /* RFC 7572 table 2: Call-ID -> <thread/>, when
+		                     * it is one (RFC 3261 section 25.1): a peer's
+		                     * stray byte never reaches the XML */
+		                    .thread = in->s                        ? in->thread
+		                              : msg_callid_ok(in->call_id) ? in->call_id
+		                                                           : NULL,
 		                    .body = text,
 		                    .subject = subject,
 		                    .lang = in->lang,
