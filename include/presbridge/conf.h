@@ -29,6 +29,7 @@ struct presmap;
  * RuntimeDirectory), else no control socket. */
 #define CONF_CONTROL_SOCKET_DEFAULT "/run/presbridge/control.sock"
 #define CONF_METRICS_PORT_DEFAULT   9478u
+#define CONF_MAP_FILES              3 /* domains.map, users.map, presence.map */
 
 enum conf_tp {
 	CONF_TP_UDP,
@@ -186,6 +187,8 @@ struct conf {
 	/* Loaded from the mappings folder. */
 	struct addr_map *addr;
 	struct presmap *pres;
+	/* FNV-1a of domains.map, users.map, presence.map as read; 0: not read. */
+	uint64_t map_hash[CONF_MAP_FILES];
 
 	/* Line of each global key in the file, indexed by conf.c's key table. */
 	unsigned key_lines[CONF_MAX_KEYS];
@@ -212,8 +215,8 @@ int conf_key_at(size_t i, const char **section, const char **key);
 /*
  * What differs between two loaded configurations, one call of h per difference
  * in file order: "[sip] listen", "[peer lync] address", "[peer x] added",
- * "[s2s-peer d] removed". Secrets are named, never shown. The mapping files are
- * not compared.
+ * "[s2s-peer d] removed", then each mapping file whose bytes changed
+ * ("presence.map"). Secrets are named, never shown.
  */
 typedef void(conf_diff_h)(const char *what, void *arg);
 void conf_diff(const struct conf *a, const struct conf *b, conf_diff_h *h, void *arg);

@@ -1079,6 +1079,9 @@ static void check_consistency(struct loader *ld)
 	check_ops(ld);
 }
 
+static const char *const map_files[CONF_MAP_FILES] = {"domains.map", "users.map",
+                                                      "presence.map"};
+
 static int read_mapping(struct loader *ld, const char *file, bool required, char **textp,
                         size_t *lenp, char **pathp)
 {
@@ -1099,6 +1102,14 @@ static int read_mapping(struct loader *ld, const char *file, bool required, char
 		free(path);
 		return e;
 	}
+	/* FNV-1a of the bytes, so a reload can tell which file changed (conf_diff). */
+	for (size_t i = 0; i < CONF_MAP_FILES; i++)
+		if (strcmp(file, map_files[i]) == 0) {
+			uint64_t h = 1469598103934665603ull;
+			for (size_t k = 0; k < *lenp; k++)
+				h = (h ^ (unsigned char)(*textp)[k]) * 1099511628211ull;
+			ld->cf->map_hash[i] = h;
+		}
 	*pathp = path;
 	return 0;
 }
@@ -1417,6 +1428,9 @@ void conf_diff(const struct conf *a, const struct conf *b, conf_diff_h *h, void 
 			         b->s2s_peers[j].domain);
 			h(what, arg);
 		}
+	for (size_t i = 0; i < CONF_MAP_FILES; i++)
+		if (a->map_hash[i] != b->map_hash[i])
+			h(map_files[i], arg);
 }
 
 const struct conf_peer *conf_peer_for_domain(const struct conf *cf,

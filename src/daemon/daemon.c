@@ -33,34 +33,9 @@ struct daemon {
 	struct ctl *ctl;         /* presbridgectl's socket; NULL: none */
 	char *ctl_path;
 	struct metrics *metrics; /* /metrics; NULL: off */
-	uint64_t maphash[3];     /* of domains.map, users.map, presence.map */
 	struct loop_timer stop_t;
 	int status;
 };
-
-static const char *const map_files[3] = {"domains.map", "users.map", "presence.map"};
-
-/* FNV-1a of a mapping file's bytes (0: unreadable), to tell a reload what changed. */
-static uint64_t file_hash(const char *dir, const char *name)
-{
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return 0;
-	uint64_t h = 1469598103934665603ull;
-	int c;
-	while ((c = getc(f)) != EOF)
-		h = (h ^ (unsigned char)c) * 1099511628211ull;
-	fclose(f);
-	return h;
-}
-
-static void map_hashes(const struct conf *cf, uint64_t out[3])
-{
-	for (int i = 0; i < 3; i++)
-		out[i] = file_hash(cf->mappings, map_files[i]);
-}
 
 static void summary(void *arg, char *buf, unsigned len)
 {
@@ -151,12 +126,6 @@ static int reload(struct daemon *d, struct sbuf *out)
 	sbuf_init(&changed);
 	struct diff_out o = {&changed, 0};
 	conf_diff(d->cf, cf, on_diff, &o);
-	uint64_t h[3];
-	map_hashes(cf, h);
-	for (int i = 0; i < 3; i++)
-		if (h[i] != d->maphash[i])
-			on_diff(map_files[i], &o);
-	memcpy(d->maphash, h, sizeof(h));
 	bool ops_changed =
 	    (d->cf->control_socket == NULL) != (cf->control_socket == NULL) ||
 	    (cf->control_socket &&
@@ -366,7 +335,6 @@ int daemon_run(const char *config_path)
 		d.status = EXIT_FAILURE;
 		goto out;
 	}
-	map_hashes(d.cf, d.maphash);
 	ops_start(&d);
 	log_info("daemon", "presbridge %s running with %s", PB_VERSION, config_path);
 	/* Both legs are listening, and the XMPP side connecting or retrying. */

@@ -41,15 +41,16 @@ static int teardown(void **state)
 	return 0;
 }
 
-struct s2j_case {
+/* One address translation: in -> out (NULL on failure) with err and home. */
+struct conv_case {
 	const char *name;
-	const char *uri;
+	const char *in;
 	int err;
-	const char *jid;
+	const char *out;
 	enum addr_home home;
 };
 
-static const struct s2j_case s2j[] = {
+static const struct conv_case s2j[] = {
     {"plain sip-homed", "sip:alice@sip.test", 0, "alice@sip.test", ADDR_HOME_SIP},
     {"sips scheme", "sips:alice@sip.test", 0, "alice@sip.test", ADDR_HOME_SIP},
     {"scheme case", "SIP:alice@SIP.Test", 0, "alice@sip.test", ADDR_HOME_SIP},
@@ -99,33 +100,34 @@ static const struct s2j_case s2j[] = {
     {"leading space after decoding", "sip:%20alice@sip.test", -EINVAL, NULL, 0},
 };
 
-/* Run a table of SIP -> JID rows through fn (addr_sip_to_jid or _full_jid). */
-static void run_s2j(const struct addr_map *m, const struct s2j_case *rows, size_t n,
-                    int (*fn)(const struct addr_map *, const char *, char **,
-                              enum addr_home *))
+/* Run a table of translations through fn (addr_sip_to_jid, _full_jid,
+ * addr_jid_to_gruu: the same shape). */
+static void run_conv(const struct addr_map *m, const struct conv_case *rows, size_t n,
+                     int (*fn)(const struct addr_map *, const char *, char **,
+                               enum addr_home *))
 {
 	for (size_t i = 0; i < n; i++) {
-		const struct s2j_case *c = &rows[i];
-		char *jid = NULL;
+		const struct conv_case *c = &rows[i];
+		char *out = NULL;
 		enum addr_home home = (enum addr_home) - 1;
-		int err = fn(m, c->uri, &jid, &home);
+		int err = fn(m, c->in, &out, &home);
 		if (err != c->err)
 			fail_msg("case '%s': err %d (%s), want %d", c->name, err,
 			         addr_strerror(err), c->err);
-		if (c->jid && (!jid || strcmp(jid, c->jid) != 0))
-			fail_msg("case '%s': jid '%s', want '%s'", c->name,
-			         jid ? jid : "(null)", c->jid);
-		if (c->jid && home != c->home)
+		if (c->out && (!out || strcmp(out, c->out) != 0))
+			fail_msg("case '%s': got '%s', want '%s'", c->name,
+			         out ? out : "(null)", c->out);
+		if (c->out && home != c->home)
 			fail_msg("case '%s': home %d, want %d", c->name, home, c->home);
-		if (!c->jid && jid)
-			fail_msg("case '%s': jid set on failure", c->name);
-		free(jid);
+		if (!c->out && out)
+			fail_msg("case '%s': result set on failure", c->name);
+		free(out);
 	}
 }
 
 static void test_sip_to_jid(void **state)
 {
-	run_s2j(*state, s2j, sizeof(s2j) / sizeof(s2j[0]), addr_sip_to_jid);
+	run_conv(*state, s2j, sizeof(s2j) / sizeof(s2j[0]), addr_sip_to_jid);
 }
 
 struct j2s_case {
@@ -262,7 +264,7 @@ static void test_too_long(void **state)
  * XMPP -> SIP section 6.5 (likewise); RFC 7572 sections 4 and 5 use the same
  * mapping for the sender of a message.
  */
-static const struct s2j_case s2fj[] = {
+static const struct conv_case s2fj[] = {
     {"RFC 7247 6.4 example 1 (step 3)", "sip:f%C3%BC@sip.test", 0, "f\xc3\xbc@sip.test",
      ADDR_HOME_SIP},
     {"RFC 7247 6.4 example 2 (step 5)", "sip:o'malley@sip.test", 0,
@@ -305,55 +307,36 @@ static const struct s2j_case s2fj[] = {
 
 static void test_sip_to_full_jid(void **state)
 {
-	run_s2j(*state, s2fj, sizeof(s2fj) / sizeof(s2fj[0]), addr_sip_to_full_jid);
+	run_conv(*state, s2fj, sizeof(s2fj) / sizeof(s2fj[0]), addr_sip_to_full_jid);
 }
 
-static const struct j2s_case j2gr[] = {
-    {"RFC 7247 6.5 example 1 (step 3)", "m\\26m@xmpp.test", 0, "sip:m&m@xmpp.test", NULL,
+static const struct conv_case j2gr[] = {
+    {"RFC 7247 6.5 example 1 (step 3)", "m\\26m@xmpp.test", 0, "sip:m&m@xmpp.test",
      ADDR_HOME_XMPP},
     {"RFC 7247 6.5 example 2 (step 5)", "tsch\xc3\xbcss@xmpp.test", 0,
-     "sip:tsch%C3%BCss@xmpp.test", NULL, ADDR_HOME_XMPP},
+     "sip:tsch%C3%BCss@xmpp.test", ADDR_HOME_XMPP},
     {"RFC 7247 6.5 example 3 (step 8)", "baz@xmpp.test/qux", 0,
-     "sip:baz@xmpp.test;gr=qux", NULL, ADDR_HOME_XMPP},
+     "sip:baz@xmpp.test;gr=qux", ADDR_HOME_XMPP},
     {"RFC 7572 4 note 1: sender's resource as GRUU", "juliet@xmpp.test/yn0cl4bnw0yr3vym",
-     0, "sip:juliet@xmpp.test;gr=yn0cl4bnw0yr3vym", NULL, ADDR_HOME_XMPP},
+     0, "sip:juliet@xmpp.test;gr=yn0cl4bnw0yr3vym", ADDR_HOME_XMPP},
     {"RFC 7247 6.5 step 8 non-ASCII resource encoded", "bob@xmpp.test/caf\xc3\xa9", 0,
-     "sip:bob@xmpp.test;gr=caf%C3%A9", NULL, ADDR_HOME_XMPP},
+     "sip:bob@xmpp.test;gr=caf%C3%A9", ADDR_HOME_XMPP},
     {"RFC 3261 25.1 paramchar: space ; = encoded", "bob@xmpp.test/my phone;x=1", 0,
-     "sip:bob@xmpp.test;gr=my%20phone%3Bx%3D1", NULL, ADDR_HOME_XMPP},
+     "sip:bob@xmpp.test;gr=my%20phone%3Bx%3D1", ADDR_HOME_XMPP},
     {"RFC 3261 25.1 paramchar: / : kept, @ ? % encoded", "bob@xmpp.test/a/b:c@d?e%", 0,
-     "sip:bob@xmpp.test;gr=a/b:c%40d%3Fe%25", NULL, ADDR_HOME_XMPP},
+     "sip:bob@xmpp.test;gr=a/b:c%40d%3Fe%25", ADDR_HOME_XMPP},
     {"SIP-homed user at the component", "alice@sip.test/pc1", 0,
-     "sip:alice@sip.test;gr=pc1", NULL, ADDR_HOME_SIP},
+     "sip:alice@sip.test;gr=pc1", ADDR_HOME_SIP},
     {"alias keeps the resource", "JDoe@lync-xmpp.example.com/pc", 0,
-     "sip:john.doe@lync.example.com;gr=pc", NULL, ADDR_HOME_SIP},
-    {"bare JID, plain URI", "bob@xmpp.test", 0, "sip:bob@xmpp.test", NULL,
-     ADDR_HOME_XMPP},
-    {"RFC 7622 3.4 empty resource", "bob@xmpp.test/", -EINVAL, NULL, NULL, 0},
-    {"unmapped domain", "mallory@evil.example/x", -ENOENT, NULL, NULL, 0},
+     "sip:john.doe@lync.example.com;gr=pc", ADDR_HOME_SIP},
+    {"bare JID, plain URI", "bob@xmpp.test", 0, "sip:bob@xmpp.test", ADDR_HOME_XMPP},
+    {"RFC 7622 3.4 empty resource", "bob@xmpp.test/", -EINVAL, NULL, 0},
+    {"unmapped domain", "mallory@evil.example/x", -ENOENT, NULL, 0},
 };
 
 static void test_jid_to_gruu(void **state)
 {
-	const struct addr_map *m = *state;
-
-	for (size_t i = 0; i < sizeof(j2gr) / sizeof(j2gr[0]); i++) {
-		const struct j2s_case *c = &j2gr[i];
-		char *uri = NULL;
-		enum addr_home home = (enum addr_home) - 1;
-		int err = addr_jid_to_gruu(m, c->jid, &uri, &home);
-		if (err != c->err)
-			fail_msg("case '%s': err %d (%s), want %d", c->name, err,
-			         addr_strerror(err), c->err);
-		if (c->uri && (!uri || strcmp(uri, c->uri) != 0))
-			fail_msg("case '%s': uri '%s', want '%s'", c->name,
-			         uri ? uri : "(null)", c->uri);
-		if (c->uri && home != c->home)
-			fail_msg("case '%s': home %d, want %d", c->name, home, c->home);
-		if (!c->uri && uri)
-			fail_msg("case '%s': uri set on failure", c->name);
-		free(uri);
-	}
+	run_conv(*state, j2gr, sizeof(j2gr) / sizeof(j2gr[0]), addr_jid_to_gruu);
 }
 
 /* A message or presence for one device comes back to that device: full JID ->
