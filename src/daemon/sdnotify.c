@@ -1,6 +1,7 @@
 #include "presbridge/sdnotify.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ struct sdnotify {
 	struct loop *loop;
 	sdnotify_summary_h *summary;
 	void *arg;
+	bool on;              /* started by systemd with a NOTIFY_SOCKET */
 	uint64_t watchdog_ms; /* 0: no watchdog */
 	struct loop_timer watchdog_t, status_t;
 	char last[256]; /* the STATUS= last sent: sent again only when it changes */
@@ -66,7 +68,8 @@ int sdnotify_new(struct sdnotify **np, struct loop *l, sdnotify_summary_h *summa
 	n->loop = l;
 	n->summary = summary;
 	n->arg = arg;
-	if (!getenv("NOTIFY_SOCKET")) {
+	n->on = getenv("NOTIFY_SOCKET") != NULL;
+	if (!n->on) {
 		*np = n; /* not under systemd: every call is a no-op */
 		return 0;
 	}
@@ -89,7 +92,7 @@ int sdnotify_new(struct sdnotify **np, struct loop *l, sdnotify_summary_h *summa
 
 void sdnotify_ready(struct sdnotify *n)
 {
-	if (!getenv("NOTIFY_SOCKET"))
+	if (!n->on)
 		return;
 	char text[sizeof(n->last)];
 	n->summary(n->arg, text, sizeof(text));
@@ -102,7 +105,7 @@ void sdnotify_ready(struct sdnotify *n)
 
 void sdnotify_stopping(struct sdnotify *n)
 {
-	if (!getenv("NOTIFY_SOCKET"))
+	if (!n->on)
 		return;
 	loop_timer_cancel(n->loop, &n->status_t);
 	snprintf(n->last, sizeof(n->last), "stopping");
@@ -111,7 +114,7 @@ void sdnotify_stopping(struct sdnotify *n)
 
 void sdnotify_status(struct sdnotify *n, const char *text)
 {
-	if (getenv("NOTIFY_SOCKET"))
+	if (n->on)
 		send_status(n, text);
 }
 
