@@ -1,5 +1,8 @@
 /*
- * store - the bridge's state, persisted in SQLite at [bridge] state.
+ * store - the bridge's state, persisted in SQLite at [bridge] state (the
+ * default, src/store/store_sqlite.c) or in PostgreSQL shared by a pool of
+ * bridges ([store] backend = postgresql, src/store/store_pg.c). One interface;
+ * the backends are files of their own behind src/store/store_int.h.
  *
  * Three tables: bridged subscriptions (both directions, with the SIP dialog that
  * carries them), the last known presence of every bridged entity per resource,
@@ -114,7 +117,56 @@ int store_im_del(struct store *st, const char *call_id);
 typedef int(store_im_h)(const struct store_im *im, void *arg);
 int store_im_each(struct store *st, store_im_h *h, void *arg);
 
-/* SQLite's words for the last failure, for logs. */
+/* The backend's words for the last failure, for logs. */
 const char *store_errmsg(const struct store *st);
+
+/* ---- PostgreSQL and the pool (issue 18) -------------------------------- */
+
+struct loop;
+
+/*
+ * Open a PostgreSQL store: connect (blocking: start-up only), create or migrate
+ * the schema (versioned, table pb_meta), then keep the connection on loop l,
+ * non-blocking. conninfo is a libpq connection string or URI. Writes are
+ * queued and sent once per loop turn (store_flush) as one pipelined
+ * transaction; the _each calls are blocking reads (start-up, takeover).
+ * Returns 0, -EIO with the reason in *whyp (static or store-owned string: copy
+ * it before store_close), -EPROTO for a schema newer than this build.
+ */
+int store_open_pg(struct store **sp, struct loop *l, const char *conninfo,
+                  const char **whyp);
+
+/* "sqlite" or "postgresql". */
+const char *store_backend(const struct store *st);
+
+/*
+ * Durability of queued writes. SQLite's writes are durable when the call
+ * returns (store_pending() is then always 0). PostgreSQL's are durable once
+ * their transaction commits: store_pending() returns 0 when every write issued
+ * so far is durable, else the sequence number of the last one issued. Output
+ * that acknowledges state (a 2xx to SUBSCRIBE, a NOTIFY, a subscribed stanza)
+ * may leave once a STORE_EV_DURABLE event reports a sequence >= that number.
+ */
+uint64_t store_pending(const struct store *st);
+
+enum store_event {
+	STORE_EV_DURABLE, /* writes up to seq are committed */
+	STORE_EV_DOWN,    /* the connection is lost; the store reconnects and sends
+	                   * the writes not yet committed again */
+	STORE_EV_UP,      /* connected again */
+	STORE_EV_FENCED,  /* a batch was refused: this node no longer holds the
+	                   * pool lease of store_set_owner(); queued writes dropped */
+};
+typedef void(store_event_h)(enum store_event ev, uint64_t seq, void *arg);
+/* Register the one event handler (NULL to remove). */
+void store_set_events(struct store *st, store_event_h *h, void *arg);
+
+/*
+ * The pool's fencing token (PostgreSQL): every later transaction first checks,
+ * in the database, that node still holds the pool lease taken with this epoch
+ * (function pb_fence) and writes node as the owner of the subscription and IM
+ * session rows it writes. node is copied. No-op for SQLite.
+ */
+void store_set_owner(struct store *st, const char *node, int64_t epoch);
 
 #endif
