@@ -29,6 +29,7 @@
 # database (a restarted bridge finds its rows), :memory: a new, empty one each time.
 #   pres_pg_start              start that cluster (also for tests that want it
 #                              anyway, t_pool.sh); sets what pg_start sets
+#   pres_pg_track              hand its postmaster to stop_all (again after pg_restart)
 #   pres_pg_db STATE           print the database name for STATE (creating it)
 #   pres_pg_rows STATE TABLE   print the row count of TABLE in STATE's database
 
@@ -132,8 +133,25 @@ pres_pg_start() {
 	pg_start "$T_DIR/pg" >/dev/null || return 1
 	# The cluster is pg_ctl's daemon, not one of spawn's processes: a fast
 	# shutdown before lib.sh's own cleanup, whose exit status it keeps.
-	trap '_pres_pg_rc=$?; pg_stop; (exit "$_pres_pg_rc"); _cleanup' EXIT
+	trap _pres_pg_exit EXIT
+	pres_pg_track
 	PRES_PG_MEM=${PRES_PG_MEM:-0}
+}
+
+# pres_pg_track: let stop_all (and so a test's teardown check) stop the cluster
+# too; pg_ctl's postmaster leads a session of its own. Again after pg_restart.
+pres_pg_track() {
+	local pid
+	pid=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || return 0
+	[[ -n $pid ]] && track_pid "$pid"
+	return 0
+}
+
+_pres_pg_exit() {
+	local rc=$?
+	pg_stop
+	(exit "$rc")
+	_cleanup
 }
 
 # _pres_pg_db STATE: PRES_PG_DB = its database, created if new (in the test's
