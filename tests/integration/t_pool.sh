@@ -316,7 +316,8 @@ check "kill -9: no row of the dead node $DEAD left" \
 	test "$(rows pb_sub "owner = '$DEAD'")" -eq 0 -a "$(rows pb_im "owner = '$DEAD'")" -eq 0
 check "kill -9: the $((W + L)) subscription rows are still there, all the survivor's" \
 	test "$(rows pb_sub)" -eq "$SUBS_BEFORE" -a "$(owners pb_sub)" = "$SURV"
-check "kill -9: the ended IM sessions are gone" test "$(rows pb_im)" -eq 0
+im_gone() { [[ $(rows pb_im) -eq 0 ]]; }
+check "kill -9: the ended IM sessions are gone" wait_until 5 im_gone
 
 # ================================================================ rejoin
 node_start "$DEAD"
@@ -329,12 +330,14 @@ check "rejoin: $SURV is still the active node" test "$(node_role "$SURV")" = act
 
 # ================================================================ PostgreSQL restarts
 lp_mark pgr
-for k in 1 2 3; do
-	xmppc_send bob "<presence><status>pg-$k</status></presence>"
-	sleep 0.3
-done
 T_PGR=$(now_ms)
-pg_restart >/dev/null || die "PostgreSQL did not restart"
+pg_restart >"$T_DIR/pg-restart.log" 2>&1 &
+PGR=$!
+for k in 1 2 3 4 5 6; do # presence changes while it stops and starts again
+	xmppc_send bob "<presence><status>pg-$k</status></presence>"
+	sleep 0.25
+done
+wait "$PGR" || die "PostgreSQL did not restart: $(cat "$T_DIR/pg-restart.log")"
 pres_pg_track
 figure pg_restart.down_ms $(($(now_ms) - T_PGR))
 xmppc_send bob '<presence><status>pg-final</status></presence>'
@@ -348,10 +351,14 @@ current_active() {
 one_active() { [[ $(current_active | wc -l) -eq 1 ]]; }
 check "PostgreSQL restart: one node is active afterwards ($(current_active | tr '\n' ' '))" \
 	wait_until 15 one_active
-ACT=$(current_active | head -n 1)
-reconnected() { [[ -n $ACT ]] && grep -Eq "$PG_RECONNECT_RE" "${N_LOG[$ACT]}"; }
-PG_RECONNECT_RE=${PG_RECONNECT_RE:-'store: .*(reconnected|connected again|connection restored)'}
-check "PostgreSQL restart: the active node logs its reconnection" wait_until 15 reconnected
+PG_RECONNECT_RE='store: .*(reconnected|connected again|connection restored)'
+reconnected() { # every node logs its reconnection (after the restart: its last log)
+	local n
+	for n in $NODES; do
+		grep -Eq "$PG_RECONNECT_RE" "${N_LOG[$n]}" || return 1
+	done
+}
+check "PostgreSQL restart: every node logs its reconnection" wait_until 15 reconnected
 last_state() { [[ $(lp_ask LASTIS lastis NOTIFY note=pg-final w) == "LASTIS $W of $W" ]]; }
 check "PostgreSQL restart: every watcher's last NOTIFY carries bob's last state" wait_until 20 last_state
 check "PostgreSQL restart: alice gets every Lync user's last state" wait_until 20 alice_sees pg-final-l
@@ -362,6 +369,14 @@ check "PostgreSQL restart: the row counts are unchanged" \
 X=$(current_active | head -n 1)
 [[ -n $X ]] || die "no active node before the cut-off"
 XA=${N_ADDR[$X]}:${N_PORT[$X]}
+# The moment X's SIP socket goes away, as a poll every 20 ms sees it.
+(
+	for ((k = 0; k < 1000; k++)); do
+		sip_bound "$X" || { now_ms >"$T_DIR/x-closed"; exit 0; }
+		sleep 0.02
+	done
+) &
+track_pid $!
 lp_mark cut
 T_CUT=$(now_ms)
 kill -STOP -- "-${N_RELAY[$X]}"
@@ -383,9 +398,20 @@ figure cutoff.cut_to_fence_ms $((T_FENCE - T_CUT))
 figure cutoff.cut_to_takeover_ms $((T_Y - T_CUT))
 figure cutoff.fence_before_takeover_ms $((T_Y - T_FENCE))
 check "cut off: $X fenced itself before $Y took over" test "$T_FENCE" -gt 0 -a "$T_FENCE" -lt "$T_Y"
-check "cut off: $X no longer listens on SIP" wait_until 5 bash -c "! ss -Hlun | awk '\$4 == \"$XA\"' | grep -q ."
-check "cut off: nothing came from $X after $Y took over" \
-	test "$(lp_ask COUNT count NOTIFY "src=$XA" since cut | sed -n 's/.* last=\([0-9]*\).*/\1/p')" -lt "$T_Y"
+check "cut off: $X no longer listens on SIP" wait_until 5 test -s "$T_DIR/x-closed"
+T_CLOSED=$(cat "$T_DIR/x-closed" 2>/dev/null || echo 0)
+figure cutoff.cut_to_sip_closed_ms $((T_CLOSED - T_CUT))
+check "cut off: $X closed its SIP port before $Y took over" test "$T_CLOSED" -gt 0 -a "$T_CLOSED" -lt "$T_Y"
+silent_after() { # silent_after ADDR MS: no request or response from ADDR after MS
+	local kind last
+	for kind in NOTIFY SUBSCRIBE BYE RESP; do
+		last=$(lp_last_ms "$kind" "src=$1" since cut)
+		((last < $2)) || { log "a $kind came from $1 at $last, after $2"; return 1; }
+	done
+}
+check "cut off: nothing came from $X after $Y took over" silent_after "$XA" "$T_Y"
+figure cutoff.during_cut_notifies_from_fenced "$(lp_events NOTIFY note=during-cut "src=$XA" since cut)"
+figure cutoff.during_cut_notifies_from_new "$(lp_events NOTIFY note=during-cut "src=$YA" since cut)"
 lp_mark after
 xmppc_send bob '<presence><status>after-cut</status></presence>'
 check "cut off: bob's next change reaches all $W watchers from $Y" \
