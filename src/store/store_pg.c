@@ -87,14 +87,16 @@ static const char *const migrations[] = {
     "CREATE TABLE pb_node ("
     " name text PRIMARY KEY, address text, role text, epoch bigint,"
     " seen timestamptz, started timestamptz);"
-    /* Every write transaction starts with this: the row lock (FOR SHARE) keeps
-     * pb_acquire (FOR UPDATE) waiting until the transaction ends, so no write
-     * of a node lands after another node took the lease over. */
+    /* Every write transaction starts with this: the row lock keeps pb_acquire
+     * (FOR UPDATE) waiting until the transaction ends, so no write of a node
+     * lands after another node took the lease over. KEY SHARE rather than
+     * SHARE: pb_renew and pb_release (updates of non-key columns) need not
+     * wait for a slow batch. */
     "CREATE FUNCTION pb_fence(p_node text, p_epoch bigint) RETURNS void"
     " LANGUAGE plpgsql AS $$\n"
     "BEGIN\n"
     "  PERFORM 1 FROM pb_lease l WHERE l.id = 1 AND l.holder = p_node"
-    "   AND l.epoch = p_epoch AND l.until > clock_timestamp() FOR SHARE;\n"
+    "   AND l.epoch = p_epoch AND l.until > clock_timestamp() FOR KEY SHARE;\n"
     "  IF NOT FOUND THEN\n"
     "    RAISE EXCEPTION USING ERRCODE = 'PB001', MESSAGE = format("
     "'node %s does not hold the pool lease of epoch %s (it expired or another"

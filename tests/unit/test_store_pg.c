@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -141,7 +142,9 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	sql_ok(adm, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+	sql_ok(adm, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+	            "DO $$BEGIN EXECUTE format('ALTER DATABASE %I RESET lock_timeout',"
+	            " current_database()); END$$");
 	assert_int_equal(loop_new(&f->l), 0);
 	*state = f;
 	return 0;
@@ -547,6 +550,57 @@ static void test_bad_write_dropped(void **state)
 	assert_string_equal(sql_val(adm, "SELECT count(*) FROM pb_sub"), "3");
 }
 
+/* A failure that is not the data's (here a lock not granted in time) keeps
+ * the batch: it goes again until it lands. */
+static void test_transient_failure_retried(void **state)
+{
+	struct fx *f = *state;
+	fx_open(f); /* the schema */
+	store_close(f->st);
+	f->st = NULL;
+	sql_ok(adm,
+	       "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET lock_timeout = 100',"
+	       " current_database()); END$$");
+	fx_open(f);
+	PGconn *locker = adm_connect();
+	sql_ok(locker, "BEGIN; LOCK TABLE pb_sub IN ACCESS EXCLUSIVE MODE");
+	assert_int_equal(store_sub_put(f->st, &subs[0]), 0);
+	store_flush(f->st);
+	uint64_t end = loop_clock_ms() + 600;
+	while (loop_clock_ms() < end)
+		loop_run_once(f->l, 20);
+	assert_true(store_pending(f->st) > 0);
+	assert_non_null(strstr(store_errmsg(f->st), "55P03"));
+	sql_ok(locker, "ROLLBACK");
+	PQfinish(locker);
+	if (!drive(f, settled, 5000))
+		fail_msg("not sent again: %s", store_errmsg(f->st));
+	assert_string_equal(sql_val(adm, "SELECT count(*) FROM pb_sub"), "1");
+	assert_int_equal(f->n[STORE_EV_FENCED] + f->n[STORE_EV_DOWN], 0);
+}
+
+/* Past 262144 queued writes a new key is refused (-EAGAIN); a queued key is
+ * still replaced. */
+static void test_queue_cap(void **state)
+{
+	struct fx *f = *state;
+	char k[32];
+	fx_open(f);
+	for (int i = 0; i < 262144; i++) {
+		snprintf(k, sizeof(k), "e%d", i);
+		if (store_pres_del(f->st, k, "") != 0)
+			fail_msg("write %d refused", i);
+	}
+	assert_int_equal(store_pres_del(f->st, "one-more", ""), -EAGAIN);
+	assert_non_null(strstr(store_errmsg(f->st), "wait for the database"));
+	assert_int_equal(store_pres_del(f->st, "e5", ""), 0);
+	assert_int_equal(store_pending(f->st), 262145);
+	/* Fenced, so that closing drops the lot rather than deleting nothing. */
+	store_set_owner(f->st, "nobody", 7);
+	store_close(f->st);
+	f->st = NULL;
+}
+
 /* ---- the pool lease ------------------------------------------------------------------
  */
 
@@ -637,6 +691,39 @@ static void test_reconnect(void **state)
 		fail_msg("not back: %s (events %s)", store_errmsg(f->st), f->order);
 	assert_int_equal(f->n[STORE_EV_DOWN], 1);
 	assert_string_equal(sql_val(adm, "SELECT count(*) FROM pb_sub"), "3");
+}
+
+/* A write transaction under way (its pb_fence done) holds a takeover off until
+ * it ends; renewing is not held up by it. */
+static void test_fence_holds_off_takeover(void **state)
+{
+	struct fx *f = *state;
+	fx_open(f);
+	sql_ok(adm, "SELECT * FROM pb_acquire('a', 60000)");
+	PGconn *w = adm_connect();
+	sql_ok(w, "BEGIN; SELECT pb_fence('a', 1)");
+	sql_ok(adm, "SET statement_timeout = '2s'");
+	assert_string_equal(sql_val(adm, "SELECT pb_renew('a', 1, 60000)"), "t");
+	sql_ok(adm, "UPDATE pb_lease SET until = clock_timestamp() - interval '1 s'");
+	PGconn *b = adm_connect();
+	assert_int_equal(PQsendQuery(b, "SELECT epoch FROM pb_acquire('b', 60000)"), 1);
+	nanosleep(&(struct timespec){.tv_nsec = 300 * 1000 * 1000}, NULL);
+	assert_int_equal(PQconsumeInput(b), 1);
+	assert_int_equal(PQisBusy(b), 1); /* waits for a's transaction */
+	sql_ok(w, "COMMIT");
+	PGresult *r = PQgetResult(b);
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	assert_int_equal(PQntuples(r), 1);
+	assert_string_equal(PQgetvalue(r, 0, 0), "2");
+	PQclear(r);
+	while ((r = PQgetResult(b)))
+		PQclear(r);
+	r = PQexec(w, "SELECT pb_fence('a', 1)");
+	assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "PB001");
+	PQclear(r);
+	sql_ok(adm, "RESET statement_timeout");
+	PQfinish(b);
+	PQfinish(w);
 }
 
 /* pb_acquire: of two nodes asking at once exactly one gets a row; it moves
@@ -907,7 +994,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_close_flushes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_write_dropped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_transient_failure_retried, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fencing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fence_holds_off_takeover, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_acquire_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_rules, setup, teardown),
