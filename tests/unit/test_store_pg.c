@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -913,6 +914,43 @@ static void test_newer_schema_refused(void **state)
 	    sql_val(adm, "SELECT value FROM pb_meta WHERE key = 'schema'"), "999");
 }
 
+/* Nodes starting together on an empty database: each opens, the schema is
+ * created once (the advisory lock), the lease row is one. */
+static void test_concurrent_first_start(void **state)
+{
+	(void)state;
+	pid_t pids[4];
+	for (int i = 0; i < 4; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			struct loop *l;
+			struct store *st;
+			const char *why = NULL;
+			if (loop_new(&l) != 0)
+				_exit(2);
+			int e = store_open_pg(&st, l, conninfo, &why);
+			if (e) {
+				fprintf(stderr, "node %d: %d %s\n", i, e, why ? why : "");
+				_exit(1);
+			}
+			store_close(st);
+			loop_free(l);
+			_exit(0);
+		}
+	}
+	for (int i = 0; i < 4; i++) {
+		int status;
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fail_msg("node %d could not open the store (status %d)", i,
+			         status);
+	}
+	assert_string_equal(
+	    sql_val(adm, "SELECT value FROM pb_meta WHERE key = 'schema'"), "1");
+	assert_string_equal(sql_val(adm, "SELECT count(*) FROM pb_lease"), "1");
+}
+
 /* A second store opening the existing schema leaves it as it is. */
 static void test_schema_kept(void **state)
 {
@@ -1005,6 +1043,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lease_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_kept, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_first_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_conninfo, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_describe, setup, teardown),
 	};
