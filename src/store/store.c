@@ -60,6 +60,8 @@ void store_set_owner(struct store *st, const char *node, int64_t epoch)
 	free(st->owner);
 	st->owner = copy;
 	st->epoch = epoch;
+	if (epoch == 0 && st->ops->discard)
+		st->ops->discard(st);
 }
 
 int store_begin(struct store *st)

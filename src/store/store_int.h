@@ -27,6 +27,8 @@ struct store_ops {
 	int (*im_del)(struct store *st, const char *call_id);
 	int (*im_each)(struct store *st, store_im_h *h, void *arg);
 	const char *(*errmsg)(const struct store *st);
+	/* Optional: forget every write not yet sent (store_set_owner, epoch 0). */
+	void (*discard)(struct store *st);
 };
 
 /* The first member of every backend's store. */

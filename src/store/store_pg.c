@@ -811,6 +811,9 @@ static void batch_done(struct store_pg *pg)
 		pgv_clear(&pg->queue);
 		qidx_reset(pg);
 		pg->need_rollback = true;
+		/* Nothing is left to wait for: output that waited on these writes
+		 * is dropped with the fenced node's bridge. */
+		pg->head.dseq = pg->head.wseq;
 		store_emit(&pg->head, STORE_EV_FENCED, pg->batch_seq);
 		return;
 	}
@@ -838,7 +841,9 @@ static void batch_done(struct store_pg *pg)
 	stats_observe(STATS_H_STORE_WRITE,
 	              (double)(loop_clock_ms() - pg->batch_sent_ms) / 1000.0);
 	pgv_clear(&pg->batch);
-	pg->head.dseq = pg->batch_seq;
+	/* With nothing queued every write issued is settled (some may have been
+	 * dropped by a fence, store_set_owner epoch 0). */
+	pg->head.dseq = pg->queue.n ? pg->batch_seq : pg->head.wseq;
 	store_emit(&pg->head, STORE_EV_DURABLE, pg->head.dseq);
 	flush_queue(pg);
 }
@@ -1260,6 +1265,20 @@ static const char *pg_errmsg(const struct store *st)
 	return pg->err[0] ? pg->err : "no error";
 }
 
+/* Fenced (store_set_owner with epoch 0): the queue goes; a batch in flight
+ * ends as the database decides (its pb_fence ran under the old epoch). */
+static void pg_discard(struct store *st)
+{
+	struct store_pg *pg = pgs(st);
+	size_t n = pg->queue.n;
+	pgv_clear(&pg->queue);
+	qidx_reset(pg);
+	if (!pg->batch.n)
+		pg->head.dseq = pg->head.wseq;
+	if (n)
+		log_info("store", "postgresql: %zu queued writes dropped (fenced)", n);
+}
+
 static const struct store_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
@@ -1276,6 +1295,7 @@ static const struct store_ops pg_ops = {
     .im_del = pg_im_del,
     .im_each = pg_im_each,
     .errmsg = pg_errmsg,
+    .discard = pg_discard,
 };
 
 /* ---- opening ------------------------------------------------------------------- */
