@@ -347,11 +347,12 @@ current_active() {
 	for n in $NODES; do
 		[[ $(node_role "$n") == active ]] && alive "${N_PID[$n]}" && printf '%s\n' "$n"
 	done
+	return 0
 }
 one_active() { [[ $(current_active | wc -l) -eq 1 ]]; }
 check "PostgreSQL restart: one node is active afterwards ($(current_active | tr '\n' ' '))" \
 	wait_until 15 one_active
-PG_RECONNECT_RE='store: .*(reconnected|connected again|connection restored)'
+PG_RECONNECT_RE='(store|pool): .*connected (again|to the database again)'
 reconnected() { # every node logs its reconnection (after the restart: its last log)
 	local n
 	for n in $NODES; do
@@ -390,7 +391,7 @@ new_active() {
 }
 check "cut off: node $X logs that it fenced itself" wait_log "${N_LOG[$X]}" 'pool: fenced' 10
 check "cut off: a standby takes over" wait_until 15 new_active
-Y=$(current_active | grep -vx "$X" | head -n 1)
+Y=$(current_active | grep -vx "$X" | head -n 1) || true
 YA=${N_ADDR[$Y]:-}:${N_PORT[$Y]:-}
 T_FENCE=$(log_ms "${N_LOG[$X]}" 'pool: fenced') || T_FENCE=0
 T_Y=$(log_ms "${N_LOG[$Y]}" "pool: node $Y is active.*from $X") || T_Y=0

@@ -149,6 +149,7 @@ pres_pg_track() {
 
 _pres_pg_exit() {
 	local rc=$?
+	set +e # (exit 1) below must not end the trap before _cleanup
 	pg_stop
 	(exit "$rc")
 	_cleanup
