@@ -163,6 +163,7 @@ log_ms() {
 	[[ -n $stamp ]] || return 1
 	date -u -d "$stamp" +%s%3N
 }
+_gone() { ! alive "$1"; }
 sip_bound() { # sip_bound NODE: its UDP SIP socket exists
 	ss -Hlun 2>/dev/null | awk -v a="${N_ADDR[$1]}:${N_PORT[$1]}" '$4 == a { f = 1 } END { exit !f }'
 }
@@ -424,5 +425,37 @@ kill -CONT -- "-${N_RELAY[$X]}"
 check "cut off: once PostgreSQL is reachable again, $X rejoins as standby" \
 	wait_log "${N_LOG[$X]}" "pool: node $X is standby; the active node is $Y" 15
 check "cut off: the rows are all $Y's" test "$(owners pb_sub)" = "$Y" -a "$(rows pb_sub)" -eq "$SUBS_BEFORE"
+
+# ================================================================ SIGTERM
+# The active node releases the lease: a standby takes over at once, without
+# waiting for the lease to run out.
+T_TERM=$(now_ms)
+kill -TERM "${N_PID[$Y]}"
+not_y_active() {
+	local n
+	for n in $NODES; do
+		[[ $n != "$Y" && $(node_role "$n") == active ]] && return 0
+	done
+	return 1
+}
+check "SIGTERM: $Y logs that it released the lease" wait_log "${N_LOG[$Y]}" 'pool: lease released' 5
+check "SIGTERM: a standby takes over" wait_until 10 not_y_active
+Z=$(current_active | grep -vx "$Y" | head -n 1) || true
+T_Z=$(log_ms "${N_LOG[$Z]}" "pool: node $Z is active.*from $Y") || T_Z=0
+figure sigterm.handover_ms $((T_Z - T_TERM))
+check "SIGTERM: the handover took less than the lease (${LEASE}s)" \
+	test "$T_Z" -gt 0 -a $((T_Z - T_TERM)) -lt $((LEASE * 1000))
+check "SIGTERM: $Y exits" wait_until 10 _gone "${N_PID[$Y]}"
+
+# ---- every node stops; the last one (the active) stops as a lone bridge does
+for n in $NODES; do
+	[[ $n == "$Z" ]] || stop_pid "${N_PID[$n]}" 10
+done
+stop_pid "${N_PID[$Z]}" 10
+if grep -q __asan_init "$BUILD_DIR/presbridge"; then # scripts/test.sh's sanitized run
+	no_sanitizer_report() { ! grep -El 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T_DIR"/node-*.log; }
+	check "ASan+UBSan: no report in any node's log (leaks counted at each graceful exit)" \
+		no_sanitizer_report
+fi
 
 finish
