@@ -164,6 +164,12 @@ log_ms() {
 	date -u -d "$stamp" +%s%3N
 }
 _gone() { ! alive "$1"; }
+log_ms_last() { # log_ms_last FILE REGEX: the same, of the last such line
+	local stamp
+	stamp=$(grep -E -- "$2" "$1" | tail -n 1 | cut -d' ' -f1) || return 1
+	[[ -n $stamp ]] || return 1
+	date -u -d "$stamp" +%s%3N
+}
 sip_bound() { # sip_bound NODE: its UDP SIP socket exists
 	ss -Hlun 2>/dev/null | awk -v a="${N_ADDR[$1]}:${N_PORT[$1]}" '$4 == a { f = 1 } END { exit !f }'
 }
@@ -441,11 +447,22 @@ not_y_active() {
 check "SIGTERM: $Y logs that it released the lease" wait_log "${N_LOG[$Y]}" 'pool: lease released' 5
 check "SIGTERM: a standby takes over" wait_until 10 not_y_active
 Z=$(current_active | grep -vx "$Y" | head -n 1) || true
-T_Z=$(log_ms "${N_LOG[$Z]}" "pool: node $Z is active.*from $Y") || T_Z=0
+T_Z=$(log_ms_last "${N_LOG[$Z]}" "pool: node $Z is active") || T_Z=0
 figure sigterm.handover_ms $((T_Z - T_TERM))
 check "SIGTERM: the handover took less than the lease (${LEASE}s)" \
 	test "$T_Z" -gt 0 -a $((T_Z - T_TERM)) -lt $((LEASE * 1000))
 check "SIGTERM: $Y exits" wait_until 10 _gone "${N_PID[$Y]}"
+served() { # no node took the lease without being able to serve
+	! grep -h 'took the lease but cannot serve' "$T_DIR"/node-*.log
+}
+check "every node that took the lease could serve (the rejoined, once fenced one too)" served
+others_alive() {
+	local n
+	for n in $NODES; do
+		[[ $n == "$Y" ]] || alive "${N_PID[$n]}" || { log "node $n exited"; return 1; }
+	done
+}
+check "the nodes not stopped are all still running" others_alive
 
 # ---- every node stops; the last one (the active) stops as a lone bridge does
 for n in $NODES; do
