@@ -15,7 +15,11 @@
 #   - the killed node comes back as standby, the rows stay where they are;
 #   - PostgreSQL restarts while presence changes flow: nothing is lost;
 #   - the active node is cut off from PostgreSQL: it fences itself (log, SIP port
-#     closed) before the standby takes over, and sends nothing afterwards.
+#     closed) before the standby takes over, and sends nothing afterwards; back
+#     in touch with the database it rejoins as standby;
+#   - SIGTERM of the active node: the lease is released, a standby (possibly the
+#     once fenced node) takes over at once and serves; then every node stops (under
+#     ASan+UBSan: no sanitizer report in any node's log).
 # The measured figures are printed as "FIGURE name value" lines.
 . "$(dirname "$0")/lib.sh"
 . "$IT_DIR/ejabberd.sh"
