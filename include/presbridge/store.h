@@ -172,16 +172,4 @@ void store_set_events(struct store *st, store_event_h *h, void *arg);
  */
 void store_set_owner(struct store *st, const char *node, int64_t epoch);
 
-struct sbuf;
-
-/*
- * For --probe: connect to conninfo (blocking, at most 3 s) and append to sb,
- * one line each, whether the database is reachable (server version), the
- * schema version (or that there is none yet), who holds the pool lease (epoch,
- * still valid or not) and the pool's nodes (role, epoch, address, seconds
- * since last seen). Returns 0, or -EIO when the database is unreachable (sb
- * says why; *whyp: static string).
- */
-int store_pg_describe(const char *conninfo, struct sbuf *sb, const char **whyp);
-
 #endif

@@ -1561,17 +1561,23 @@ static void probe_db(struct target *t, const struct conf *cf)
 		    db_value(r, 3), db_value(r, 4));
 	PQclear(r);
 	r = PQexec(c, "SELECT name, coalesce(address, ''), coalesce(role, ''),"
-	              " round(extract(epoch FROM clock_timestamp() - seen)::numeric, 1)"
+	              " CASE WHEN isfinite(seen) THEN round(extract(epoch FROM"
+	              " clock_timestamp() - seen)::numeric, 1)::text END"
 	              " FROM pb_node ORDER BY name");
 	int n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
 	for (int i = 0; i < n; i++)
-		add(t, PR_INFO, "member",
-		    "pool member %s at %s: %s, last seen %s s ago%s", PQgetvalue(r, i, 0),
-		    PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+		add(t, PR_INFO, "member", "pool member %s at %s: %s%s%s%s%s",
+		    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+		    PQgetisnull(r, i, 3) ? "" : ", last seen ",
+		    PQgetisnull(r, i, 3) ? "" : PQgetvalue(r, i, 3),
+		    PQgetisnull(r, i, 3) ? "" : " s ago",
 		    cf->pool_node && strcmp(PQgetvalue(r, i, 0), cf->pool_node) == 0
 		        ? " (this node's name)"
 		        : "");
-	if (!n)
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		add(t, PR_WARN, "member", "cannot list the pool's members: %s",
+		    PQresultErrorMessage(r));
+	else if (!n)
 		add(t, PR_INFO, "member", "no pool member has started yet");
 	PQclear(r);
 	PQfinish(c);

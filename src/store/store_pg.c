@@ -36,7 +36,6 @@
 #include "presbridge/hmap.h"
 #include "presbridge/log.h"
 #include "presbridge/loop.h"
-#include "presbridge/sbuf.h"
 #include "presbridge/stats.h"
 #include "store_int.h"
 
@@ -1433,82 +1432,4 @@ out:
 	}
 	pg_close(&pg->head);
 	return err;
-}
-
-/* ---- the probe ------------------------------------------------------------------ */
-
-static PGresult *probe_q(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		PQclear(r);
-		return NULL;
-	}
-	return r;
-}
-
-int store_pg_describe(const char *conninfo, struct sbuf *sb, const char **whyp)
-{
-	/* 3 s whatever conninfo says: connect_timeout comes after it. */
-	const char *keys[] = {"application_name", "dbname", "connect_timeout", NULL};
-	const char *vals[] = {"presbridge-probe", conninfo, "3", NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
-	PGresult *r;
-
-	if (!c || PQstatus(c) != CONNECTION_OK) {
-		const char *m = c ? PQerrorMessage(c) : "out of memory";
-		sbuf_printf(sb, "postgresql: unreachable: %.*s\n", (int)strcspn(m, "\n"),
-		            m);
-		PQfinish(c);
-		if (whyp)
-			*whyp = "the database is unreachable";
-		return -EIO;
-	}
-	int v = PQserverVersion(c);
-	sbuf_printf(sb,
-	            "postgresql: reachable, server %d.%d, database %s on %s port %s\n",
-	            v / 10000, v % 10000, PQdb(c), PQhost(c), PQport(c));
-	r = probe_q(c, "SELECT value FROM pb_meta WHERE key = 'schema'");
-	if (!r || PQntuples(r) == 0) {
-		sbuf_printf(sb,
-		            "schema: none yet (the first node to start creates it)\n");
-		PQclear(r);
-		PQfinish(c);
-		return 0;
-	}
-	sbuf_printf(sb, "schema: version %s (this build knows up to %d)\n",
-	            PQgetvalue(r, 0, 0), SCHEMA_VERSION);
-	PQclear(r);
-	r = probe_q(c, "SELECT holder, epoch, until > clock_timestamp(),"
-	               " CASE WHEN isfinite(until) THEN extract(epoch FROM"
-	               " until - clock_timestamp()) END FROM pb_lease WHERE id = 1");
-	if (r && PQntuples(r) == 1) {
-		if (PQgetisnull(r, 0, 0))
-			sbuf_printf(sb, "lease: never taken\n");
-		else if (PQgetvalue(r, 0, 2)[0] == 't')
-			sbuf_printf(sb, "lease: held by %s, epoch %s, valid for %.1f s\n",
-			            PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-			            atof(PQgetvalue(r, 0, 3)));
-		else if (PQgetisnull(r, 0, 3))
-			sbuf_printf(sb, "lease: released by %s, epoch %s; free\n",
-			            PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
-		else
-			sbuf_printf(sb,
-			            "lease: expired %.1f s ago (%s, epoch %s); free\n",
-			            -atof(PQgetvalue(r, 0, 3)), PQgetvalue(r, 0, 0),
-			            PQgetvalue(r, 0, 1));
-	}
-	PQclear(r);
-	r = probe_q(c, "SELECT name, coalesce(role, '?'), coalesce(epoch, 0),"
-	               " coalesce(address, '-'), extract(epoch FROM clock_timestamp() -"
-	               " seen) FROM pb_node ORDER BY name");
-	for (int i = 0; r && i < PQntuples(r); i++)
-		sbuf_printf(sb, "node %s: %s, epoch %s, address %s, seen %.1f s ago\n",
-		            PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-		            PQgetvalue(r, i, 3), atof(PQgetvalue(r, i, 4)));
-	if (r && PQntuples(r) == 0)
-		sbuf_printf(sb, "nodes: none has started yet\n");
-	PQclear(r);
-	PQfinish(c);
-	return 0;
 }

@@ -464,6 +464,17 @@ xmppc_send bob '<presence><status>after-term</status></presence>'
 check "SIGTERM: bob's next change reaches all $W watchers from $X" \
 	lp_wait 15 "$W" NOTIFY note=after-term "src=$XA" since term
 
+# ---- --probe names the database, its schema and the pool's members
+"$BUILD_DIR/presbridge" -c "$T_DIR/node-$Y.conf" --probe >"$T_DIR/probe.txt" 2>&1 || true
+probe_has() { grep -qE "$1" "$T_DIR/probe.txt" || { log "probe output lacks: $1"; return 1; }; }
+check "probe: the database is reached (PostgreSQL, connect time)" \
+	probe_has '^\[store\] PostgreSQL at 127\.0\.0\.1:.* node '"$Y"
+check "probe: ... with its schema version" probe_has 'ok +schema version [0-9]+'
+check "probe: ... and the node that holds the lease" probe_has "ok +node $X is active \\(epoch [0-9]+\\); $((W + L)) subscriptions"
+check "probe: ... and every member of the pool with its role" \
+	probe_has "pool member $X at udp:${N_ADDR[$X]}:${N_PORT[$X]}: active"
+check "probe: ... the stopped node as stopped" probe_has "pool member $Y at .*: stopped"
+
 # ---- the last node stops as a lone bridge does
 stop_pid "${N_PID[$X]}" 10
 if grep -q __asan_init "$BUILD_DIR/presbridge"; then # scripts/test.sh's sanitized run

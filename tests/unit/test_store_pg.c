@@ -23,7 +23,6 @@
 #include <libpq-fe.h>
 
 #include "presbridge/loop.h"
-#include "presbridge/sbuf.h"
 #include "presbridge/store.h"
 
 static char conninfo[512];
@@ -995,41 +994,6 @@ static void test_bad_conninfo(void **state)
 	}
 }
 
-/* The probe's words: reachable or not, schema, lease, nodes. */
-static void test_describe(void **state)
-{
-	struct fx *f = *state;
-	struct sbuf sb;
-	const char *why = NULL;
-	sbuf_init(&sb);
-	assert_int_equal(store_pg_describe(conninfo, &sb, &why), 0);
-	char *out = sbuf_take(&sb, NULL);
-	assert_non_null(strstr(out, "reachable, server"));
-	assert_non_null(strstr(out, "schema: none yet"));
-	free(out);
-	fx_open(f);
-	sql_ok(adm, "SELECT * FROM pb_acquire('alpha', 60000)");
-	sql_ok(adm, "SELECT pb_seen('beta', '127.0.0.2:5060', 'standby', 0, 3000)");
-	sbuf_init(&sb);
-	assert_int_equal(store_pg_describe(conninfo, &sb, &why), 0);
-	out = sbuf_take(&sb, NULL);
-	assert_non_null(strstr(out, "schema: version 1"));
-	assert_non_null(strstr(out, "lease: held by alpha, epoch 1, valid for"));
-	assert_non_null(strstr(out, "node alpha: active, epoch 1"));
-	assert_non_null(
-	    strstr(out, "node beta: standby, epoch 0, address 127.0.0.2:5060"));
-	free(out);
-	sbuf_init(&sb);
-	assert_int_equal(
-	    store_pg_describe("host=127.0.0.1 port=1 dbname=x connect_timeout=1", &sb,
-	                      &why),
-	    -EIO);
-	out = sbuf_take(&sb, NULL);
-	assert_non_null(strstr(out, "unreachable"));
-	assert_non_null(why);
-	free(out);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1051,7 +1015,6 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_schema_kept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_first_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_conninfo, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_describe, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
