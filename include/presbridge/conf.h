@@ -50,6 +50,15 @@ enum conf_sync {
 	CONF_SYNC_FULL,   /* ... and of the machine (an fsync per write) */
 };
 
+enum conf_store {
+	CONF_STORE_SQLITE, /* [bridge] state, one node */
+	CONF_STORE_PG,     /* PostgreSQL, shared by a pool of nodes */
+};
+
+/* [pool] lease when not given, seconds: a dead node's rows are taken over within
+ * lease + 0.5 s. */
+#define CONF_POOL_LEASE_DEFAULT 3
+
 enum conf_xmpp_tls {
 	CONF_XMPP_TLS_DIRECT, /* TLS from the first byte */
 	CONF_XMPP_TLS_OFF,
@@ -183,6 +192,14 @@ struct conf {
 	char *control_socket;
 	/* [metrics]: the Prometheus endpoint; host NULL: off (the default). */
 	struct conf_hostport metrics_listen;
+
+	/* [store]: which backend keeps the state table. */
+	enum conf_store store_backend;
+	char *store_conninfo; /* libpq connection string or URI (postgresql) */
+	/* [pool] (postgresql): this node's name (default: the host name) and the
+	 * lease in seconds (CONF_POOL_LEASE_DEFAULT when not given). */
+	char *pool_node;
+	uint32_t pool_lease;
 
 	/* Loaded from the mappings folder. */
 	struct addr_map *addr;

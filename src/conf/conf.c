@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <ini.h>
+#include <libpq-fe.h>
 
 #include "presbridge/addr.h"
 #include "presbridge/presmap.h"
@@ -28,6 +29,8 @@ enum sect {
 	SECT_S2S_PEER,
 	SECT_CONTROL,
 	SECT_METRICS,
+	SECT_STORE,
+	SECT_POOL,
 	SECT_COUNT
 };
 
@@ -74,6 +77,8 @@ static const struct enum_row s2s_tls_modes[] = {{"required", CONF_S2S_TLS_REQUIR
 static const struct enum_row s2s_auths[] = {{"external", CONF_S2S_AUTH_EXTERNAL},
                                             {"dialback", CONF_S2S_AUTH_DIALBACK},
                                             {NULL, 0}};
+static const struct enum_row store_backends[] = {
+    {"sqlite", CONF_STORE_SQLITE}, {"postgresql", CONF_STORE_PG}, {NULL, 0}};
 static const struct enum_row booleans[] = {
     {"yes", 1}, {"no", 0}, {"true", 1}, {"false", 0}, {"on", 1}, {"off", 0}, {NULL, 0}};
 
@@ -146,6 +151,10 @@ static const struct key_def keys[] = {
     {SECT_CONTROL, "socket", KT_STRING, C(control_socket), NULL, 0, false, false},
     {SECT_METRICS, "listen", KT_HOSTPORT, C(metrics_listen), NULL,
      CONF_METRICS_PORT_DEFAULT, false, false},
+    {SECT_STORE, "backend", KT_ENUM, C(store_backend), store_backends, 0, false, false},
+    {SECT_STORE, "conninfo", KT_SECRET, C(store_conninfo), NULL, 0, false, false},
+    {SECT_POOL, "node", KT_STRING, C(pool_node), NULL, 0, false, false},
+    {SECT_POOL, "lease", KT_UINT, C(pool_lease), NULL, 0, false, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -157,6 +166,7 @@ static const struct {
 } sections[] = {
     {"bridge", SECT_BRIDGE}, {"sip", SECT_SIP},         {"xmpp", SECT_XMPP},
     {"s2s", SECT_S2S},       {"control", SECT_CONTROL}, {"metrics", SECT_METRICS},
+    {"store", SECT_STORE},   {"pool", SECT_POOL},
 };
 
 struct loader {
@@ -798,6 +808,8 @@ static void check_required(struct loader *ld)
 			       : keys[k].sect == SECT_S2S     ? "s2s"
 			       : keys[k].sect == SECT_CONTROL ? "control"
 			       : keys[k].sect == SECT_METRICS ? "metrics"
+			       : keys[k].sect == SECT_STORE   ? "store"
+			       : keys[k].sect == SECT_POOL    ? "pool"
 			                                      : "bridge",
 			       keys[k].name);
 		}
@@ -960,6 +972,71 @@ static void check_ops(struct loader *ld)
 	}
 }
 
+/* [store] and [pool]: the PostgreSQL store shared by a pool of bridges. */
+static void check_store(struct loader *ld)
+{
+	struct conf *cf = ld->cf;
+	unsigned bl = ld->global_seen[key_index(SECT_STORE, "backend")];
+	unsigned cl = ld->global_seen[key_index(SECT_STORE, "conninfo")];
+	unsigned nl = ld->global_seen[key_index(SECT_POOL, "node")];
+	unsigned ll = ld->global_seen[key_index(SECT_POOL, "lease")];
+
+	if (cf->store_backend != CONF_STORE_PG) {
+		if (cl)
+			warn_at(
+			    ld, cl,
+			    "[store] conninfo is not used: [store] backend is sqlite");
+		if (ld->sect_line[SECT_POOL])
+			warn_at(ld, ld->sect_line[SECT_POOL],
+			        "[pool] is not used: a pool needs [store] backend = "
+			        "postgresql");
+		return;
+	}
+	if (!cf->store_conninfo || !cf->store_conninfo[0]) {
+		err_at(
+		    ld, bl ? bl : ld->sect_line[SECT_STORE],
+		    "[store] backend = postgresql needs 'conninfo' (a libpq "
+		    "connection string, as host=db1 dbname=presbridge user=presbridge)");
+	} else {
+		char *why = NULL;
+		PQconninfoOption *o = PQconninfoParse(cf->store_conninfo, &why);
+		if (!o) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "%s", why ? why : "out of memory");
+			msg[strcspn(msg, "\n")] = '\0';
+			err_at(ld, cl, "[store] conninfo: libpq cannot read it: %s", msg);
+		}
+		PQconninfoFree(o);
+		PQfreemem(why);
+	}
+	if (ll && (cf->pool_lease < 1 || cf->pool_lease > 60))
+		err_at(ld, ll, "[pool] lease = %u: from 1 to 60 seconds", cf->pool_lease);
+	if (!cf->pool_lease)
+		cf->pool_lease = CONF_POOL_LEASE_DEFAULT;
+	if (cf->pool_node) {
+		size_t n = strlen(cf->pool_node);
+		bool ok = n > 0 && n <= 63;
+		for (size_t i = 0; ok && i < n; i++) {
+			char c = cf->pool_node[i];
+			ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+		}
+		if (!ok)
+			err_at(ld, nl,
+			       "[pool] node = %s: 1 to 63 letters, digits, '-', '.' or "
+			       "'_' (unique in the pool)",
+			       cf->pool_node);
+	} else {
+		char host[256] = "";
+		if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
+			snprintf(host, sizeof(host), "presbridge");
+		host[63] = '\0';
+		cf->pool_node = strdup(host);
+		if (!cf->pool_node)
+			ld->oom = 1;
+	}
+}
+
 static void check_consistency(struct loader *ld)
 {
 	struct conf *cf = ld->cf;
@@ -1046,6 +1123,7 @@ static void check_consistency(struct loader *ld)
 				       material[m], tls_line);
 	}
 	check_xmpp(ld);
+	check_store(ld);
 	if (ld->sect_line[SECT_XMPP] && cf->xmpp_transport == CONF_XMPP_COMPONENT &&
 	    cf->xmpp_tls == CONF_XMPP_TLS_DIRECT &&
 	    !ld->global_seen[key_index(SECT_XMPP, "ca")])
@@ -1275,6 +1353,8 @@ int conf_key_at(size_t i, const char **section, const char **key)
 	    [SECT_S2S_PEER] = "s2s-peer",
 	    [SECT_CONTROL] = "control",
 	    [SECT_METRICS] = "metrics",
+	    [SECT_STORE] = "store",
+	    [SECT_POOL] = "pool",
 	};
 	if (i >= NKEYS)
 		return -ENOENT;
@@ -1367,6 +1447,7 @@ void conf_diff(const struct conf *a, const struct conf *b, conf_diff_h *h, void 
 	    [SECT_BRIDGE] = "bridge",   [SECT_SIP] = "sip",
 	    [SECT_XMPP] = "xmpp",       [SECT_S2S] = "s2s",
 	    [SECT_CONTROL] = "control", [SECT_METRICS] = "metrics",
+	    [SECT_STORE] = "store",     [SECT_POOL] = "pool",
 	};
 	char what[400];
 	for (size_t k = 0; k < NKEYS; k++) {
@@ -1490,6 +1571,8 @@ void conf_free(struct conf *cf)
 	free(cf->xmpp_name);
 	free(cf->control_socket);
 	free(cf->metrics_listen.host);
+	free(cf->store_conninfo);
+	free(cf->pool_node);
 	for (size_t i = 0; i < cf->npeers; i++) {
 		struct conf_peer *p = &cf->peers[i];
 		free(p->name);

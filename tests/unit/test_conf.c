@@ -183,6 +183,69 @@ static void test_sip_idle_timeout(void **state)
 	}
 }
 
+/* [store] and [pool]: the PostgreSQL store and the pool (issue 18), one row per rule. */
+static void test_store_pool(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *tail;
+		const char *err; /* NULL: accepted; else a word the error carries */
+		int backend;
+		const char *node; /* NULL: the host name */
+		unsigned lease;
+	} rows[] = {
+	    {"", NULL, CONF_STORE_SQLITE, NULL, 0},
+	    {"[store]\nbackend = sqlite\n", NULL, CONF_STORE_SQLITE, NULL, 0},
+	    {"[store]\nbackend = postgresql\nconninfo = host=/tmp dbname=pb\n", NULL,
+	     CONF_STORE_PG, NULL, CONF_POOL_LEASE_DEFAULT},
+	    {"[store]\nbackend = postgresql\nconninfo = postgresql://db1/pb\n[pool]\n"
+	     "node = node-a.1\nlease = 10\n",
+	     NULL, CONF_STORE_PG, "node-a.1", 10},
+	    {"[store]\nbackend = postgresql\n", "conninfo", 0, NULL, 0},
+	    {"[store]\nbackend = postgresql\nconninfo = host=db1 nosuchkey=1\n",
+	     "conninfo", 0, NULL, 0},
+	    {"[store]\nbackend = postgresql\nconninfo = host='db1\n", "conninfo", 0, NULL,
+	     0},
+	    {"[store]\nbackend = mysql\n", "backend", 0, NULL, 0},
+	    {"[store]\nbackend = postgresql\nconninfo = host=db1\n[pool]\nlease = 0\n",
+	     "lease", 0, NULL, 0},
+	    {"[store]\nbackend = postgresql\nconninfo = host=db1\n[pool]\nlease = 61\n",
+	     "lease", 0, NULL, 0},
+	    {"[store]\nbackend = postgresql\nconninfo = host=db1\n[pool]\nnode = a b\n",
+	     "node", 0, NULL, 0},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char text[1024];
+		struct conf *cf = NULL;
+		struct diag_list dl;
+		snprintf(text, sizeof(text),
+		         "[bridge]\n" MAPPINGS "[sip]\nlisten = udp:127.0.0.1:5060\n"
+		         "[xmpp]\nserver = 127.0.0.1\nsecret = long-enough-secret\ntls = "
+		         "off\n%s",
+		         rows[i].tail);
+		int err = load_text(text, &cf, &dl);
+		if (!rows[i].err) {
+			if (err)
+				fail_msg("row %zu refused: %s", i,
+				         dl.n ? dl.v[0].msg : "?");
+			assert_int_equal(cf->store_backend, rows[i].backend);
+			if (rows[i].backend == CONF_STORE_PG) {
+				assert_non_null(cf->pool_node);
+				assert_true(cf->pool_node[0] != '\0');
+				if (rows[i].node)
+					assert_string_equal(cf->pool_node, rows[i].node);
+				assert_int_equal(cf->pool_lease, rows[i].lease);
+			}
+			conf_free(cf);
+		} else {
+			assert_int_not_equal(err, 0);
+			if (!diag_has(&dl, rows[i].err))
+				fail_msg("row %zu: no error naming %s", i, rows[i].err);
+		}
+		diag_free(&dl);
+	}
+}
+
 /* conf_diff: what a reload tells the operator changed, one row per kind of edit. */
 #define DIFF_BASE                                                                        \
 	"[bridge]\n" MAPPINGS "[sip]\nlisten = tls:127.0.0.1:5061\n" CERTS               \
@@ -309,6 +372,7 @@ int main(void)
 	    cmocka_unit_test(test_peer_routes),
 	    cmocka_unit_test(test_errors_leave_no_conf),
 	    cmocka_unit_test(test_sip_idle_timeout),
+	    cmocka_unit_test(test_store_pool),
 	    cmocka_unit_test(test_diff),
 	    cmocka_unit_test(test_ops_keys),
 	};
