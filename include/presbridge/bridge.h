@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct bridge;
 struct conf;
@@ -23,6 +24,25 @@ struct loop;
  * cause logged.
  */
 int bridge_new(struct bridge **bp, struct loop *l, const struct conf *cf);
+
+/*
+ * The same on a store the caller opened and keeps (the PostgreSQL store of a
+ * pool node, which outlives the bridges the node runs). takeover: the rows were
+ * served by another node until now; each restored SIP dialog's local CSeq is
+ * raised by BR_TAKEOVER_CSEQ_STEP and IM sessions are ended with BYE (a
+ * subscription's NOTIFY or SUBSCRIBE refresh carries this node's Contact, RFC
+ * 6665 sections 3.1 and 3.2, as after a restart).
+ */
+struct store;
+int bridge_start_on(struct bridge **bp, struct loop *l, const struct conf *cf,
+                    struct store *st, bool takeover);
+
+/* Writes up to seq are durable: send the output that waited for them. */
+void bridge_durable(struct bridge *b, uint64_t seq);
+
+/* Fencing: free the bridge without a word to either side (held output dropped,
+ * no NOTIFY, no BYE, no unavailable); the store stays the caller's. */
+void bridge_abandon(struct bridge *b);
 
 /* Apply a reloaded configuration (SIGHUP) without dropping sessions. On error
  * the old one stays in use and the caller keeps it. */

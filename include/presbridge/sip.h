@@ -250,6 +250,21 @@ typedef void(sipleg_tap_h)(bool stream, const char *buf, size_t len, void *arg);
 void sipleg_set_tap(struct sipleg *sl, sipleg_tap_h *h, void *arg);
 
 /*
+ * Durability before acknowledgement (a store whose writes commit later, the
+ * PostgreSQL one): while gate(arg) returns a non-zero write sequence number,
+ * every message the leg would send (responses, requests, retransmissions) is
+ * kept in order instead, tagged with that number; sipleg_release(sl, seq)
+ * sends those whose number is <= seq, in order. NULL gate: none (SQLite).
+ * sipleg_drop_held() forgets them unsent (a fenced node must not speak).
+ */
+typedef uint64_t(sipleg_gate_h)(void *arg);
+void sipleg_set_gate(struct sipleg *sl, sipleg_gate_h *h, void *arg);
+void sipleg_release(struct sipleg *sl, uint64_t durable);
+size_t sipleg_drop_held(struct sipleg *sl);
+/* Messages held now. */
+size_t sipleg_held(const struct sipleg *sl);
+
+/*
  * Bytes from `ip` (an IP literal) as they would arrive from a socket, through
  * the same framing, checks, transactions and bridge handlers: stream true, on a
  * new inbound TCP connection, chunk bytes at a time (0: all at once), closed at

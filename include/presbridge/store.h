@@ -166,7 +166,22 @@ void store_set_events(struct store *st, store_event_h *h, void *arg);
  * in the database, that node still holds the pool lease taken with this epoch
  * (function pb_fence) and writes node as the owner of the subscription and IM
  * session rows it writes. node is copied. No-op for SQLite.
+ * Epoch 0 (never a valid one: pb_acquire starts at 1) fences the store at once:
+ * writes queued and not yet sent are dropped, later ones refused with
+ * STORE_EV_FENCED, so nothing a fenced node did lands after it stopped.
  */
 void store_set_owner(struct store *st, const char *node, int64_t epoch);
+
+struct sbuf;
+
+/*
+ * For --probe: connect to conninfo (blocking, at most 3 s) and append to sb,
+ * one line each, whether the database is reachable (server version), the
+ * schema version (or that there is none yet), who holds the pool lease (epoch,
+ * still valid or not) and the pool's nodes (role, epoch, address, seconds
+ * since last seen). Returns 0, or -EIO when the database is unreachable (sb
+ * says why; *whyp: static string).
+ */
+int store_pg_describe(const char *conninfo, struct sbuf *sb, const char **whyp);
 
 #endif

@@ -56,7 +56,71 @@ void br_stanza_text(struct bridge *b, xmpp_stanza_t *st, const char *name, const
 		xmpp_stanza_release(el);
 }
 
+struct br_held {
+	struct br_held *next;
+	uint64_t need;
+	xmpp_stanza_t *st;
+};
+
+static int xmpp_send_now(struct bridge *b, xmpp_stanza_t *st);
+
 int br_xmpp_send(struct bridge *b, xmpp_stanza_t *st)
+{
+	/* Durability before acknowledgement, as the SIP leg's gate: a stanza
+	 * never overtakes one held before it. */
+	uint64_t need = store_pending(b->store);
+	if (!need && b->xheld_tail)
+		need = b->xheld_tail->need;
+	if (!need)
+		return xmpp_send_now(b, st);
+	struct br_held *h = malloc(sizeof(*h));
+	xmpp_stanza_t *copy = h ? xmpp_stanza_copy(st) : NULL;
+	if (!copy) {
+		free(h);
+		return -ENOMEM;
+	}
+	h->next = NULL;
+	h->need = need;
+	h->st = copy;
+	if (b->xheld_tail)
+		b->xheld_tail->next = h;
+	else
+		b->xheld = h;
+	b->xheld_tail = h;
+	b->nxheld++;
+	return 0;
+}
+
+static void xheld_release(struct bridge *b, uint64_t durable, bool send)
+{
+	while (b->xheld && (!send || b->xheld->need <= durable)) {
+		struct br_held *h = b->xheld;
+		b->xheld = h->next;
+		if (!b->xheld)
+			b->xheld_tail = NULL;
+		b->nxheld--;
+		if (send)
+			xmpp_send_now(b, h->st);
+		xmpp_stanza_release(h->st);
+		free(h);
+	}
+}
+
+static uint64_t sip_gate(void *arg)
+{
+	struct bridge *b = arg;
+	return store_pending(b->store);
+}
+
+void bridge_durable(struct bridge *b, uint64_t seq)
+{
+	if (!b)
+		return;
+	sipleg_release(b->sip, seq);
+	xheld_release(b, seq, true);
+}
+
+static int xmpp_send_now(struct bridge *b, xmpp_stanza_t *st)
 {
 	int e = xlink_send(b->xmpp, st);
 	if (e) {
@@ -299,10 +363,47 @@ static int ensure_parent(const char *path)
 	return e;
 }
 
+static int bridge_start(struct bridge **bp, struct loop *l, const struct conf *cf,
+                        struct store *st, bool takeover);
+
 int bridge_new(struct bridge **bp, struct loop *l, const struct conf *cf)
 {
-	struct bridge *b = calloc(1, sizeof(*b));
+	struct store *st = NULL;
 	const char *why = NULL;
+	int e;
+
+	if (strcmp(cf->state, ":memory:") != 0 && (e = ensure_parent(cf->state)) != 0) {
+		log_error(BR_MOD, "state: cannot create the folder of %s: %s", cf->state,
+		          strerror(-e));
+		return e;
+	}
+	e = store_open(
+	    &st, cf->state,
+	    cf->state_sync == CONF_SYNC_FULL ? STORE_SYNC_FULL : STORE_SYNC_NORMAL, &why);
+	if (e) {
+		log_error(BR_MOD, "state: cannot open %s: %s", cf->state,
+		          why ? why : "?");
+		return e;
+	}
+	e = bridge_start(bp, l, cf, st, false);
+	if (e)
+		store_close(st);
+	return e;
+}
+
+int bridge_start_on(struct bridge **bp, struct loop *l, const struct conf *cf,
+                    struct store *st, bool takeover)
+{
+	int e = bridge_start(bp, l, cf, st, takeover);
+	if (!e)
+		(*bp)->own_store = false;
+	return e;
+}
+
+static int bridge_start(struct bridge **bp, struct loop *l, const struct conf *cf,
+                        struct store *st, bool takeover)
+{
+	struct bridge *b = calloc(1, sizeof(*b));
 	size_t skipped = 0;
 	int e;
 
@@ -310,26 +411,17 @@ int bridge_new(struct bridge **bp, struct loop *l, const struct conf *cf)
 		return -ENOMEM;
 	b->cf = cf;
 	b->loop = l;
+	b->takeover = takeover;
 	sub_limits_init(&b->sublim);
 	b->msglim = MSG_LIMITS_DEFAULT;
 	b->im_idle_ms = cf->im_idle_timeout * 1000u;
+	b->store = st;
+	const char *where =
+	    strcmp(store_backend(st), "sqlite") == 0 ? cf->state : "the database";
 
-	if (strcmp(cf->state, ":memory:") != 0 && (e = ensure_parent(cf->state)) != 0) {
-		log_error(BR_MOD, "state: cannot create the folder of %s: %s", cf->state,
-		          strerror(-e));
-		goto fail;
-	}
-	e = store_open(
-	    &b->store, cf->state,
-	    cf->state_sync == CONF_SYNC_FULL ? STORE_SYNC_FULL : STORE_SYNC_NORMAL, &why);
-	if (e) {
-		log_error(BR_MOD, "state: cannot open %s: %s", cf->state,
-		          why ? why : "?");
-		goto fail;
-	}
 	e = state_open(&b->state, b->store, &skipped);
 	if (e) {
-		log_error(BR_MOD, "state: cannot load %s: %s", cf->state, strerror(-e));
+		log_error(BR_MOD, "state: cannot load %s: %s", where, strerror(-e));
 		goto fail;
 	}
 	struct state_limits lim = {cf->max_subscriptions, cf->max_subscriptions_per_user};
@@ -339,7 +431,7 @@ int bridge_new(struct bridge **bp, struct loop *l, const struct conf *cf)
 		         "state: %zu saved entries could not be read and were skipped",
 		         skipped);
 	log_info(BR_MOD, "state: %zu subscriptions and %zu IM sessions loaded from %s",
-	         state_sub_count(b->state), state_im_count(b->state), cf->state);
+	         state_sub_count(b->state), state_im_count(b->state), where);
 
 	struct xlink_handlers xh = {on_xmpp_state, on_xmpp_stanza, b};
 	e = xlink_set_new(&b->xmpp, l, cf, &xh);
@@ -351,14 +443,18 @@ int bridge_new(struct bridge **bp, struct loop *l, const struct conf *cf)
 	e = sipleg_start(&b->sip, l, cf, &sh, b);
 	if (e)
 		goto fail; /* the leg logged why */
+	if (strcmp(store_backend(st), "sqlite") != 0)
+		sipleg_set_gate(b->sip, sip_gate, b);
 	e = loop_idle_add(l, br_idle, b);
 	if (e)
 		goto fail;
 	bp_restore(b);
 	bi_restore(b);
+	b->own_store = true; /* bridge_new's; bridge_start_on's caller clears it */
 	*bp = b;
 	return 0;
 fail:
+	b->own_store = false; /* the caller keeps st */
 	bridge_free(b);
 	return e;
 }
@@ -426,10 +522,24 @@ void bridge_summary(const struct bridge *b, char *buf, size_t len)
 	    conns == 1 ? "" : "s", subs, subs == 1 ? "" : "s", ims, ims == 1 ? "" : "s");
 }
 
+void bridge_abandon(struct bridge *b)
+{
+	if (!b)
+		return;
+	size_t n = (b->sip ? sipleg_drop_held(b->sip) : 0) + b->nxheld;
+	xheld_release(b, 0, false);
+	if (n)
+		log_info(BR_MOD,
+		         "%zu messages not sent: their state never became durable", n);
+	b->own_store = false;
+	bridge_free(b);
+}
+
 void bridge_free(struct bridge *b)
 {
 	if (!b)
 		return;
+	xheld_release(b, 0, false);
 	loop_timer_cancel(b->loop, &b->stop_timer);
 	loop_idle_del(b->loop, br_idle, b);
 	if (b->state) {
@@ -439,6 +549,7 @@ void bridge_free(struct bridge *b)
 	sipleg_stop(b->sip);
 	xlink_set_free(b->xmpp);
 	state_free(b->state);
-	store_close(b->store);
+	if (b->own_store)
+		store_close(b->store);
 	free(b);
 }

@@ -1961,7 +1961,7 @@ static struct bi_sess *resume(struct bi_tab *t, struct state_im *im, const char 
 	    .remote_uri = im->sip_uri,
 	    .remote_target = im->remote_target,
 	    .route_set = im->route_set,
-	    .local_cseq = im->local_cseq,
+	    .local_cseq = im->local_cseq + (b->takeover ? BR_TAKEOVER_CSEQ_STEP : 0),
 	    .peer = p->name,
 	    .invite = true,
 	};
@@ -2044,6 +2044,18 @@ void bi_restore(struct bridge *b)
 			continue;
 		}
 		int64_t idle = br_now() - im->last_activity;
+		if (b->takeover) {
+			/* Issue 18: a session is not moved to the node that takes over;
+			 * it ends cleanly, and the next message opens a new one (see
+			 * docs/design-notes.md, "Pool"). */
+			log_info(
+			    BR_MOD,
+			    "IM session between %s and %s ended (BYE): taken over from "
+			    "another node",
+			    s->sip_uri, s->jid);
+			sess_end(s, true);
+			continue;
+		}
 		if (b->im_idle_ms && idle >= (int64_t)b->im_idle_ms) {
 			log_info(
 			    BR_MOD,

@@ -26,6 +26,11 @@
 
 #define BR_MOD "bridge"
 
+/* A local CSeq restored by another node is raised by this much (issue 18): a
+ * request the dead node sent but had not saved keeps its number below ours
+ * (RFC 3261 section 12.2.2: only a lower CSeq is refused). */
+#define BR_TAKEOVER_CSEQ_STEP 100
+
 struct bi_tab;
 
 struct bridge {
@@ -51,6 +56,15 @@ struct bridge {
 	size_t nrenotify, renotify_next;
 	struct loop_timer renotify_t;
 	bool stopping;
+	/* Pool (issue 18): the store is the daemon's, shared across the bridges
+	 * one node runs (own_store false); takeover: the rows were served by
+	 * another node until now (bridge_start_on). */
+	bool own_store;
+	bool takeover;
+	/* XMPP output held until the writes it acknowledges are durable
+	 * (br_xmpp_send, bridge_durable): a FIFO of stanza copies. */
+	struct br_held *xheld, *xheld_tail;
+	size_t nxheld;
 	void (*done)(void *arg);
 	void *done_arg;
 	struct loop_timer stop_timer;
@@ -68,7 +82,8 @@ xmpp_stanza_t *br_stanza(struct bridge *b, const char *name, const char *type,
 /* Add <name>text</name> (ns may be NULL) to st. */
 void br_stanza_text(struct bridge *b, xmpp_stanza_t *st, const char *name, const char *ns,
                     const char *text);
-/* Send st (borrowed) and log a failure in plain words. */
+/* Send st (borrowed) and log a failure in plain words. With a store whose
+ * writes commit later (PostgreSQL) a copy is held until they are durable. */
 int br_xmpp_send(struct bridge *b, xmpp_stanza_t *st);
 /* Send an error stanza of kind `name` from `from` to `to` (about a stanza with
  * id, may be NULL), with the condition of RFC 6120 and a text. */

@@ -1303,7 +1303,7 @@ static bool resume_dialog(struct bridge *b, struct state_sub *sub)
 	    .remote_uri = sw ? sub->watcher : sub->presentity,
 	    .remote_target = sub->remote_target,
 	    .route_set = sub->route_set,
-	    .local_cseq = sub->local_cseq,
+	    .local_cseq = sub->local_cseq + (b->takeover ? BR_TAKEOVER_CSEQ_STEP : 0),
 	    .peer = sub->peer,
 	};
 	struct sipd *dlg = mine ? sipd_restore(b->sip, &sv) : NULL;

@@ -15,9 +15,11 @@
 #include "presbridge/log.h"
 #include "presbridge/loop.h"
 #include "presbridge/metrics.h"
+#include "presbridge/pool.h"
 #include "presbridge/sbuf.h"
 #include "presbridge/sdnotify.h"
 #include "presbridge/stats.h"
+#include "presbridge/store.h"
 #include "presbridge/version.h"
 
 _Static_assert((int)CONF_LOG_TRACE == (int)LOG_LVL_TRACE &&
@@ -35,12 +37,28 @@ struct daemon {
 	struct metrics *metrics; /* /metrics; NULL: off */
 	struct loop_timer stop_t;
 	int status;
+	/* [store] backend = postgresql: the store outlives the bridges this node
+	 * runs; bridge is NULL while the node stands by. */
+	struct store *store;
+	struct pool *pool;
+	struct loop_timer drain_t;
+	uint64_t drain_until;
+	bool goodbye; /* stopping with goodbyes (the last node of the pool) */
 };
 
 static void summary(void *arg, char *buf, unsigned len)
 {
 	struct daemon *d = arg;
-	bridge_summary(d->bridge, buf, len);
+	if (d->bridge) {
+		bridge_summary(d->bridge, buf, len);
+		return;
+	}
+	struct sbuf sb;
+	sbuf_init(&sb);
+	pool_describe(d->pool, &sb, false);
+	char *t = sbuf_take(&sb, NULL);
+	snprintf(buf, len, "%s", t ? t : "standby");
+	free(t);
 }
 
 static void log_diags(const struct diag_list *dl)
@@ -55,19 +73,59 @@ static void log_diags(const struct diag_list *dl)
 	}
 }
 
+/* A pool node's last step: wait (at most 2 s) until every write is durable, so
+ * the output they acknowledge has left, then hand the lease over. */
+static void drain(void *arg)
+{
+	struct daemon *d = arg;
+	store_flush(d->store);
+	if (store_pending(d->store) && loop_now(d->loop) < d->drain_until) {
+		loop_timer_start(d->loop, &d->drain_t, 20, drain, d);
+		return;
+	}
+	if (store_pending(d->store))
+		log_warn("pool", "writes still unconfirmed after 2 s; stopping anyway");
+	if (d->bridge && !d->goodbye) {
+		bridge_abandon(d->bridge);
+		d->bridge = NULL;
+	}
+	pool_release(d->pool);
+	loop_stop(d->loop);
+}
+
 static void on_stopped(void *arg)
 {
 	struct daemon *d = arg;
+	if (d->pool) {
+		d->drain_until = loop_now(d->loop) + 2000;
+		drain(d);
+		return;
+	}
 	loop_stop(d->loop);
 }
 
 /* Graceful: the bridge says goodbye on both legs, then calls on_stopped. A second
- * signal stops at once. */
+ * signal stops at once. In a pool, the active node hands over instead when a
+ * standby is alive: no goodbyes, the lease released, the standby takes every
+ * subscription over as after a failure, only sooner. */
 static void on_stop(int signo, void *arg)
 {
 	struct daemon *d = arg;
 	log_info("daemon", "%s: stopping", strsignal(signo));
 	sdnotify_stopping(d->notify);
+	if (d->pool && !d->bridge) {
+		loop_stop(d->loop);
+		return;
+	}
+	if (d->pool && !d->goodbye && pool_peers_alive(d->pool) > 0) {
+		log_info(
+		    "pool",
+		    "node %s hands over to a standby: no goodbyes, the lease released",
+		    pool_node(d->pool));
+		on_stopped(d);
+		return;
+	}
+	d->goodbye = true;
 	bridge_stop(d->bridge, on_stopped, d);
 }
 
@@ -106,7 +164,7 @@ static int reload(struct daemon *d, struct sbuf *out)
 		            dl.v[i].level == DIAG_ERROR ? "error" : "warning", line);
 	}
 	diag_free(&dl);
-	if (!err)
+	if (!err && d->bridge)
 		err = bridge_reload(d->bridge, cf);
 	if (err) {
 		log_error(
@@ -148,7 +206,7 @@ static int reload(struct daemon *d, struct sbuf *out)
 		sbuf_printf(out, "reloaded %s: %s%s\n", d->path, o.n ? "changed " : "",
 		            o.n ? (ch ? ch : "?") : "nothing changed");
 	free(ch);
-	bridge_summary(d->bridge, line, sizeof(line));
+	summary(d, line, sizeof(line));
 	sdnotify_status(d->notify, line);
 	return 0;
 }
@@ -176,8 +234,34 @@ static int on_command(void *arg, int argc, char **argv, bool json, struct sbuf *
 {
 	struct daemon *d = arg;
 	const char *cmd = argv[0];
+	bool serving = strcmp(cmd, "peers") == 0 || strcmp(cmd, "subscriptions") == 0 ||
+	               strcmp(cmd, "sessions") == 0;
+	if (!d->bridge && strcmp(cmd, "status") == 0 && argc == 1) {
+		if (json) {
+			sbuf_puts(out, "{\"version\":\"" PB_VERSION "\",\"pool\":");
+			pool_describe(d->pool, out, true);
+			sbuf_puts(out, "}\n");
+		} else {
+			sbuf_puts(out, "presbridge " PB_VERSION "\n");
+			pool_describe(d->pool, out, false);
+			sbuf_puts(out, "\n");
+		}
+		return 0;
+	}
+	if (!d->bridge && serving) {
+		sbuf_printf(out,
+		            "node %s stands by and serves nothing: ask the active node "
+		            "(%s)\n",
+		            pool_node(d->pool),
+		            pool_holder(d->pool)[0] ? pool_holder(d->pool) : "none now");
+		return 1;
+	}
 	if (strcmp(cmd, "status") == 0 && argc == 1) {
 		bridge_ctl_status(d->bridge, out, json);
+		if (d->pool && !json) {
+			pool_describe(d->pool, out, false);
+			sbuf_puts(out, "\n");
+		}
 	} else if (strcmp(cmd, "peers") == 0 && argc == 1) {
 		bridge_ctl_peers(d->bridge, out, json);
 	} else if (strcmp(cmd, "subscriptions") == 0 && argc <= 2) {
@@ -233,7 +317,114 @@ static int on_command(void *arg, int argc, char **argv, bool json, struct sbuf *
 static void render_metrics(void *arg, struct sbuf *sb)
 {
 	struct daemon *d = arg;
-	bridge_metrics(d->bridge, sb);
+	if (d->bridge)
+		bridge_metrics(d->bridge, sb);
+	if (d->pool)
+		sbuf_printf(sb,
+		            "# HELP presbridge_pool_active 1 if this node holds the pool "
+		            "lease and serves, 0 if it stands by.\n"
+		            "# TYPE presbridge_pool_active gauge\n"
+		            "presbridge_pool_active %d\n",
+		            pool_is_active(d->pool) ? 1 : 0);
+}
+
+/* ---- a node of a pool (issue 18) ---------------------------------------- */
+
+static void on_store_event(enum store_event ev, uint64_t seq, void *arg)
+{
+	struct daemon *d = arg;
+	switch (ev) {
+	case STORE_EV_DURABLE:
+		if (d->bridge)
+			bridge_durable(d->bridge, seq);
+		break;
+	case STORE_EV_DOWN:
+		log_warn(
+		    "store",
+		    "the database connection is lost; reconnecting. Writes wait, and "
+		    "nothing they acknowledge leaves until they are committed");
+		break;
+	case STORE_EV_UP:
+		log_info("store",
+		         "connected to the database again; unconfirmed writes sent "
+		         "again");
+		break;
+	case STORE_EV_FENCED:
+		if (d->pool)
+			pool_fence(d->pool,
+			           "the database refused a write: another node holds "
+			           "the lease");
+		break;
+	}
+}
+
+static void on_pool_active(const struct pool_takeover *t, void *arg)
+{
+	struct daemon *d = arg;
+	const char *node = pool_node(d->pool);
+	uint64_t t0 = loop_clock_ms();
+	store_set_owner(d->store, node, t->epoch);
+	bool takeover = t->previous[0] && strcmp(t->previous, node) != 0;
+	int err = bridge_start_on(&d->bridge, d->loop, d->cf, d->store, takeover);
+	if (err) {
+		log_error("pool",
+		          "node %s took the lease but cannot serve (%s); giving it up",
+		          node, strerror(-err));
+		d->bridge = NULL;
+		pool_release(d->pool);
+		d->status = EXIT_FAILURE;
+		loop_stop(d->loop);
+		return;
+	}
+	log_info(
+	    "pool",
+	    "node %s is active (epoch %lld); took over %llu subscriptions and %llu IM "
+	    "sessions from %s in %llu ms",
+	    node, (long long)t->epoch, (unsigned long long)t->subs,
+	    (unsigned long long)t->ims, t->previous[0] ? t->previous : "nobody",
+	    (unsigned long long)(loop_clock_ms() - t0));
+	char line[300];
+	summary(d, line, sizeof(line));
+	sdnotify_status(d->notify, line);
+}
+
+static void on_pool_fenced(const char *why, void *arg)
+{
+	struct daemon *d = arg;
+	(void)why; /* pool.c logged it */
+	bridge_abandon(d->bridge);
+	d->bridge = NULL;
+	/* Epoch 0 is never valid: whatever the store still holds is refused. */
+	store_set_owner(d->store, pool_node(d->pool), 0);
+	char line[300];
+	summary(d, line, sizeof(line));
+	sdnotify_status(d->notify, line);
+}
+
+static int pool_start(struct daemon *d)
+{
+	const char *why = NULL;
+	int err = store_open_pg(&d->store, d->loop, d->cf->store_conninfo, &why);
+	if (err) {
+		log_error("store", "cannot use the database of [store] conninfo: %s",
+		          why ? why : strerror(-err));
+		return err;
+	}
+	store_set_events(d->store, on_store_event, d);
+	char addr[300] = "";
+	if (d->cf->nlisten) {
+		const struct conf_listen *l = &d->cf->listen[0];
+		snprintf(addr, sizeof(addr),
+		         strchr(l->addr.host, ':') ? "%s:[%s]:%u" : "%s:%s:%u",
+		         conf_tp_name(l->tp), l->addr.host, l->addr.port);
+	}
+	static const struct pool_handlers ph = {on_pool_active, on_pool_fenced};
+	err = pool_new(&d->pool, d->loop, d->cf, addr, &ph, d);
+	if (err)
+		return err;
+	log_info("pool", "node %s (%s) joins the pool: standby until it holds the lease",
+	         d->cf->pool_node, addr);
+	return 0;
 }
 
 /* The operator's interfaces. Their failure never stops the federation: it is
@@ -323,7 +514,10 @@ int daemon_run(const char *config_path)
 		d.status = EXIT_FAILURE;
 		goto out;
 	}
-	err = bridge_new(&d.bridge, d.loop, d.cf);
+	if (d.cf->store_backend == CONF_STORE_PG)
+		err = pool_start(&d);
+	else
+		err = bridge_new(&d.bridge, d.loop, d.cf);
 	if (err) {
 		log_error("daemon", "cannot start the bridge: %s", strerror(-err));
 		d.status = EXIT_FAILURE;
@@ -347,9 +541,12 @@ int daemon_run(const char *config_path)
 	log_info("daemon", "stopped");
 out:
 	loop_timer_cancel(d.loop, &d.stop_t);
+	loop_timer_cancel(d.loop, &d.drain_t);
 	ops_stop(&d);
 	sdnotify_free(d.notify);
 	bridge_free(d.bridge);
+	pool_free(d.pool);
+	store_close(d.store);
 	loop_free(d.loop);
 	conf_free(d.cf);
 	return d.status;

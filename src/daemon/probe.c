@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -1469,9 +1470,115 @@ out:
 
 /* ---- report --------------------------------------------------------------------- */
 
+/* ---- [store] backend = postgresql: the pool's database (issue 18) ---- */
+
+/* A value of the first row of a query, or "" (borrowed from r). */
+static const char *db_value(PGresult *r, int col)
+{
+	return PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 &&
+	               col < PQnfields(r) && !PQgetisnull(r, 0, col)
+	           ? PQgetvalue(r, 0, col)
+	           : "";
+}
+
+static void probe_db(struct target *t, const struct conf *cf)
+{
+	target_init(t, "database");
+	snprintf(t->name, sizeof(t->name), "%s", cf->pool_node ? cf->pool_node : "");
+	t->transport = "postgresql";
+	t->line = conf_key_line(cf, "store", "conninfo");
+	char *why = NULL;
+	PQconninfoOption *o = PQconninfoParse(cf->store_conninfo, &why);
+	PQfreemem(why);
+	const char *host = "", *port = "", *db = "";
+	for (PQconninfoOption *i = o; i && i->keyword; i++) {
+		if (!i->val)
+			continue;
+		if (strcmp(i->keyword, "host") == 0)
+			host = i->val;
+		else if (strcmp(i->keyword, "port") == 0)
+			port = i->val;
+		else if (strcmp(i->keyword, "dbname") == 0)
+			db = i->val;
+	}
+	snprintf(t->address, sizeof(t->address), "%s%s%s%s%s", host[0] ? host : "(default)",
+	         port[0] ? ":" : "", port, db[0] ? " database " : "", db);
+	snprintf(t->host, sizeof(t->host), "%s", host);
+	PQconninfoFree(o);
+
+	/* libpq's connect_timeout bounds the attempt (a URI keeps its own). */
+	char ci[2048];
+	snprintf(ci, sizeof(ci),
+	         strstr(cf->store_conninfo, "://") ? "%s" : "connect_timeout=5 %s",
+	         cf->store_conninfo);
+	double t0 = now_ms();
+	PGconn *c = PQconnectdb(ci);
+	if (PQstatus(c) != CONNECTION_OK) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+		for (char *q = msg; *q; q++)
+			if (*q == '\n')
+				*q = ' ';
+		t->reachable = 0;
+		add(t, PR_FAIL, "reachable",
+		    "cannot connect to the database: %s(check [store] conninfo, that the "
+		    "server listens there and that pg_hba.conf lets this host and user in)",
+		    msg);
+		PQfinish(c);
+		return;
+	}
+	t->reachable = 1;
+	t->connect_ms = now_ms() - t0;
+	add(t, PR_OK, "reachable", "connected in %.1f ms as %s to %s (PostgreSQL %d)",
+	    t->connect_ms, PQuser(c), PQdb(c), PQserverVersion(c));
+	PGresult *r = PQexec(c, "SELECT value FROM pb_meta WHERE key = 'schema'");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) == 0) {
+		add(t, PR_INFO, "schema",
+		    "no presbridge schema yet: the first node to start creates it (the "
+		    "user needs CREATE on the database)");
+		PQclear(r);
+		PQfinish(c);
+		return;
+	}
+	add(t, PR_OK, "schema", "schema version %s", db_value(r, 0));
+	PQclear(r);
+	r = PQexec(c, "SELECT coalesce(holder, ''), epoch, until > clock_timestamp(),"
+	              " (SELECT count(*) FROM pb_sub), (SELECT count(*) FROM pb_im)"
+	              " FROM pb_lease WHERE id = 1");
+	bool valid = strcmp(db_value(r, 2), "t") == 0;
+	if (valid)
+		add(t, PR_OK, "lease", "node %s is active (epoch %s); %s subscriptions, %s IM "
+		                       "sessions",
+		    db_value(r, 0), db_value(r, 1), db_value(r, 3), db_value(r, 4));
+	else
+		add(t, PR_INFO, "lease",
+		    "no node holds the lease now (%s subscriptions, %s IM sessions wait for "
+		    "one)",
+		    db_value(r, 3), db_value(r, 4));
+	PQclear(r);
+	r = PQexec(c, "SELECT name, coalesce(address, ''), coalesce(role, ''),"
+	              " round(extract(epoch FROM clock_timestamp() - seen)::numeric, 1)"
+	              " FROM pb_node ORDER BY name");
+	int n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
+	for (int i = 0; i < n; i++)
+		add(t, PR_INFO, "member", "pool member %s at %s: %s, last seen %s s ago%s",
+		    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+		    PQgetvalue(r, i, 3),
+		    cf->pool_node && strcmp(PQgetvalue(r, i, 0), cf->pool_node) == 0
+		        ? " (this node's name)"
+		        : "");
+	if (!n)
+		add(t, PR_INFO, "member", "no pool member has started yet");
+	PQclear(r);
+	PQfinish(c);
+}
+
 static void print_target(FILE *out, const struct target *t, const char *file)
 {
-	if (strcmp(t->kind, "sip-peer") == 0)
+	if (strcmp(t->kind, "database") == 0)
+		fprintf(out, "[store] PostgreSQL at %s, node %s (%s:%u)\n", t->address,
+		        t->name, file, t->line);
+	else if (strcmp(t->kind, "sip-peer") == 0)
 		fprintf(out, "[peer %s] %s over %s at %s (%s:%u)\n", t->name, t->host,
 		        t->transport, t->address, file, t->line);
 	else if (strcmp(t->kind, "xmpp-peer") == 0)
@@ -1663,7 +1770,8 @@ int probe_run(const char *config_path, bool json, FILE *out)
 		xlink_domains(cf, false, &peers, &npeer_domains);
 		xlink_domains(cf, true, &hosted, &nhosted);
 	}
-	size_t nt = cf->npeers + (s2s ? (nhosted ? npeer_domains : 0) : 1);
+	bool pg = cf->store_backend == CONF_STORE_PG;
+	size_t nt = cf->npeers + (s2s ? (nhosted ? npeer_domains : 0) : 1) + (pg ? 1 : 0);
 	struct target *ts = calloc(nt ? nt : 1, sizeof(*ts));
 	if (!ts) {
 		xlink_strv_free(peers, npeer_domains);
@@ -1676,7 +1784,9 @@ int probe_run(const char *config_path, bool json, FILE *out)
 	}
 	int nfail = 0;
 	for (size_t i = 0; i < nt; i++) {
-		if (i < cf->npeers)
+		if (pg && i == nt - 1)
+			probe_db(&ts[i], cf);
+		else if (i < cf->npeers)
 			probe_peer(&ts[i], cf, &cf->peers[i], sctx, own);
 		else if (s2s)
 			probe_s2s(&ts[i], cf, peers[i - cf->npeers], hosted[0]);

@@ -1184,6 +1184,7 @@ int sip_conn_reload(struct sipleg *sl, const struct conf *cf, SSL_CTX **new_tls,
 
 void sip_conn_stop(struct sipleg *sl)
 {
+	sipleg_drop_held(sl);
 	loop_idle_del(sl->loop, conns_flush, sl);
 	while (sl->conns)
 		conn_close(sl->conns, LOG_LVL_DEBUG, NULL);
@@ -1228,9 +1229,83 @@ static void count_out(const char *buf, size_t len)
 		                                              : len);
 }
 
+static int send_now(struct sipleg *sl, const struct sip_dest *d, const char *buf,
+                    size_t len);
+
+/* Keep a message until the write it acknowledges is durable (sipleg_set_gate). */
+static int hold(struct sipleg *sl, const struct sip_dest *d, const char *buf, size_t len,
+                uint64_t need)
+{
+	struct sip_held *h = malloc(sizeof(*h) + len);
+	if (!h)
+		return -ENOMEM;
+	h->next = NULL;
+	h->need = need;
+	h->d = *d;
+	h->len = len;
+	memcpy(h->buf, buf, len);
+	if (sl->held_tail)
+		sl->held_tail->next = h;
+	else
+		sl->held = h;
+	sl->held_tail = h;
+	sl->nheld++;
+	return 0;
+}
+
+void sipleg_set_gate(struct sipleg *sl, sipleg_gate_h *h, void *arg)
+{
+	sl->gate = h;
+	sl->gate_arg = arg;
+}
+
+void sipleg_release(struct sipleg *sl, uint64_t durable)
+{
+	while (sl->held && sl->held->need <= durable) {
+		struct sip_held *h = sl->held;
+		sl->held = h->next;
+		if (!sl->held)
+			sl->held_tail = NULL;
+		sl->nheld--;
+		send_now(sl, &h->d, h->buf, h->len);
+		free(h);
+	}
+}
+
+size_t sipleg_drop_held(struct sipleg *sl)
+{
+	size_t n = sl->nheld;
+	while (sl->held) {
+		struct sip_held *h = sl->held;
+		sl->held = h->next;
+		free(h);
+	}
+	sl->held_tail = NULL;
+	sl->nheld = 0;
+	return n;
+}
+
+size_t sipleg_held(const struct sipleg *sl)
+{
+	return sl->nheld;
+}
+
 int sip_send(struct sipleg *sl, const struct sip_dest *d, const char *buf, size_t len)
 {
 	count_out(buf, len);
+	/* Output never overtakes held output: a NOTIFY must not pass the 200 that
+	 * created its dialog. */
+	uint64_t need = sl->gate ? sl->gate(sl->gate_arg) : 0;
+	if (!need && sl->held_tail)
+		need = sl->held_tail->need;
+	if (need)
+		return hold(sl, d, buf, len, need);
+	return send_now(sl, d, buf, len);
+}
+
+static int send_now(struct sipleg *sl, const struct sip_dest *d, const char *buf,
+                    size_t len)
+{
 	if (d->tp == CONF_TP_UDP && sl->tap) {
 		sl->tap(false, buf, len, sl->tap_arg);
 		return 0;

@@ -235,6 +235,20 @@ struct sipleg {
 	char *udp_buf;
 	sipleg_tap_h *tap; /* test seam: NULL in the daemon (sipleg_set_tap) */
 	void *tap_arg;
+	/* Output held until the state it acknowledges is durable (sipleg_set_gate):
+	 * a FIFO of messages, each with the write sequence it waits for. */
+	sipleg_gate_h *gate;
+	void *gate_arg;
+	struct sip_held *held, *held_tail;
+	size_t nheld;
+};
+
+struct sip_held {
+	struct sip_held *next;
+	uint64_t need;
+	struct sip_dest d;
+	size_t len;
+	char buf[];
 };
 
 /* ---- sip_conn.c ---- */

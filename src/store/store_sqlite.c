@@ -1,5 +1,8 @@
-#include "presbridge/store.h"
-
+/*
+ * store_sqlite - the store in one SQLite file (or ":memory:"): every write is
+ * durable when its call returns, so store_pending() is always 0 and no event
+ * is ever raised.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +13,7 @@
 #include <time.h>
 
 #include "presbridge/stats.h"
+#include "store_int.h"
 
 /*
  * Schema versions, applied in order inside one transaction each; PRAGMA
@@ -85,7 +89,8 @@ static const char *const sql[ST_COUNT] = {
     [ST_CLEAR_IM] = "DELETE FROM im",
 };
 
-struct store {
+struct store_sqlite {
+	struct store head; /* first: a struct store * is one of these */
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	bool in_tx;
@@ -95,14 +100,21 @@ struct store {
 
 /* store_keep_memory(): one emptied in-memory store kept for the next open. */
 static bool keep_memory;
-static struct store *kept;
+static struct store_sqlite *kept;
 
-static int exec(struct store *st, const char *s)
+static const struct store_ops sqlite_ops;
+
+static struct store_sqlite *lite(struct store *st)
+{
+	return (struct store_sqlite *)st;
+}
+
+static int exec(struct store_sqlite *st, const char *s)
 {
 	return sqlite3_exec(st->db, s, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
 }
 
-static int migrate(struct store *st, const char **whyp)
+static int migrate(struct store_sqlite *st, const char **whyp)
 {
 	sqlite3_stmt *q;
 	int version = 0;
@@ -129,21 +141,25 @@ static int migrate(struct store *st, const char **whyp)
 	return 0;
 }
 
+static void sqlite_close(struct store *base);
+static int flush_pres(struct store_sqlite *st);
+
 int store_open(struct store **sp, const char *path, enum store_sync sync,
                const char **whyp)
 {
-	struct store *st;
+	struct store_sqlite *st;
 	int err = -EIO;
 	const char *why = "out of memory";
 
 	if (kept && strcmp(path, ":memory:") == 0) {
-		*sp = kept;
+		*sp = &kept->head;
 		kept = NULL;
 		return 0;
 	}
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
+	store_head_init(&st->head, &sqlite_ops);
 	st->memory = strcmp(path, ":memory:") == 0;
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 	                    NULL) != SQLITE_OK) {
@@ -171,12 +187,12 @@ int store_open(struct store **sp, const char *path, enum store_sync sync,
 			goto out;
 		}
 	}
-	*sp = st;
+	*sp = &st->head;
 	return 0;
 out:
 	if (whyp)
 		*whyp = why;
-	store_close(st);
+	sqlite_close(&st->head);
 	return err;
 }
 
@@ -184,17 +200,18 @@ void store_keep_memory(bool on)
 {
 	keep_memory = on;
 	if (!on && kept) {
-		struct store *st = kept;
+		struct store_sqlite *st = kept;
 		kept = NULL;
-		store_close(st);
+		sqlite_close(&st->head);
 	}
 }
 
-void store_close(struct store *st)
+static void sqlite_close(struct store *base)
 {
-	if (!st)
-		return;
-	store_flush(st);
+	struct store_sqlite *st = lite(base);
+
+	store_head_clear(base);
+	flush_pres(st);
 	if (keep_memory && st->memory && !kept && !st->in_tx) {
 		bool emptied = true;
 		for (int i = 0; i < ST_COUNT; i++)
@@ -214,9 +231,9 @@ void store_close(struct store *st)
 	free(st);
 }
 
-const char *store_errmsg(const struct store *st)
+static const char *sqlite_errmsg(const struct store *base)
 {
-	return sqlite3_errmsg(st->db);
+	return sqlite3_errmsg(((const struct store_sqlite *)base)->db);
 }
 
 /* Bind helpers: NULL text binds SQL NULL, so "no dialog" survives a round trip. */
@@ -261,7 +278,7 @@ static int run(sqlite3_stmt *q)
  * runs on its own as before, so a subscription is still on disk before its
  * acknowledgement leaves.
  */
-int store_flush(struct store *st)
+static int flush_pres(struct store_sqlite *st)
 {
 	if (!st->pres_batch)
 		return 0;
@@ -274,15 +291,21 @@ int store_flush(struct store *st)
 	return e;
 }
 
-static void pres_batch_begin(struct store *st)
+static int sqlite_flush(struct store *base)
+{
+	return flush_pres(lite(base));
+}
+
+static void pres_batch_begin(struct store_sqlite *st)
 {
 	if (!st->in_tx && run(st->st[ST_BEGIN]) == 0)
 		st->in_tx = st->pres_batch = true;
 }
 
-int store_begin(struct store *st)
+static int sqlite_begin(struct store *base)
 {
-	store_flush(st);
+	struct store_sqlite *st = lite(base);
+	flush_pres(st);
 	if (st->in_tx)
 		return -EBUSY;
 	int e = run(st->st[ST_BEGIN]);
@@ -291,8 +314,9 @@ int store_begin(struct store *st)
 	return e;
 }
 
-int store_commit(struct store *st)
+static int sqlite_commit(struct store *base)
 {
+	struct store_sqlite *st = lite(base);
 	if (!st->in_tx)
 		return -EINVAL;
 	int e = run(st->st[ST_COMMIT]);
@@ -301,13 +325,12 @@ int store_commit(struct store *st)
 	return e;
 }
 
-int store_sub_put(struct store *st, const struct store_sub *s)
+static int sqlite_sub_put(struct store *base, const struct store_sub *s)
 {
+	struct store_sqlite *st = lite(base);
 	sqlite3_stmt *q = st->st[ST_SUB_PUT];
 
-	if (!s->watcher || !s->presentity || !s->phase)
-		return -EINVAL;
-	store_flush(st);
+	flush_pres(st);
 	sqlite3_bind_int(q, 1, s->dir);
 	bind_text(q, 2, s->watcher);
 	bind_text(q, 3, s->presentity);
@@ -326,9 +349,11 @@ int store_sub_put(struct store *st, const struct store_sub *s)
 	return run(q);
 }
 
-int store_sub_del(struct store *st, int dir, const char *watcher, const char *presentity)
+static int sqlite_sub_del(struct store *base, int dir, const char *watcher,
+                          const char *presentity)
 {
-	store_flush(st);
+	struct store_sqlite *st = lite(base);
+	flush_pres(st);
 	sqlite3_stmt *q = st->st[ST_SUB_DEL];
 	sqlite3_bind_int(q, 1, dir);
 	bind_text(q, 2, watcher);
@@ -337,8 +362,9 @@ int store_sub_del(struct store *st, int dir, const char *watcher, const char *pr
 	return e ? e : sqlite3_changes(st->db) ? 0 : -ENOENT;
 }
 
-int store_sub_each(struct store *st, store_sub_h *h, void *arg)
+static int sqlite_sub_each(struct store *base, store_sub_h *h, void *arg)
 {
+	struct store_sqlite *st = lite(base);
 	sqlite3_stmt *q = st->st[ST_SUB_ALL];
 	int rc, e = 0;
 
@@ -370,12 +396,11 @@ int store_sub_each(struct store *st, store_sub_h *h, void *arg)
 	return e;
 }
 
-int store_pres_put(struct store *st, const struct store_pres *p)
+static int sqlite_pres_put(struct store *base, const struct store_pres *p)
 {
+	struct store_sqlite *st = lite(base);
 	sqlite3_stmt *q = st->st[ST_PRES_PUT];
 
-	if (!p->entity || !p->resource || !p->activity)
-		return -EINVAL;
 	pres_batch_begin(st);
 	bind_text(q, 1, p->entity);
 	bind_text(q, 2, p->resource);
@@ -388,8 +413,9 @@ int store_pres_put(struct store *st, const struct store_pres *p)
 	return run(q);
 }
 
-int store_pres_del(struct store *st, const char *entity, const char *resource)
+static int sqlite_pres_del(struct store *base, const char *entity, const char *resource)
 {
+	struct store_sqlite *st = lite(base);
 	sqlite3_stmt *q = st->st[ST_PRES_DEL];
 	pres_batch_begin(st);
 	bind_text(q, 1, entity);
@@ -398,8 +424,9 @@ int store_pres_del(struct store *st, const char *entity, const char *resource)
 	return e ? e : sqlite3_changes(st->db) ? 0 : -ENOENT;
 }
 
-int store_pres_each(struct store *st, store_pres_h *h, void *arg)
+static int sqlite_pres_each(struct store *base, store_pres_h *h, void *arg)
 {
+	struct store_sqlite *st = lite(base);
 	sqlite3_stmt *q = st->st[ST_PRES_ALL];
 	int rc, e = 0;
 
@@ -424,13 +451,11 @@ int store_pres_each(struct store *st, store_pres_h *h, void *arg)
 	return e;
 }
 
-int store_im_put(struct store *st, const struct store_im *im)
+static int sqlite_im_put(struct store *base, const struct store_im *im)
 {
+	struct store_sqlite *st = lite(base);
 	sqlite3_stmt *q = st->st[ST_IM_PUT];
-	store_flush(st);
-
-	if (!im->call_id || !im->sip_uri || !im->jid || !im->thread)
-		return -EINVAL;
+	flush_pres(st);
 	bind_text(q, 1, im->call_id);
 	bind_text(q, 2, im->local_tag);
 	bind_text(q, 3, im->remote_tag);
@@ -445,17 +470,19 @@ int store_im_put(struct store *st, const struct store_im *im)
 	return run(q);
 }
 
-int store_im_del(struct store *st, const char *call_id)
+static int sqlite_im_del(struct store *base, const char *call_id)
 {
+	struct store_sqlite *st = lite(base);
 	sqlite3_stmt *q = st->st[ST_IM_DEL];
-	store_flush(st);
+	flush_pres(st);
 	bind_text(q, 1, call_id);
 	int e = run(q);
 	return e ? e : sqlite3_changes(st->db) ? 0 : -ENOENT;
 }
 
-int store_im_each(struct store *st, store_im_h *h, void *arg)
+static int sqlite_im_each(struct store *base, store_im_h *h, void *arg)
 {
+	struct store_sqlite *st = lite(base);
 	sqlite3_stmt *q = st->st[ST_IM_ALL];
 	int rc, e = 0;
 
@@ -482,3 +509,21 @@ int store_im_each(struct store *st, store_im_h *h, void *arg)
 	sqlite3_reset(q);
 	return e;
 }
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sqlite_close,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .flush = sqlite_flush,
+    .sub_put = sqlite_sub_put,
+    .sub_del = sqlite_sub_del,
+    .sub_each = sqlite_sub_each,
+    .pres_put = sqlite_pres_put,
+    .pres_del = sqlite_pres_del,
+    .pres_each = sqlite_pres_each,
+    .im_put = sqlite_im_put,
+    .im_del = sqlite_im_del,
+    .im_each = sqlite_im_each,
+    .errmsg = sqlite_errmsg,
+};
