@@ -358,24 +358,30 @@ run_takeover() {
 	pids+=("$sp")
 	act=a sby=b
 	for i in $(seq 1 "$runs"); do
-		out=$($ON_TOOLS "$LG" takeover --host "${paddr[$sby]}" --target "$SIP_PORT" \
-			--kill "${ppid[$act]}" --log "$W/pool-$sby.log" --match "pool: node $sby is active" \
-			--timeout $((30 + n / 1000)) 2>>"$W/loadgen.log")
+		# the shell's "Killed" notice for the node loadgen kills goes nowhere
+		{
+			out=$($ON_TOOLS "$LG" takeover --host "${paddr[$sby]}" --target "$SIP_PORT" \
+				--kill "${ppid[$act]}" --log "$W/pool-$sby.log" \
+				--match "pool: node $sby is active" --timeout $((30 + n / 1000)) \
+				2>>"$W/loadgen.log")
+			wait "${ppid[$act]}"
+		} 2>/dev/null
 		note takeover_log postgresql "$(kv log_ms "$out")"
 		note takeover_answer postgresql "$(kv answer_ms "$out")"
 		note takeover_node postgresql "$(kv node_ms "$out")"
-		wait "${ppid[$act]}" 2>/dev/null
 		[ -n "$(kv answer_ms "$out")" ] ||
 			{ POOL_WHY="node $sby did not take over (see $W/pool-$sby.log)"; break; }
-		# let the new active node's NOTIFYs and SUBSCRIBEs go out, then the
-		# killed node returns as the standby
-		sleep 2
+		# let the new active node's NOTIFYs and SUBSCRIBEs go out (about
+		# 20,000/s), then the killed node returns as the standby
+		sleep $((2 + n / 20000))
 		pool_start "$act" standby ||
 			{ POOL_WHY="node $act did not come back as standby (see $W/pool-$act.log)"; break; }
 		node=$act act=$sby sby=$node
 	done
-	kill -9 "${ppid[a]}" "${ppid[b]}" "$sp" 2>/dev/null
-	wait "${ppid[a]}" "${ppid[b]}" "$sp" 2>/dev/null
+	{
+		kill -9 "${ppid[a]}" "${ppid[b]}" "$sp"
+		wait "${ppid[a]}" "${ppid[b]}" "$sp"
+	} 2>/dev/null
 	TAKEOVER_SUBS=$n
 	[ -z "$POOL_WHY" ]
 }
@@ -992,7 +998,9 @@ else
 	echo "- PostgreSQL rows: [store] backend = postgresql on a scratch PostgreSQL $(basename "$(dirname "$(pg_bindir)")")"
 	echo "  cluster on loopback TCP (fsync on, the run's folder); the bridge holds each answer"
 	echo "  until its write commits. subscription rows: --sub-n $sub_n new dialogs, then as many"
-	echo "  sign-outs. PostgreSQL/SQLite: $(for f in sub_setup sub_teardown pres_s2x pres_x2s; do
+	echo "  sign-outs. restart: the node comes back under its own name, which holds the lease"
+	echo "  until it expires ([pool] lease, 3 s), so the restart waits for that."
+	echo "  PostgreSQL/SQLite: $(for f in sub_setup sub_teardown pres_s2x pres_x2s; do
 		printf '%s %s  ' "$f" "$(ratio "$(median $f postgresql)" "$(median $f presbridge)" 1)"
 	done)"
 	echo "- takeover: two nodes ([pool] lease = $lease s) on 127.0.0.11 and 127.0.0.12, the active"
