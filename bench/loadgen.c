@@ -250,8 +250,16 @@ static void sc_push(struct sconn *c)
 			die("TLS connection lost while writing");
 		return;
 	}
-	if (bbuf_flush(&c->out, c->fd) < 0)
+	if (bbuf_flush(&c->out, c->fd) < 0) {
+		/* serve answers whoever connects: a middlebox that gave up on a
+		 * connection (a pool node overrunning it at a takeover) is no
+		 * reason to stop answering the next one */
+		if (c != g.tc && strcmp(g.mode, "serve") == 0) {
+			c->out.off = c->out.len = 0;
+			return;
+		}
 		die("connection lost while writing");
+	}
 	if (bbuf_used(&c->out)) {
 		c->want_out = true;
 		arm(c);
@@ -842,8 +850,11 @@ static void pump(int ms)
 			r = tls_flush(c) < 0 ? -1 : tls_fill(c);
 		} else {
 			if (ev[i].events & EPOLLOUT) {
-				if (bbuf_flush(&c->out, c->fd) < 0)
-					die("connection lost");
+				if (bbuf_flush(&c->out, c->fd) < 0) {
+					if (c == g.tc || strcmp(g.mode, "serve") != 0)
+						die("connection lost");
+					c->out.off = c->out.len = 0; /* as in sc_push */
+				}
 				if (!bbuf_used(&c->out)) {
 					c->want_out = false;
 					arm(c);
