@@ -1006,7 +1006,8 @@ else
 	echo "- takeover: two nodes ([pool] lease = $lease s) on 127.0.0.11 and 127.0.0.12, the active"
 	echo "  one killed (-9) at a random point of its renewal cycle, so the detection part runs"
 	echo "  from lease - lease/4 to lease + 0.5 s; 'node's own count' is the T ms of its log line"
-	echo "  (acquire, restore, the NOTIFYs and SUBSCRIBEs queued).${POOL_WHY:+ n/a: $POOL_WHY}"
+	echo "  (restore and start once pb_acquire returned; pb_acquire, which rewrites the owner of"
+	echo "  every row, is not in it).${POOL_WHY:+ n/a: $POOL_WHY}"
 fi
 if [ "$missing" -gt 0 ]; then
 	echo "bench: $missing presbridge figure(s) missing: see the logs (--keep keeps $W)" >&2
