@@ -76,7 +76,7 @@ stage "fuzz (libFuzzer, 20 s per target)" scripts/fuzz.sh 20
 if [ -x build-asan/presbridge ]; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		BUILD_DIR="$top/build-asan" stage "bridge end to end and --probe under ASan+UBSan" \
-		tests/integration/run.sh bridge probe s2s_ejabberd s2s_prosody sip_torture control systemd
+		tests/integration/run.sh bridge probe s2s_ejabberd s2s_prosody sip_torture control systemd pool
 fi
 # The benchmark at a tiny size (its own Release build in build-bench), so bench/
 # cannot rot.

@@ -73,8 +73,9 @@ unsigned pool_peers_alive(const struct pool *p);
 /* Fence now (the store reported a refused write); handlers.fenced runs. */
 void pool_fence(struct pool *p, const char *why);
 
-/* Graceful stop: give the lease up so a standby takes over at once (blocking,
- * at most ~2 s). Returns 0, or -errno if the database could not be told. */
+/* Stopping: give the lease up (if held) so a standby takes over at once, and
+ * mark this node stopped in pb_node (blocking, at most ~2 s). Returns 0, or
+ * -errno if the database could not be told of the release. */
 int pool_release(struct pool *p);
 
 /* One line (or a JSON object) for presbridgectl status and STATUS=. */

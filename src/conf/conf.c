@@ -1010,10 +1010,11 @@ static void check_store(struct loader *ld)
 		PQfreemem(why);
 	}
 	if (cf->xmpp_transport == CONF_XMPP_S2S && !cf->s2s_secret)
-		warn_at(ld, ld->sect_line[SECT_S2S] ? ld->sect_line[SECT_S2S] : bl,
-		        "a pool federating over S2S needs the same [s2s] dialback_secret on "
-		        "every node: a peer may check a dialback key (XEP-0185) with "
-		        "another node than the one that made it");
+		warn_at(
+		    ld, ld->sect_line[SECT_S2S] ? ld->sect_line[SECT_S2S] : bl,
+		    "a pool federating over S2S needs the same [s2s] dialback_secret on "
+		    "every node: a peer may check a dialback key (XEP-0185) with "
+		    "another node than the one that made it");
 	if (ll && (cf->pool_lease < 1 || cf->pool_lease > 60))
 		err_at(ld, ll, "[pool] lease = %u: from 1 to 60 seconds", cf->pool_lease);
 	if (!cf->pool_lease)

@@ -114,6 +114,7 @@ static void on_stop(int signo, void *arg)
 	log_info("daemon", "%s: stopping", strsignal(signo));
 	sdnotify_stopping(d->notify);
 	if (d->pool && !d->bridge) {
+		pool_release(d->pool); /* a standby leaves: only its pb_node row */
 		loop_stop(d->loop);
 		return;
 	}

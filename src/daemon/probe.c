@@ -1501,8 +1501,9 @@ static void probe_db(struct target *t, const struct conf *cf)
 		else if (strcmp(i->keyword, "dbname") == 0)
 			db = i->val;
 	}
-	snprintf(t->address, sizeof(t->address), "%s%s%s%s%s", host[0] ? host : "(default)",
-	         port[0] ? ":" : "", port, db[0] ? " database " : "", db);
+	snprintf(t->address, sizeof(t->address), "%s%s%s%s%s",
+	         host[0] ? host : "(default)", port[0] ? ":" : "", port,
+	         db[0] ? " database " : "", db);
 	snprintf(t->host, sizeof(t->host), "%s", host);
 	PQconninfoFree(o);
 
@@ -1522,7 +1523,8 @@ static void probe_db(struct target *t, const struct conf *cf)
 		t->reachable = 0;
 		add(t, PR_FAIL, "reachable",
 		    "cannot connect to the database: %s(check [store] conninfo, that the "
-		    "server listens there and that pg_hba.conf lets this host and user in)",
+		    "server listens there and that pg_hba.conf lets this host and user "
+		    "in)",
 		    msg);
 		PQfinish(c);
 		return;
@@ -1547,12 +1549,14 @@ static void probe_db(struct target *t, const struct conf *cf)
 	              " FROM pb_lease WHERE id = 1");
 	bool valid = strcmp(db_value(r, 2), "t") == 0;
 	if (valid)
-		add(t, PR_OK, "lease", "node %s is active (epoch %s); %s subscriptions, %s IM "
-		                       "sessions",
+		add(t, PR_OK, "lease",
+		    "node %s is active (epoch %s); %s subscriptions, %s IM "
+		    "sessions",
 		    db_value(r, 0), db_value(r, 1), db_value(r, 3), db_value(r, 4));
 	else
 		add(t, PR_INFO, "lease",
-		    "no node holds the lease now (%s subscriptions, %s IM sessions wait for "
+		    "no node holds the lease now (%s subscriptions, %s IM sessions wait "
+		    "for "
 		    "one)",
 		    db_value(r, 3), db_value(r, 4));
 	PQclear(r);
@@ -1561,9 +1565,9 @@ static void probe_db(struct target *t, const struct conf *cf)
 	              " FROM pb_node ORDER BY name");
 	int n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
 	for (int i = 0; i < n; i++)
-		add(t, PR_INFO, "member", "pool member %s at %s: %s, last seen %s s ago%s",
-		    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-		    PQgetvalue(r, i, 3),
+		add(t, PR_INFO, "member",
+		    "pool member %s at %s: %s, last seen %s s ago%s", PQgetvalue(r, i, 0),
+		    PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
 		    cf->pool_node && strcmp(PQgetvalue(r, i, 0), cf->pool_node) == 0
 		        ? " (this node's name)"
 		        : "");

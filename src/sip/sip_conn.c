@@ -74,6 +74,14 @@ static void local_ip_toward(const struct sockaddr *dst, socklen_t len, char *ip,
 	close(fd);
 }
 
+static bool listener_is_wildcard(const struct sip_listener *l)
+{
+	if (l->sa.ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(
+		    &((const struct sockaddr_in6 *)&l->sa)->sin6_addr);
+	return ((const struct sockaddr_in *)&l->sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
 /* ---- TLS context --------------------------------------------------------- */
 
 static int ssl_conn_idx = -1;
@@ -1393,7 +1401,16 @@ int sip_dest_for_peer(struct sipleg *sl, const struct conf_peer *p, struct sip_d
 			return -EAFNOSUPPORT;
 		}
 		d->udp_fd = l->fd;
-		local_ip_toward((struct sockaddr *)&d->sa, d->salen, host, hostlen);
+		/* The socket sends from the address it is bound to: that address
+		 * goes into Via and Contact. Only a wildcard listener takes the
+		 * kernel's source toward the peer (a pool's nodes on one host
+		 * each listen on their own address, issue 18). */
+		if (listener_is_wildcard(l))
+			local_ip_toward((struct sockaddr *)&d->sa, d->salen, host,
+			                hostlen);
+		else
+			addr_str((const struct sockaddr *)&l->sa, l->salen, host, hostlen,
+			         &(unsigned){0});
 		*portp = l->port;
 		return 0;
 	}

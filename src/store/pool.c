@@ -429,20 +429,13 @@ unsigned pool_peers_alive(const struct pool *p)
 	return p->peers;
 }
 
-int pool_release(struct pool *p)
+/* A short blocking connection of its own: the daemon is stopping. */
+static PGconn *stop_conn(const struct pool *p)
 {
-	if (!p->active)
-		return 0;
-	int64_t epoch = p->epoch;
-	p->active = false;
-	p->epoch = 0;
-	loop_timer_cancel(p->loop, &p->fence_t);
-	/* A connection of its own, blocking: the daemon is stopping. */
-	char *ci = NULL;
 	size_t n = strlen(p->conninfo) + 32;
-	ci = malloc(n);
+	char *ci = malloc(n);
 	if (!ci)
-		return -ENOMEM;
+		return NULL;
 	/* A URI cannot take " key=value" appended; libpq's default timeout applies. */
 	if (strstr(p->conninfo, "://"))
 		snprintf(ci, n, "%s", p->conninfo);
@@ -450,28 +443,53 @@ int pool_release(struct pool *p)
 		snprintf(ci, n, "%s connect_timeout=2", p->conninfo);
 	PGconn *c = PQconnectdb(ci);
 	free(ci);
+	return c;
+}
+
+static int stop_exec(PGconn *c, const char *sql, int n, const char *const *v)
+{
+	if (!c || PQstatus(c) != CONNECTION_OK)
+		return -ECONNREFUSED;
+	PGresult *r = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0);
+	int err =
+	    PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK
+	        ? 0
+	        : -EIO;
+	PQclear(r);
+	return err;
+}
+
+int pool_release(struct pool *p)
+{
+	int64_t epoch = p->epoch;
+	bool was_active = p->active;
+	p->active = false;
+	p->epoch = 0;
+	loop_timer_cancel(p->loop, &p->fence_t);
+	PGconn *c = stop_conn(p);
 	int err = 0;
-	if (PQstatus(c) != CONNECTION_OK) {
-		err = -ECONNREFUSED;
-	} else {
+	if (was_active) {
 		char e[32];
 		snprintf(e, sizeof(e), "%" PRId64, epoch);
 		const char *v[2] = {p->node, e};
-		PGresult *r = PQexecParams(c, "SELECT pb_release($1, $2::bigint)", 2,
-		                           NULL, v, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK)
-			err = -EIO;
-		PQclear(r);
+		err = stop_exec(c, "SELECT pb_release($1, $2::bigint)", 2, v);
+		if (err)
+			log_warn(MOD,
+			         "node %s: could not release the lease (%s); a standby "
+			         "takes over when it expires",
+			         p->node, c ? PQerrorMessage(c) : "out of memory");
+		else
+			log_info(MOD,
+			         "lease released: node %s hands over (epoch %" PRId64 ")",
+			         p->node, epoch);
 	}
-	if (err)
-		log_warn(
-		    MOD,
-		    "node %s: could not release the lease (%s); a standby takes over "
-		    "when it expires",
-		    p->node, PQerrorMessage(c));
-	else
-		log_info(MOD, "lease released: node %s hands over (epoch %" PRId64 ")",
-		         p->node, epoch);
+	/* Leaving: the others no longer count this node among the living (an
+	 * active node stopping hands over only when a standby is alive). */
+	const char *v[1] = {p->node};
+	stop_exec(c,
+	          "UPDATE pb_node SET role = 'stopped', seen = '-infinity' WHERE name = "
+	          "$1",
+	          1, v);
 	PQfinish(c);
 	return err;
 }

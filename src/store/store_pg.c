@@ -1149,6 +1149,13 @@ static int read_rows(struct store_pg *pg, const char *sql, row_h *row, void *h, 
 		return -EIO;
 	}
 	pg->reading = true;
+	if (pg->need_rollback) {
+		/* A batch refused (the fence, a bad write) left its transaction
+		 * open and aborted: nothing reads until it is rolled back. */
+		PGresult *rb = PQexec(pg->conn, "ROLLBACK");
+		PQclear(rb);
+		pg->need_rollback = false;
+	}
 	if (!PQsendQueryParams(pg->conn, sql, 0, NULL, NULL, NULL, NULL, 0) ||
 	    !PQsetSingleRowMode(pg->conn)) {
 		set_err(pg, "cannot read", PQerrorMessage(pg->conn));

@@ -42,7 +42,12 @@ for tp in udp; do
 	check "$tp: before: bob sees the Lync user busy" \
 		xmppc_expect bob "<presence&&from=\"rs$tp@sip.test\"&&<show>dnd</show>&&<status>before restart</status>" 15
 	check "$tp: kill -9 of the bridge" kill9 "$BR_PID"
-	check "$tp: the state file is there, in a folder the bridge created" test -s "$T_DIR/xw-$tp/state.db"
+	if [[ ${PB_TEST_STORE:-sqlite} == postgresql ]]; then
+		check "$tp: the subscription is a row in PostgreSQL" \
+			test "$(pres_pg_rows "$T_DIR/xw-$tp/state.db" pb_sub)" -ge 1
+	else
+		check "$tp: the state file is there, in a folder the bridge created" test -s "$T_DIR/xw-$tp/state.db"
+	fi
 	pres_bridge_start "xw-$tp-2" "$T_DIR/xw-$tp.conf" || die "the bridge ($tp) did not come back"
 	check "$tp: after: the restored subscription is refreshed and the new presence reaches bob" \
 		xmppc_expect bob "<presence&&from=\"rs$tp@sip.test\"&&<show>away</show>&&<status>after restart</status>" 30

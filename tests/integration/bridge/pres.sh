@@ -21,6 +21,17 @@
 #                                 BR_S2S_ADDR, for its S2S listener); sets BR_PID, BR_LOG
 #   pres_target TRANSPORT         where SIPp reaches the bridge: 127.0.0.1:$BR_UDP,
 #                                 $BR_TCP or $BR_TLS
+#
+# PB_TEST_STORE=postgresql (the *_pg runs of the bridge suites, issue 18): every
+# pres_conf writes [store] backend = postgresql instead of using STATE. The first
+# one starts a scratch PostgreSQL for the test (pg.sh, in $T_DIR/pg; stopped at
+# exit); each STATE is a database of its own: the same STATE path the same
+# database (a restarted bridge finds its rows), :memory: a new, empty one each time.
+#   pres_pg_start              start that cluster (also for tests that want it
+#                              anyway, t_pool.sh); sets what pg_start sets
+#   pres_pg_track              hand its postmaster to stop_all (again after pg_restart)
+#   pres_pg_db STATE           print the database name for STATE (creating it)
+#   pres_pg_rows STATE TABLE   print the row count of TABLE in STATE's database
 
 pres_setup() {
 	need socat sipp "$@"
@@ -35,14 +46,22 @@ pres_setup() {
 }
 
 pres_conf() {
-	local file=$1 tp=$2 peer_port=$3 state=${4:-:memory:}
+	local file=$1 tp=$2 peer_port=$3 state=${4:-:memory:} store=""
 	: "${BR_TCP:=$(free_port)}" "${BR_TLS:=$(free_port)}" "${BR_UDP:=$(free_port)}"
+	if [[ ${PB_TEST_STORE:-sqlite} == postgresql ]]; then
+		_pres_pg_db "$state" || return 1
+		store="[store]
+backend = postgresql
+conninfo = host=127.0.0.1 port=$PG_PORT dbname=$PRES_PG_DB user=postgres connect_timeout=2
+"
+	fi
 	cat >"$file" <<EOF
 [bridge]
 state = $state
 mappings = $REPO_DIR/mappings
 log_level = ${BR_LOG_LEVEL:-debug}
 
+$store
 [sip]
 listen = udp:127.0.0.1:$BR_UDP
 listen = tcp:127.0.0.1:$BR_TCP
@@ -106,4 +125,58 @@ pres_target() {
 	udp) printf '127.0.0.1:%s\n' "$BR_UDP" ;;
 	*) printf '127.0.0.1:%s\n' "$BR_TCP" ;;
 	esac
+}
+
+pres_pg_start() {
+	[[ -n ${PG_DIR:-} && -f $PG_DIR/data/postmaster.pid ]] && return 0
+	. "$IT_DIR/pg.sh"
+	pg_start "$T_DIR/pg" >/dev/null || return 1
+	# The cluster is pg_ctl's daemon, not one of spawn's processes: a fast
+	# shutdown before lib.sh's own cleanup, whose exit status it keeps.
+	trap _pres_pg_exit EXIT
+	pres_pg_track
+	PRES_PG_MEM=${PRES_PG_MEM:-0}
+}
+
+# pres_pg_track: let stop_all (and so a test's teardown check) stop the cluster
+# too; pg_ctl's postmaster leads a session of its own. Again after pg_restart.
+pres_pg_track() {
+	local pid
+	pid=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || return 0
+	[[ -n $pid ]] && track_pid "$pid"
+	return 0
+}
+
+_pres_pg_exit() {
+	local rc=$?
+	set +e # (exit 1) below must not end the trap before _cleanup
+	pg_stop
+	(exit "$rc")
+	_cleanup
+}
+
+# _pres_pg_db STATE: PRES_PG_DB = its database, created if new (in the test's
+# own shell: the cluster and the :memory: counter must outlive the call).
+_pres_pg_db() {
+	local state=$1 db
+	pres_pg_start || { echo "PostgreSQL did not start" >&2; return 1; }
+	if [[ $state == :memory: ]]; then
+		PRES_PG_MEM=$((PRES_PG_MEM + 1))
+		db=mem_$PRES_PG_MEM
+	else
+		db=st_$(printf '%s' "$state" | md5sum | cut -c1-12)
+	fi
+	if [[ -z $(pg_psql "SELECT 1 FROM pg_database WHERE datname = '$db'") ]]; then
+		pg_psql "CREATE DATABASE $db" || return 1
+	fi
+	PRES_PG_DB=$db
+}
+
+pres_pg_db() { _pres_pg_db "$1" && printf '%s\n' "$PRES_PG_DB"; }
+
+pres_pg_rows() {
+	local db
+	db=$(pres_pg_db "$1") || return 1
+	pg_as "$(pg_bindir)/psql" -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d "$db" -tAq \
+		-c "SELECT count(*) FROM $2"
 }
