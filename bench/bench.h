@@ -56,8 +56,9 @@ static inline int bench_listen(int port)
 	return fd;
 }
 
-/* A blocking connect to 127.0.0.1:port, then non-blocking; or -1. */
-static inline int bench_connect(int port)
+/* A blocking connect to addr:port (addr in network order), then
+ * non-blocking; or -1. */
+static inline int bench_connect_to(uint32_t addr, int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET,
@@ -65,13 +66,19 @@ static inline int bench_connect(int port)
 
 	if (fd < 0)
 		return -1;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_addr.s_addr = addr;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		close(fd);
 		return -1;
 	}
 	bench_nonblock(fd);
 	return fd;
+}
+
+/* A blocking connect to 127.0.0.1:port, then non-blocking; or -1. */
+static inline int bench_connect(int port)
+{
+	return bench_connect_to(htonl(INADDR_LOOPBACK), port);
 }
 
 /* A growable byte buffer: data lives in [off, len). */

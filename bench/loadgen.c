@@ -12,10 +12,19 @@
  *     notify   S subscriptions from XMPP (sink), then N NOTIFYs in them
  *              (NOTIFY->presence)
  *     sub      S SUBSCRIBEs to --target, then N presence stanzas from the sink
- *              (presence->NOTIFY); with --pid, VmRSS before and after
+ *              (presence->NOTIFY); with --pid, VmRSS before and after;
+ *              setup_rate: subscriptions per second, from the first SUBSCRIBE
+ *              to the last 2xx and first NOTIFY; with --teardown, then an
+ *              in-dialog SUBSCRIBE with Expires: 0 in each (a Lync sign-out):
+ *              teardown_rate, to the last 2xx and terminating NOTIFY
  *     startup  fork and exec the command after --, then OPTIONS to --target
  *              until 200; prints the time and the pid and leaves it running
  *     serve    answer every request on --listen with 200 until --timeout
+ *     takeover SIGKILL --kill PID (a pool's active node), then watch --log FILE
+ *              (from its size before the kill) for a line holding --match
+ *              TEXT and send OPTIONS to --host:--target until 200: prints
+ *              log_ms (the line written), answer_ms (the first 200) and
+ *              node_ms (the "in T ms" the line itself reports)
  *     mix      the four kinds at once for --duration, each at its own rate
  *              (--msg-rate --x2s-rate --notify-rate --pres-rate, per second;
  *              0: not that kind) over -s subscriptions each way, with churn
@@ -25,7 +34,8 @@
  *              sent/answered/delivered per kind, lost=0 when nothing was lost.
  *              Needs --target, --listen, --ctl (see run_mix; scripts/soak.sh)
  *   options:
- *     --target PORT   the middlebox's SIP TCP port on 127.0.0.1
+ *     --target PORT   the middlebox's SIP TCP port on 127.0.0.1 (or --host)
+ *     --host ADDR     the middlebox's IPv4 address (default 127.0.0.1)
  *     --listen PORT   our SIP TCP port (where the middlebox sends requests)
  *     --ctl PORT      xmppsink's control port (none: latency measured here)
  *     -n N  -s S  -w WINDOW  -r RATE (per second; 0: saturate)  -u USERS
@@ -78,6 +88,13 @@ static struct {
 	bool pidf; /* msg: send NOTIFY-sized PIDF requests (the floor's presence row) */
 	bool any_notify, counting; /* sub --any-notify: every NOTIFY of the run counts */
 	int pid;
+	uint32_t host;                /* --host, network order */
+	bool teardown;                /* sub --teardown */
+	int kill_pid;                 /* takeover --kill */
+	const char *log_file, *match; /* takeover --log, --match */
+	char **stag, **starget;       /* sub: To tag and Contact of each dialog */
+	uint64_t terminated;          /* NOTIFYs ending a subscription */
+	int64_t t_last_term, t_nth_notify;
 	const char *tls_cert, *tls_key, *tls_ca, *tls_name;
 	SSL_CTX *tls;                /* --tls: one context for both roles */
 	const char *via_tp, *uri_tp; /* "TCP" "tcp", or "TLS" "tls" */
@@ -233,8 +250,16 @@ static void sc_push(struct sconn *c)
 			die("TLS connection lost while writing");
 		return;
 	}
-	if (bbuf_flush(&c->out, c->fd) < 0)
+	if (bbuf_flush(&c->out, c->fd) < 0) {
+		/* serve answers whoever connects: a middlebox that gave up on a
+		 * connection (a pool node overrunning it at a takeover) is no
+		 * reason to stop answering the next one */
+		if (c != g.tc && strcmp(g.mode, "serve") == 0) {
+			c->out.off = c->out.len = 0;
+			return;
+		}
 		die("connection lost while writing");
+	}
 	if (bbuf_used(&c->out)) {
 		c->want_out = true;
 		arm(c);
@@ -574,8 +599,16 @@ static void on_request(struct sconn *c, const struct smsg *m)
 		return;
 	}
 	bool notify = m->hlen > 7 && memcmp(m->p, "NOTIFY ", 7) == 0;
-	if (notify)
-		g.notifies++;
+	if (notify) {
+		size_t sl;
+		const char *ss = hdr(m, "Subscription-State", NULL, &sl);
+		if (ss && sl >= 10 && strncasecmp(ss, "terminated", 10) == 0) {
+			g.terminated++;
+			g.t_last_term = bench_now_ns();
+		}
+		if (++g.notifies == g.s)
+			g.t_nth_notify = bench_now_ns();
+	}
 	int64_t t = m->blen ? bench_marker(m->body, m->blen) : 0;
 	if (t) {
 		int64_t now = bench_now_ns();
@@ -586,6 +619,29 @@ static void on_request(struct sconn *c, const struct smsg *m)
 		g.measured++;
 		g.t_last_meas = bench_now_ns();
 	}
+}
+
+/* sub --teardown: the To tag and Contact of a 2xx to an initial SUBSCRIBE
+ * (Call-ID lgs<u>-...), for the in-dialog SUBSCRIBE that ends it. */
+static void sub_dialog(const struct smsg *m)
+{
+	size_t il, tl, cl;
+	unsigned long long u;
+	const char *cid = hdr(m, "Call-ID", "i", &il);
+	if (!cid || sscanf(cid, "lgs%llu-", &u) != 1 || u < g.first || u - g.first >= g.s)
+		return;
+	uint64_t i = u - g.first;
+	const char *to = hdr(m, "To", "t", &tl);
+	const char *tag = to ? memmem(to, tl, "tag=", 4) : NULL;
+	const char *ct = hdr(m, "Contact", "m", &cl);
+	const char *lt = ct ? memchr(ct, '<', cl) : NULL;
+	const char *gt = lt ? memchr(lt, '>', cl - (size_t)(lt - ct)) : NULL;
+	if (!tag || g.stag[i])
+		return;
+	tag += 4;
+	g.stag[i] = dupn(tag, strcspn(tag, ";>\r\n"));
+	g.starget[i] = lt && gt ? dupn(lt + 1, (size_t)(gt - lt - 1))
+	                        : dupn("sip:bridge@127.0.0.1", 20);
 }
 
 static void on_response(const struct smsg *m)
@@ -615,6 +671,8 @@ static void on_response(const struct smsg *m)
 	}
 	g.ok++;
 	g.t_last_ok = bench_now_ns();
+	if (g.stag && cseq && memmem(cseq, cl, "SUBSCRIBE", 9))
+		sub_dialog(m);
 }
 
 static void sc_input(struct sconn *c)
@@ -695,6 +753,31 @@ static void send_subscribe(uint64_t i)
 	sc_write(g.tc, buf, (size_t)k);
 }
 
+/* sub --teardown: watcher w<i> signs out of its dialog (Expires: 0). */
+static void send_unsubscribe(uint64_t i)
+{
+	char buf[1280];
+	unsigned long long u = (unsigned long long)(i + g.first);
+	if (!g.stag[i])
+		die("a subscription's 2xx had no To tag: cannot end it in its dialog");
+	int k = snprintf(buf, sizeof(buf),
+	                 "SUBSCRIBE %s SIP/2.0\r\n"
+	                 "Via: SIP/2.0/%s 127.0.0.1:%d;branch=z9hG4bK-lgu%llu;rport\r\n"
+	                 "Max-Forwards: 70\r\n"
+	                 "From: <sip:w%llu@sip.test>;tag=lgs%llu\r\n"
+	                 "To: <sip:x%llu@xmpp.test>;tag=%s\r\n"
+	                 "Call-ID: lgs%llu-%d@bench\r\n"
+	                 "CSeq: 2 SUBSCRIBE\r\n"
+	                 "Contact: <sip:w%llu@127.0.0.1:%d;transport=%s>\r\n"
+	                 "Event: presence\r\n"
+	                 "Accept: application/pidf+xml\r\n"
+	                 "Expires: 0\r\n"
+	                 "Content-Length: 0\r\n\r\n",
+	                 g.starget[i], g.via_tp, g.tc->local_port, u, u, u, u, g.stag[i],
+	                 u, (int)getpid(), u, g.listen, g.uri_tp);
+	sc_write(g.tc, buf, (size_t)k);
+}
+
 static void send_notify(struct dlg *d, const char *note, bool initial)
 {
 	char body[512], buf[2048];
@@ -767,8 +850,11 @@ static void pump(int ms)
 			r = tls_flush(c) < 0 ? -1 : tls_fill(c);
 		} else {
 			if (ev[i].events & EPOLLOUT) {
-				if (bbuf_flush(&c->out, c->fd) < 0)
-					die("connection lost");
+				if (bbuf_flush(&c->out, c->fd) < 0) {
+					if (c == g.tc || strcmp(g.mode, "serve") != 0)
+						die("connection lost");
+					c->out.off = c->out.len = 0; /* as in sc_push */
+				}
 				if (!bbuf_used(&c->out)) {
 					c->want_out = false;
 					arm(c);
@@ -796,7 +882,7 @@ static void pump(int ms)
  * before any clock starts. */
 static void sc_dial(int64_t deadline)
 {
-	int fd = bench_connect(g.target);
+	int fd = bench_connect_to(g.host, g.target);
 	if (fd < 0)
 		die("cannot reach --target");
 	g.tc = sc_add(fd, false);
@@ -898,6 +984,42 @@ static void report_lat(void)
 	       lat_pct(&g.lat, 0.99), lat_pct(&g.lat, 0.999));
 }
 
+/* One OPTIONS to --host:--target on a new connection: true when it is
+ * answered 200 within 200 ms. */
+static bool options_ok(void)
+{
+	int fd = bench_connect_to(g.host, g.target);
+	if (fd < 0)
+		return false;
+	char req[512];
+	int k = snprintf(req, sizeof(req),
+	                 "OPTIONS sip:xmpp.test SIP/2.0\r\n"
+	                 "Via: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bK-opt%lld;rport\r\n"
+	                 "Max-Forwards: 70\r\nFrom: <sip:probe@sip.test>;tag=o1\r\n"
+	                 "To: <sip:xmpp.test>\r\nCall-ID: opt%lld@bench\r\n"
+	                 "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+	                 (long long)bench_now_ns(), (long long)bench_now_ns());
+	send(fd, req, (size_t)k, MSG_NOSIGNAL);
+	char buf[2048];
+	size_t got = 0;
+	int64_t wait_end = bench_now_ns() + 200000000LL;
+	while (bench_now_ns() < wait_end && got < sizeof(buf) - 1) {
+		ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			usleep(500);
+			continue;
+		}
+		got += (size_t)r;
+		buf[got] = '\0';
+		if (strstr(buf, "\r\n\r\n"))
+			break;
+	}
+	close(fd);
+	return got > 12 && memcmp(buf, "SIP/2.0 200", 11) == 0;
+}
+
 static int run_startup(char **cmd)
 {
 	int64_t t0 = bench_now_ns();
@@ -913,39 +1035,7 @@ static int run_startup(char **cmd)
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid)
 			die("the command exited before it served");
-		int fd = bench_connect(g.target);
-		if (fd < 0) {
-			usleep(2000);
-			continue;
-		}
-		char req[512];
-		int k = snprintf(
-		    req, sizeof(req),
-		    "OPTIONS sip:xmpp.test SIP/2.0\r\n"
-		    "Via: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bK-opt%lld;rport\r\n"
-		    "Max-Forwards: 70\r\nFrom: <sip:probe@sip.test>;tag=o1\r\n"
-		    "To: <sip:xmpp.test>\r\nCall-ID: opt%lld@bench\r\n"
-		    "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-		    (long long)bench_now_ns(), (long long)bench_now_ns());
-		send(fd, req, (size_t)k, MSG_NOSIGNAL);
-		char buf[2048];
-		size_t got = 0;
-		int64_t wait_end = bench_now_ns() + 200000000LL;
-		while (bench_now_ns() < wait_end && got < sizeof(buf) - 1) {
-			ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
-			if (r == 0)
-				break;
-			if (r < 0) {
-				usleep(500);
-				continue;
-			}
-			got += (size_t)r;
-			buf[got] = '\0';
-			if (strstr(buf, "\r\n\r\n"))
-				break;
-		}
-		close(fd);
-		if (got > 12 && memcmp(buf, "SIP/2.0 200", 11) == 0) {
+		if (options_ok()) {
 			printf("startup_ms=%.1f pid=%d\n",
 			       (double)(bench_now_ns() - t0) / 1e6, (int)pid);
 			return 0;
@@ -954,6 +1044,72 @@ static int run_startup(char **cmd)
 	}
 	printf("startup_ms=n/a pid=%d\n", (int)pid);
 	return 1;
+}
+
+/* The line of f holding text, read from *off on (which moves past whole lines
+ * read); NULL while there is none. Returns a static buffer. */
+static const char *log_line(const char *f, long *off, const char *text)
+{
+	static char line[1024];
+	FILE *fp = fopen(f, "r");
+	const char *found = NULL;
+	if (!fp)
+		return NULL;
+	if (fseek(fp, *off, SEEK_SET) == 0)
+		while (fgets(line, sizeof(line), fp)) {
+			size_t n = strlen(line);
+			if (!n || line[n - 1] != '\n')
+				break; /* half written: read it again next time */
+			*off += (long)n;
+			if (strstr(line, text)) {
+				found = line;
+				break;
+			}
+		}
+	fclose(fp);
+	return found;
+}
+
+/* Kill a pool's active node, then time the standby's takeover: its log line and
+ * its first answered OPTIONS. */
+static int run_takeover(void)
+{
+	long off = 0;
+	FILE *fp = fopen(g.log_file, "r");
+	if (fp) {
+		fseek(fp, 0, SEEK_END);
+		off = ftell(fp);
+		fclose(fp);
+	}
+	if (kill(g.kill_pid, SIGKILL) != 0)
+		die("takeover: cannot kill --kill PID");
+	int64_t t0 = bench_now_ns(), t_log = 0, t_ans = 0;
+	int64_t deadline = t0 + (int64_t)g.timeout * 1000000000LL;
+	double node_ms = -1;
+	while ((!t_log || !t_ans) && bench_now_ns() < deadline) {
+		const char *l = t_log ? NULL : log_line(g.log_file, &off, g.match);
+		if (l) {
+			/* the last " in ": the time follows the node names */
+			const char *in = NULL;
+			for (const char *q = strstr(l, " in "); q;
+			     q = strstr(q + 1, " in "))
+				in = q;
+			t_log = bench_now_ns();
+			if (in)
+				node_ms = atof(in + 4);
+		}
+		if (!t_ans && options_ok())
+			t_ans = bench_now_ns();
+		if (!t_log || !t_ans)
+			usleep(2000);
+	}
+	if (!t_log || !t_ans) {
+		printf("log_ms=n/a answer_ms=n/a\n");
+		return 1;
+	}
+	printf("log_ms=%.1f answer_ms=%.1f node_ms=%.1f\n", (double)(t_log - t0) / 1e6,
+	       (double)(t_ans - t0) / 1e6, node_ms);
+	return 0;
 }
 
 /* ---- mix: the four kinds at once, each at its own rate, for a duration ----
@@ -1569,6 +1725,7 @@ int main(int argc, char **argv)
 	g.users = 100;
 	g.timeout = 60;
 	g.ctlfd = -1;
+	g.host = htonl(INADDR_LOOPBACK);
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : "0";
@@ -1586,6 +1743,19 @@ int main(int argc, char **argv)
 			g.timeout = atoi(v);
 		else if (!strcmp(a, "--pid"))
 			g.pid = atoi(v);
+		else if (!strcmp(a, "--host")) {
+			struct in_addr in;
+			if (inet_pton(AF_INET, v, &in) != 1)
+				die("--host: not an IPv4 address");
+			g.host = in.s_addr;
+		} else if (!strcmp(a, "--kill"))
+			g.kill_pid = atoi(v);
+		else if (!strcmp(a, "--log"))
+			g.log_file = v;
+		else if (!strcmp(a, "--match"))
+			g.match = v;
+		else if (!strcmp(a, "--teardown") && (g.teardown = true))
+			i--;
 		else if (!strcmp(a, "-n"))
 			g.n = strtoull(v, NULL, 10);
 		else if (!strcmp(a, "-s"))
@@ -1620,6 +1790,12 @@ int main(int argc, char **argv)
 		if (!cmd || !g.target)
 			die("startup needs --target PORT -- COMMAND...");
 		return run_startup(cmd);
+	}
+	if (strcmp(g.mode, "takeover") == 0) {
+		if (!g.target || !g.kill_pid || !g.log_file || !g.match)
+			die("takeover needs --target PORT --kill PID --log FILE --match "
+			    "TEXT");
+		return run_takeover();
 	}
 	g.via_tp = "TCP";
 	g.uri_tp = "tcp";
@@ -1726,6 +1902,12 @@ int main(int argc, char **argv)
 			die("sub needs --listen and -s");
 		sc_dial(deadline);
 		long rss0 = g.pid ? rss_kb(g.pid) : -1;
+		if (g.teardown) {
+			g.stag = calloc(g.s, sizeof(*g.stag));
+			g.starget = calloc(g.s, sizeof(*g.starget));
+			if (!g.stag || !g.starget)
+				exit(2);
+		}
 		int64_t start = bench_now_ns();
 		uint64_t n = g.n;
 		g.n = g.s;
@@ -1737,17 +1919,18 @@ int main(int argc, char **argv)
 				die("timed out waiting for NOTIFYs");
 			pump(10);
 		}
+		int64_t set_end =
+		    g.t_nth_notify > g.t_last_ok ? g.t_nth_notify : g.t_last_ok;
 		uint64_t seen;
 		do {
 			seen = g.notifies;
 			pump(300);
 		} while (g.notifies != seen);
-		int64_t est = bench_now_ns();
 		long rss1 = g.pid ? rss_kb(g.pid) : -1;
 		printf("subs=%llu setup_rate=%.0f rss0_kb=%ld rss1_kb=%ld "
 		       "per_sub_bytes=%.0f",
 		       (unsigned long long)g.s,
-		       (double)g.s / ((double)(est - start) * 1e-9), rss0, rss1,
+		       (double)g.s / ((double)(set_end - start) * 1e-9), rss0, rss1,
 		       rss0 > 0 ? (double)(rss1 - rss0) * 1024.0 / (double)g.s : 0.0);
 		if (n && g.ctlfd >= 0) {
 			g.n = n;
@@ -1765,6 +1948,24 @@ int main(int argc, char **argv)
 			printf(" ");
 			report_rate("rate", n, start, g.t_last_meas);
 			report_lat();
+		}
+		if (g.teardown) {
+			/* the presence run's NOTIFYs are in; each sign-out is answered
+			 * and its dialog ended by a terminating NOTIFY */
+			uint64_t term0 = g.terminated;
+			int64_t t_start = bench_now_ns();
+			if (!drive(g.s, send_unsubscribe, deadline))
+				die("timed out waiting for answers to the sign-outs");
+			while (g.terminated - term0 < g.s) {
+				if (bench_now_ns() > deadline)
+					die("timed out waiting for the terminating "
+					    "NOTIFYs");
+				pump(10);
+			}
+			int64_t t_end =
+			    g.t_last_term > g.t_last_ok ? g.t_last_term : g.t_last_ok;
+			printf(" teardown_rate=%.0f",
+			       (double)g.s / ((double)(t_end - t_start) * 1e-9));
 		}
 		printf("\n");
 		return 0;

@@ -8,6 +8,7 @@
 #   bench/run.sh [--quick] [--runs N] [--msgs N] [--pres N] [--pres-subs N]
 #                [--lat-rate R] [--lat-n N] [--subs "A B"] [--window W]
 #                [--no-kamailio] [--keep] [--build-dir DIR]
+#                [--sub-n N] [--takeover-subs N] [--lease SEC] [--no-postgresql]
 #
 # The bridge (and Kamailio, every process of it) is pinned to CPU 0, the load
 # tools to CPU 1 (with one CPU: no pinning, and the table says so). Each figure
@@ -28,15 +29,28 @@
 # loopback addresses (see kam_presence_setup); without them those rows say n/a
 # and why. Needs: cmake, gcc, libssl-dev, openssl, taskset, ss; kamailio
 # optional.
+# The subscription rows: --sub-n SUBSCRIBEs (new dialogs) answered and first
+# NOTIFYs in, then as many sign-outs (in-dialog SUBSCRIBE, Expires: 0), each
+# answered and its dialog ended by a terminating NOTIFY: both per second.
+# The PostgreSQL rows (issue 18): presbridge with [store] backend = postgresql
+# on a scratch cluster (tests/integration/pg.sh: initdb in the run's folder, a
+# free loopback port, fsync on; the package postgresql) for the subscription,
+# presence (each update also writes the presence cache), RSS and restart rows,
+# and the takeover of a pool of two ([pool], nodes a and b on 127.0.0.11 and
+# 127.0.0.12, --lease SEC, default 3) holding --takeover-subs subscriptions
+# (default: the largest of --subs): the active node is killed (-9) --runs
+# times, in turns, and the row is the time until the standby logs its
+# takeover ("pool: node N is active") and until it answers an OPTIONS.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 bdir=build-bench
 runs=3 msgs=200000 pres=100000 pres_subs=1000 lat_rate=10000 lat_n=50000
 subs="10000 100000" window=500 kamailio=1 keep=0 quick=0
+sub_n=10000 takeover_subs="" lease=3 postgresql=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 runs=1 msgs=3000 pres=2000 pres_subs=100 lat_rate=2000 lat_n=2000
-		subs="200 1000" ;;
+		subs="200 1000" sub_n=300 ;;
 	--runs) runs=$2; shift ;;
 	--msgs) msgs=$2; shift ;;
 	--pres) pres=$2; shift ;;
@@ -46,6 +60,10 @@ while [ $# -gt 0 ]; do
 	--subs) subs=$2; shift ;;
 	--window) window=$2; shift ;;
 	--no-kamailio) kamailio=0 ;;
+	--sub-n) sub_n=$2; shift ;;
+	--takeover-subs) takeover_subs=$2; shift ;;
+	--lease) lease=$2; shift ;;
+	--no-postgresql) postgresql=0 ;;
 	--keep) keep=1 ;;
 	--build-dir) bdir=$2; shift ;;
 	*) echo "bench: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
@@ -78,6 +96,7 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
+	[ -z "${PG_DIR:-}" ] || pg_stop
 	if [ "$keep" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
@@ -180,8 +199,11 @@ write_conf() {
 	bench_bridge_conf "$top" "$SIP_PORT" "$XMPP_PORT" "$PEER_PORT" >"$W/pb.ini"
 }
 
-start_bridge() { # fresh state unless $1 = keep
-	[ "${1:-}" = keep ] || rm -rf "$W/state"
+start_bridge() { # fresh state unless $1 = keep (PB_PG=1: the PostgreSQL database)
+	if [ "${1:-}" != keep ]; then
+		rm -rf "$W/state"
+		[ "${PB_PG:-0}" = 0 ] || pg_reset || return 1
+	fi
 	$ON_BRIDGE "$PB" -c "${PB_INI:-$W/pb.ini}" 2>>"$W/presbridge.log" &
 	PB_PID=$!
 	pids+=("$PB_PID")
@@ -229,11 +251,139 @@ measure_pres() { # measure_pres BOX TARGET_PORT [loadgen sub options]
 	return $rc
 }
 
+# The subscription rows: --sub-n watchers w<F..> (F past the presence rows'
+# users) subscribe, then sign out. Fails when a figure is missing.
+measure_subs() { # measure_subs BOX TARGET_PORT
+	local out
+	out=$(lg sub --target "$2" --listen "$PEER_PORT" --ctl "$CTL_PORT" -s "$sub_n" -n 0 \
+		--first 1000000 -w "$window" --teardown --timeout $((60 + sub_n / 200)))
+	note sub_setup "$1" "$(kv setup_rate "$out")"
+	note sub_teardown "$1" "$(kv teardown_rate "$out")"
+	[ -n "$(kv teardown_rate "$out")" ]
+}
+
 run_presbridge() {
 	start_bridge || return 1
 	measure_msgs presbridge "$SIP_PORT" "$PB_PID"
 	measure_pres presbridge "$SIP_PORT"
+	measure_subs presbridge "$SIP_PORT"
 	stop "$PB_PID"
+}
+
+# ---- PostgreSQL (issue 18) ----
+# A scratch cluster in $W/pg (tests/integration/pg.sh, sourced: pg_start uses
+# this script's free_port); every start without keep gets a new, empty
+# database. pb-pg.ini: pb.ini with [store] backend = postgresql.
+PG_WHY=
+pg_setup() {
+	[ "$postgresql" = 1 ] || { PG_WHY="skipped (--no-postgresql)"; return 1; }
+	# shellcheck source=tests/integration/pg.sh
+	. "$top/tests/integration/pg.sh"
+	pg_bindir >/dev/null 2>&1 ||
+		{ PG_WHY="no PostgreSQL server (the package postgresql)"; return 1; }
+	pg_start "$W/pg" >"$W/pg-start.log" 2>&1 ||
+		{ PG_WHY="the scratch cluster did not start (see $W/pg-start.log, $W/pg/server.log)"; return 1; }
+	{
+		cat "$W/pb.ini"
+		printf '\n[store]\nbackend = postgresql\nconninfo = %s\n' "$PG_CONNINFO"
+	} >"$W/pb-pg.ini"
+	if ! "$PB" -c "$W/pb-pg.ini" -n >"$W/pb-pg.check" 2>&1; then
+		PG_WHY="presbridge -n refuses pb-pg.ini: $(head -1 "$W/pb-pg.check")"
+		return 1
+	fi
+}
+
+pg_reset() {
+	local bin
+	bin=$(pg_bindir) || return 1
+	pg_as "$bin/psql" -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+		-qc "DROP DATABASE IF EXISTS presbridge WITH (FORCE)" \
+		-c "CREATE DATABASE presbridge" >>"$W/pg-reset.log" 2>&1 ||
+		{ log "could not empty the PostgreSQL database (see $W/pg-reset.log)"; return 1; }
+}
+
+run_presbridge_pg() {
+	[ -z "$PG_WHY" ] || return 1
+	PB_PG=1 PB_INI=$W/pb-pg.ini start_bridge || return 1
+	measure_pres postgresql "$SIP_PORT" ||
+		log "PostgreSQL: a presence figure is missing (see $W/loadgen.log)"
+	measure_subs postgresql "$SIP_PORT" ||
+		log "PostgreSQL: a subscription figure is missing (see $W/loadgen.log)"
+	kill -9 "$PB_PID" # as the TLS rows: the database is emptied at the next start
+	wait "$PB_PID" 2>/dev/null
+	return 0
+}
+
+wait_log() { # wait_log FILE TEXT SECONDS: until a line of FILE holds TEXT
+	local i
+	for i in $(seq 1 $(($3 * 20))); do
+		grep -qF -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# The pool: nodes a and b, one database, each on a loopback address of its own
+# (the same port), log_level info for the pool's lines. The active node's
+# subscriptions are made on it; then, --runs times, it is killed (-9) while the
+# other stands by, and the killed node comes back as the standby.
+POOL_WHY=
+run_takeover() {
+	[ -z "$PG_WHY" ] || { POOL_WHY=$PG_WHY; return 1; }
+	local n=${takeover_subs:-${subs##* }} node out i sp act sby
+	declare -A paddr=([a]=127.0.0.11 [b]=127.0.0.12) ppid=()
+	for node in a b; do
+		sed -e "s|^listen = tcp:.*|listen = tcp:${paddr[$node]}:$SIP_PORT|" \
+			-e 's|^log_level = .*|log_level = info|' "$W/pb-pg.ini" >"$W/pool-$node.ini"
+		printf '\n[pool]\nnode = %s\nlease = %s\n' "$node" "$lease" >>"$W/pool-$node.ini"
+		: >"$W/pool-$node.log"
+	done
+	pool_start() { # pool_start NODE ROLE: until it logs that it is ROLE
+		$ON_BRIDGE "$PB" -c "$W/pool-$1.ini" 2>>"$W/pool-$1.log" &
+		ppid[$1]=$!
+		pids+=("${ppid[$1]}")
+		wait_log "$W/pool-$1.log" "pool: node $1 is $2" 60
+	}
+	pg_reset || { POOL_WHY="could not empty the database"; return 1; }
+	pool_start a active || { POOL_WHY="node a did not become active (see $W/pool-a.log)"; return 1; }
+	wait_up || { POOL_WHY="node a's XMPP link did not come up (see $W/pool-a.log)"; return 1; }
+	out=$(lg sub --host "${paddr[a]}" --target "$SIP_PORT" --listen "$PEER_PORT" \
+		--ctl "$CTL_PORT" -s "$n" -n 0 -w "$window" --timeout 600)
+	[ -n "$(kv setup_rate "$out")" ] ||
+		{ POOL_WHY="the $n subscriptions were not set up (see $W/loadgen.log)"; return 1; }
+	pool_start b standby || { POOL_WHY="node b did not stand by (see $W/pool-b.log)"; return 1; }
+	# the peer answers the NOTIFYs and SUBSCRIBEs the new active node sends
+	$ON_TOOLS "$LG" serve --listen "$PEER_PORT" --timeout 3600 >/dev/null 2>>"$W/loadgen.log" &
+	sp=$!
+	pids+=("$sp")
+	act=a sby=b
+	for i in $(seq 1 "$runs"); do
+		# the shell's "Killed" notice for the node loadgen kills goes nowhere
+		{
+			out=$($ON_TOOLS "$LG" takeover --host "${paddr[$sby]}" --target "$SIP_PORT" \
+				--kill "${ppid[$act]}" --log "$W/pool-$sby.log" \
+				--match "pool: node $sby is active" --timeout $((30 + n / 1000)) \
+				2>>"$W/loadgen.log")
+			wait "${ppid[$act]}"
+		} 2>/dev/null
+		note takeover_log postgresql "$(kv log_ms "$out")"
+		note takeover_answer postgresql "$(kv answer_ms "$out")"
+		note takeover_node postgresql "$(kv node_ms "$out")"
+		[ -n "$(kv answer_ms "$out")" ] ||
+			{ POOL_WHY="node $sby did not take over (see $W/pool-$sby.log)"; break; }
+		# let the new active node's NOTIFYs and SUBSCRIBEs go out (about
+		# 20,000/s), then the killed node returns as the standby
+		sleep $((2 + n / 20000))
+		pool_start "$act" standby ||
+			{ POOL_WHY="node $act did not come back as standby (see $W/pool-$act.log)"; break; }
+		node=$act act=$sby sby=$node
+	done
+	{
+		kill -9 "${ppid[a]}" "${ppid[b]}" "$sp"
+		wait "${ppid[a]}" "${ppid[b]}" "$sp"
+	} 2>/dev/null
+	TAKEOVER_SUBS=$n
+	[ -z "$POOL_WHY" ]
 }
 
 # ---- TLS ----
@@ -655,9 +805,9 @@ EOF
 	stop "$KAM_PID"
 }
 
-# ---- memory and restart (presbridge) ----
-run_memory() {
-	local prev=0 n out rss0=
+# ---- memory and restart (presbridge; BOX postgresql: PB_PG=1 PB_INI=pb-pg.ini) ----
+run_memory() { # run_memory BOX
+	local box=$1 prev=0 n out rss0=
 	start_bridge || return 1
 	for n in $subs; do
 		out=$(lg sub --target "$SIP_PORT" --listen "$PEER_PORT" --ctl "$CTL_PORT" \
@@ -666,7 +816,7 @@ run_memory() {
 		local rss1
 		rss1=$(kv rss1_kb "$out")
 		[ -n "$rss1" ] && [ -n "$rss0" ] &&
-			note "rss_$n" presbridge "$(((rss1 - rss0) * 1024 / n))"
+			note "rss_$n" "$box" "$(((rss1 - rss0) * 1024 / n))"
 		prev=$n
 	done
 	# Restart with every subscription persisted: kill -9, then time from exec
@@ -682,8 +832,8 @@ run_memory() {
 		wait "$pid" 2>/dev/null # our child the first time only
 		while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
 		out=$($ON_TOOLS "$LG" startup --target "$SIP_PORT" --timeout 120 -- $ON_BRIDGE "$PB" \
-			-c "$W/pb.ini" 2>>"$W/presbridge.log")
-		note restart presbridge "$(kv startup_ms "$out")"
+			-c "${PB_INI:-$W/pb.ini}" 2>>"$W/presbridge.log")
+		note restart "$box" "$(kv startup_ms "$out")"
 		pid=$(kv pid "$out")
 		pids+=("$pid")
 		sleep 1 # let it settle before the next kill
@@ -693,11 +843,13 @@ run_memory() {
 		wait "$sp"
 	} 2>/dev/null
 	RESTART_SUBS=$prev
+	return 0
 }
 
 write_conf
 write_conf_tls || log "TLS: $TLS_WHY"
 write_conf_s2s || log "S2S: $S2S_WHY"
+pg_setup || log "PostgreSQL: $PG_WHY"
 start_sink || exit 1
 if [ -z "$S2S_WHY" ] && ! start_sink_s2s; then
 	S2S_WHY="the S2S xmppsink did not start (see $W/sink-s2s.log)"
@@ -710,6 +862,10 @@ for r in $(seq 1 "$runs"); do
 	log "run $r of $runs: presbridge, S2S"
 	run_presbridge_s2s ||
 		log "presbridge S2S run failed (see $W/presbridge.log, $W/loadgen.log, $W/sink-s2s.log)"
+	if [ -z "$PG_WHY" ]; then
+		log "run $r of $runs: presbridge, PostgreSQL"
+		run_presbridge_pg || log "presbridge PostgreSQL run failed (see $W/presbridge.log, $W/loadgen.log)"
+	fi
 	log "run $r of $runs: floor (TCP relay)"
 	run_floor
 	if [ "$kamailio" = 1 ]; then
@@ -720,7 +876,14 @@ for r in $(seq 1 "$runs"); do
 	fi
 done
 log "memory and restart"
-run_memory || log "memory run failed (see $W/presbridge.log, $W/loadgen.log)"
+run_memory presbridge || log "memory run failed (see $W/presbridge.log, $W/loadgen.log)"
+if [ -z "$PG_WHY" ]; then
+	log "memory and restart, PostgreSQL"
+	PB_PG=1 PB_INI=$W/pb-pg.ini run_memory postgresql ||
+		log "PostgreSQL memory run failed (see $W/presbridge.log, $W/loadgen.log)"
+	log "takeover, PostgreSQL pool of two"
+	run_takeover || log "takeover: $POOL_WHY"
+fi
 
 # ---- the table ----
 median() { # median FIGURE BOX
@@ -746,7 +909,8 @@ row() { # row LABEL FIGURE HIGHER_IS_BETTER [BOX: presbridge's figure, default p
 	local p k f
 	p=$(median "$2" "${4:-presbridge}") k=$(median "$2" kamailio) f=$(median "$2" floor)
 	[ -z "${4:-}" ] || k=n/a f=n/a
-	[ "$p" != n/a ] || missing=$((missing + 1))
+	# PostgreSQL rows are missing figures unless --no-postgresql said so
+	[ "$p" != n/a ] || { [ "${4:-}" = postgresql ] && [ "$postgresql" = 0 ]; } || missing=$((missing + 1))
 	printf '%-34s %12s %12s %12s %10s %10s\n' "$1" "$p" "$k" "$f" "$(ratio "$p" "$k" "$3")" \
 		"$(ratio "$p" "$f" "$3")"
 }
@@ -756,6 +920,12 @@ row "MESSAGE SIP->XMPP /s, TLS" msg_s2x_tls 1
 row "MESSAGE XMPP->SIP /s, TLS" msg_x2s_tls 1
 row "NOTIFY->presence /s" pres_s2x 1
 row "presence->NOTIFY /s" pres_x2s 1
+row "NOTIFY->presence /s, PostgreSQL" pres_s2x 1 postgresql
+row "presence->NOTIFY /s, PostgreSQL" pres_x2s 1 postgresql
+row "SUBSCRIBE set-up /s" sub_setup 1
+row "SUBSCRIBE set-up /s, PostgreSQL" sub_setup 1 postgresql
+row "sign-out (Expires: 0) /s" sub_teardown 1
+row "sign-out (Expires: 0) /s, PostgreSQL" sub_teardown 1 postgresql
 row "MESSAGE SIP->XMPP /s, S2S" msg_s2x 1 s2s
 row "MESSAGE XMPP->SIP /s, S2S" msg_x2s 1 s2s
 row "NOTIFY->presence /s, S2S" pres_s2x 1 s2s
@@ -767,8 +937,14 @@ row "CPU s per 100k MESSAGE" cpu_100k 0
 row "CPU s per 100k MESSAGE, S2S" cpu_100k 0 s2s
 for n in $subs; do
 	row "RSS bytes per subscription @$n" "rss_$n" 0
+	row "RSS bytes per subscription @$n, PG" "rss_$n" 0 postgresql
 done
 row "restart ms, ${RESTART_SUBS:-?} subscriptions" restart 0
+row "restart ms, ${RESTART_SUBS:-?} subs, PostgreSQL" restart 0 postgresql
+tk=${TAKEOVER_SUBS:-${takeover_subs:-${subs##* }}}
+row "takeover ms to log line, $tk subs" takeover_log 0 postgresql
+row "takeover ms to 1st answer, $tk subs" takeover_answer 0 postgresql
+row "takeover ms, node's own count" takeover_node 0 postgresql
 echo
 echo "notes:"
 echo "- floor: a plain TCP relay (bench/relay.c) between the load generator and itself: the same"
@@ -815,6 +991,23 @@ else
 	echo "  $(for f in msg_s2x msg_x2s pres_s2x pres_x2s; do
 		printf '%s %s  ' "$f" "$(ratio "$(median $f s2s)" "$(median $f presbridge)" 1)"
 	done)"
+fi
+if [ -n "$PG_WHY" ]; then
+	echo "- PostgreSQL rows n/a: $PG_WHY"
+else
+	echo "- PostgreSQL rows: [store] backend = postgresql on a scratch PostgreSQL $(basename "$(dirname "$(pg_bindir)")")"
+	echo "  cluster on loopback TCP (fsync on, the run's folder); the bridge holds each answer"
+	echo "  until its write commits. subscription rows: --sub-n $sub_n new dialogs, then as many"
+	echo "  sign-outs. restart: the node comes back under its own name, which holds the lease"
+	echo "  until it expires ([pool] lease, 3 s), so the restart waits for that."
+	echo "  PostgreSQL/SQLite: $(for f in sub_setup sub_teardown pres_s2x pres_x2s; do
+		printf '%s %s  ' "$f" "$(ratio "$(median $f postgresql)" "$(median $f presbridge)" 1)"
+	done)"
+	echo "- takeover: two nodes ([pool] lease = $lease s) on 127.0.0.11 and 127.0.0.12, the active"
+	echo "  one killed (-9) at a random point of its renewal cycle, so the detection part runs"
+	echo "  from lease - lease/4 to lease + 0.5 s; 'node's own count' is the T ms of its log line"
+	echo "  (restore and start once pb_acquire returned; pb_acquire, which rewrites the owner of"
+	echo "  every row, is not in it).${POOL_WHY:+ n/a: $POOL_WHY}"
 fi
 if [ "$missing" -gt 0 ]; then
 	echo "bench: $missing presbridge figure(s) missing: see the logs (--keep keeps $W)" >&2
