@@ -50,6 +50,9 @@ struct pool_timing {
 	                    * confirmed renewal was sent */
 	uint32_t poll_ms;  /* a standby tries to take the lease this often */
 	uint32_t query_ms; /* a query unanswered this long: the connection is reset */
+	uint32_t take_ms;  /* the lease pb_acquire writes: long enough for the
+	                    * restore that follows (blocking, 100,000 rows take
+	                    * seconds), renewed to lease_ms as soon as it is done */
 };
 void pool_timing(uint32_t lease_s, struct pool_timing *t);
 

@@ -42,6 +42,7 @@ struct pool {
 	bool active;
 	int64_t epoch;
 	uint64_t confirmed_sent; /* the last renewal confirmed: when it was sent */
+	uint32_t confirmed_ms;   /* ...and the lease it wrote */
 	char holder[64];
 	int64_t holder_epoch;
 	unsigned peers;
@@ -61,6 +62,7 @@ void pool_timing(uint32_t lease_s, struct pool_timing *t)
 	t->fence_ms = t->lease_ms - t->lease_ms / 4;
 	t->poll_ms = POOL_POLL_MS < t->renew_ms ? POOL_POLL_MS : t->renew_ms;
 	t->query_ms = t->lease_ms / 2;
+	t->take_ms = 4 * t->lease_ms;
 }
 
 static void connect_start(struct pool *p);
@@ -136,7 +138,8 @@ void pool_fence(struct pool *p, const char *why)
 static void arm_fence(struct pool *p)
 {
 	uint64_t now = loop_now(p->loop);
-	uint64_t due = p->confirmed_sent + p->t.fence_ms;
+	/* Fenced a quarter lease before the lease written can expire. */
+	uint64_t due = p->confirmed_sent + p->confirmed_ms - p->t.lease_ms / 4;
 	loop_timer_start(p->loop, &p->fence_t, due > now ? due - now : 0, on_fence_timer,
 	                 p);
 }
@@ -175,7 +178,7 @@ static void send_query(struct pool *p)
 		    " (SELECT count(*) FROM pb_node WHERE name <> %s AND seen > "
 		    "clock_timestamp() - interval '%u milliseconds') FROM pb_lease WHERE "
 		    "id = 1",
-		    node, addr, p->t.lease_ms, node, p->t.lease_ms, node, p->t.lease_ms);
+		    node, addr, p->t.lease_ms, node, p->t.take_ms, node, p->t.lease_ms);
 	PQfreemem(node);
 	PQfreemem(addr);
 	if (!PQsendQuery(p->pc, sql)) {
@@ -210,6 +213,7 @@ static void one_result(struct pool *p, PGresult *r)
 			    PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 			if (ok && p->active) {
 				p->confirmed_sent = p->q_sent;
+				p->confirmed_ms = p->t.lease_ms;
 				arm_fence(p);
 			} else if (p->active) {
 				do_fence(p, "another node holds the lease now");
@@ -254,11 +258,15 @@ static void query_done(struct pool *p)
 		p->active = true;
 		p->epoch = p->won.epoch;
 		p->confirmed_sent = p->q_sent;
+		p->confirmed_ms = p->t.take_ms;
 		snprintf(p->holder, sizeof(p->holder), "%s", p->node);
 		p->holder_epoch = p->epoch;
 		arm_fence(p);
-		loop_timer_start(p->loop, &p->tick_t, p->t.renew_ms, tick, p);
 		p->h.active(&p->won, p->arg);
+		/* The restore is done (it blocks the loop): the long lease of the
+		 * acquisition becomes a normal one at once. */
+		if (p->active)
+			loop_timer_start(p->loop, &p->tick_t, 0, tick, p);
 	}
 }
 
