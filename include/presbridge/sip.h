@@ -263,6 +263,11 @@ void sipleg_release(struct sipleg *sl, uint64_t durable);
 size_t sipleg_drop_held(struct sipleg *sl);
 /* Messages held now. */
 size_t sipleg_held(const struct sipleg *sl);
+/* Bytes waiting to leave: the fullest connection's output buffer plus every
+ * held message. Bulk senders (the NOTIFYs after a restart or takeover) pace
+ * themselves by it, below the connection's limit (SIPLEG_BACKLOG_MAX). */
+size_t sipleg_backlog(const struct sipleg *sl);
+#define SIPLEG_BACKLOG_MAX (4u * 1024 * 1024)
 
 /*
  * Bytes from `ip` (an IP literal) as they would arrive from a socket, through

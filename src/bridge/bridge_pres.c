@@ -1354,6 +1354,13 @@ static void renotify_clear(struct bridge *b)
 static void renotify_batch(void *arg)
 {
 	struct bridge *b = arg;
+	/* Paced by what still waits to leave, not by the clock alone: a peer
+	 * that reads slowly (a Lync Front End answering 100,000 NOTIFYs after a
+	 * takeover) must not see its connection closed for the backlog. */
+	if (sipleg_backlog(b->sip) > SIPLEG_BACKLOG_MAX / 4) {
+		loop_timer_start(b->loop, &b->renotify_t, RENOTIFY_MS, renotify_batch, b);
+		return;
+	}
 	size_t end = b->renotify_next + RENOTIFY_BATCH;
 	store_begin(b->store);
 	for (; b->renotify_next < b->nrenotify && b->renotify_next < end;

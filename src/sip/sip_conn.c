@@ -27,7 +27,7 @@
 #include "sip_int.h"
 
 /* A peer that stops reading must not grow our memory without bound. */
-#define SIP_OUT_MAX (4u * 1024 * 1024)
+#define SIP_OUT_MAX SIPLEG_BACKLOG_MAX
 #define SIP_UDP_BUF (65536 + 1)
 
 static void conn_io(int fd, unsigned events, void *arg);
@@ -1296,6 +1296,17 @@ size_t sipleg_drop_held(struct sipleg *sl)
 size_t sipleg_held(const struct sipleg *sl)
 {
 	return sl->nheld;
+}
+
+size_t sipleg_backlog(const struct sipleg *sl)
+{
+	size_t most = 0, held = 0;
+	for (const struct sip_conn *c = sl->conns; c; c = c->next)
+		if (!c->dead && c->outlen - c->outoff > most)
+			most = c->outlen - c->outoff;
+	for (const struct sip_held *h = sl->held; h; h = h->next)
+		held += h->len;
+	return most + held;
 }
 
 int sip_send(struct sipleg *sl, const struct sip_dest *d, const char *buf, size_t len)
