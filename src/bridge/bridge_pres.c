@@ -414,6 +414,31 @@ static void on_notify_resp(int status, struct sipm *resp, struct sipd *dlg, void
  * "offline" (RFC 6665 section 4.2.2: a notifier without state information sends
  * none; RFC 8048 5.3.2), and the caller probes for it (RFC 8048 7.2), so the
  * next NOTIFY, or the next fetch, carries it. */
+static void save_sub(struct bridge *b, struct state_sub *sub);
+
+/*
+ * The local CSeq a restored dialog starts from must be above every CSeq sent in
+ * it (RFC 3261 section 12.2.2: the peer refuses a lower one with 500, and the
+ * bridge would take that as the end of the subscription). Saving it with every
+ * NOTIFY would be a write per presence change; instead the saved value is a
+ * ceiling, reserved BR_CSEQ_RESERVE at a time, and saved before the request
+ * that crosses it, whose sending then waits for that write (durability before
+ * output). A restart or a takeover, however often, resumes above it.
+ */
+#define BR_CSEQ_RESERVE 100u
+
+static void reserve_cseq(struct bridge *b, struct state_sub *sub)
+{
+	struct bp_rt *rt = sub->rt;
+	if (!rt || !rt->dlg)
+		return;
+	uint32_t next = sipd_local_cseq(rt->dlg) + 1;
+	if (next <= sub->local_cseq)
+		return;
+	sub->local_cseq = next + BR_CSEQ_RESERVE - 1;
+	save_sub(b, sub);
+}
+
 static bool send_notify(struct bridge *b, struct state_sub *sub,
                         const struct sub_result *res)
 {
@@ -453,6 +478,7 @@ static bool send_notify(struct bridge *b, struct state_sub *sub,
 	    .body = body,
 	    .body_len = blen,
 	};
+	reserve_cseq(b, sub);
 	int e = sipleg_request(b->sip, &rq, on_notify_resp, b, NULL);
 	if (e)
 		log_warn(BR_MOD, "NOTIFY to %s not sent: %s", sub->watcher, strerror(-e));
@@ -542,6 +568,8 @@ static void send_subscribe(struct bridge *b, struct state_sub *sub, uint32_t exp
 	};
 	rt->asked = expires;
 	rt->asked_in_dialog = in_dialog;
+	if (in_dialog)
+		reserve_cseq(b, sub);
 	int e = sipleg_request(b->sip, &rq, on_subscribe_resp, rt, &rt->clt);
 	if (e == -ENOENT)
 		log_warn(
@@ -633,8 +661,13 @@ static void xmpp_parties(struct bridge *b, const struct state_sub *sub, char **f
 
 static void save_sub(struct bridge *b, struct state_sub *sub)
 {
-	if (sub->rt && ((struct bp_rt *)sub->rt)->dlg)
-		sub->local_cseq = sipd_local_cseq(((struct bp_rt *)sub->rt)->dlg);
+	/* The saved local CSeq is a ceiling (reserve_cseq): never lowered while
+	 * the dialog lasts. */
+	if (sub->rt && ((struct bp_rt *)sub->rt)->dlg) {
+		uint32_t cur = sipd_local_cseq(((struct bp_rt *)sub->rt)->dlg);
+		if (cur > sub->local_cseq)
+			sub->local_cseq = cur;
+	}
 	int e = state_sub_save(b->state, sub);
 	if (e)
 		log_error(BR_MOD, "state: cannot save %s -> %s: %s", sub->watcher,

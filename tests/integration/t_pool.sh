@@ -463,6 +463,11 @@ lp_mark term
 xmppc_send bob '<presence><status>after-term</status></presence>'
 check "SIGTERM: bob's next change reaches all $W watchers from $X" \
 	lp_wait 15 "$W" NOTIFY note=after-term "src=$XA" since term
+# Two takeovers in a row: each node resumes above every CSeq the other sent
+# (the saved CSeq is a ceiling, RFC 3261 12.2.2); once it was not, and Lync's
+# 500s ended every subscription.
+check "SIGTERM: no request was out of order after two takeovers (RFC 3261 12.2.2)" \
+	lp_exactly 0 0 OUT-OF-ORDER since cut
 
 # ---- --probe names the database, its schema and the pool's members
 "$BUILD_DIR/presbridge" -c "$T_DIR/node-$Y.conf" --probe >"$T_DIR/probe.txt" 2>&1 || true
