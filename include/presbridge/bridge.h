@@ -29,7 +29,8 @@ int bridge_new(struct bridge **bp, struct loop *l, const struct conf *cf);
  * The same on a store the caller opened and keeps (the PostgreSQL store of a
  * pool node, which outlives the bridges the node runs). takeover: the rows were
  * served by another node until now; each restored SIP dialog's local CSeq is
- * raised by BR_TAKEOVER_CSEQ_STEP and IM sessions are ended with BYE (a
+ * above every CSeq sent (state.h, STATE_CSEQ_HEADROOM) and IM sessions are ended
+ * with BYE, their CSeq raised by BR_TAKEOVER_CSEQ_STEP (a
  * subscription's NOTIFY or SUBSCRIBE refresh carries this node's Contact, RFC
  * 6665 sections 3.1 and 3.2, as after a restart).
  */

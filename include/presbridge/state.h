@@ -87,6 +87,17 @@ struct state_limits {
 };
 
 /*
+ * Every subscription's saved local CSeq is a ceiling on the CSeqs sent in its
+ * dialog (bridge_pres.c, reserve_cseq). state_open() raises every saved ceiling
+ * by this much, in one statement, before it loads them: a resumed dialog starts
+ * at the old ceiling + SIPD_CSEQ_RESUME_GAP (above anything sent, whatever an
+ * older build saved) and may send 100 requests before it has to save again,
+ * so a restart or takeover of 100,000 dialogs costs one UPDATE, not 100,000
+ * writes ahead of its first NOTIFY.
+ */
+#define STATE_CSEQ_HEADROOM 1100u
+
+/*
  * Open the table over a store (borrowed; must outlive the table) and load
  * everything it holds. Rows the store holds but this build cannot read (an
  * unknown phase name) are skipped and counted in *skippedp. *sp: caller-owns.

@@ -103,6 +103,10 @@ int store_flush(struct store *st);
 int store_sub_put(struct store *st, const struct store_sub *s);
 /* Delete it; -ENOENT if there was none. */
 int store_sub_del(struct store *st, int dir, const char *watcher, const char *presentity);
+/* Add delta to the saved local CSeq of every subscription, in one statement,
+ * durable when it returns (blocking for PostgreSQL: start-up and takeover only).
+ * state_open() uses it to give every resumed dialog CSeq headroom at once. */
+int store_sub_raise_cseq(struct store *st, uint32_t delta);
 typedef int(store_sub_h)(const struct store_sub *s, void *arg);
 /* Call h for every subscription; a non-zero return from h stops and is returned. */
 int store_sub_each(struct store *st, store_sub_h *h, void *arg);

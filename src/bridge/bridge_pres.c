@@ -426,6 +426,8 @@ static void save_sub(struct bridge *b, struct state_sub *sub);
  * output). A restart or a takeover, however often, resumes above it.
  */
 #define BR_CSEQ_RESERVE 100u
+_Static_assert(STATE_CSEQ_HEADROOM == SIPD_CSEQ_RESUME_GAP + BR_CSEQ_RESERVE,
+               "a resumed dialog gets exactly one reservation of headroom");
 
 static void reserve_cseq(struct bridge *b, struct state_sub *sub)
 {
@@ -1336,7 +1338,10 @@ static bool resume_dialog(struct bridge *b, struct state_sub *sub)
 	    .remote_uri = sw ? sub->watcher : sub->presentity,
 	    .remote_target = sub->remote_target,
 	    .route_set = sub->route_set,
-	    .local_cseq = sub->local_cseq + (b->takeover ? BR_TAKEOVER_CSEQ_STEP : 0),
+	    /* the old ceiling (state_open raised it by the headroom) */
+	    .local_cseq = sub->local_cseq >= STATE_CSEQ_HEADROOM
+	                      ? sub->local_cseq - STATE_CSEQ_HEADROOM
+	                      : 0,
 	    .peer = sub->peer,
 	};
 	struct sipd *dlg = mine ? sipd_restore(b->sip, &sv) : NULL;

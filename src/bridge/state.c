@@ -700,7 +700,9 @@ int state_open(struct state **sp, struct store *store, size_t *skippedp)
 	seed(&s->pres);
 	seed(&s->ims);
 	seed(&s->im_thread);
-	int e = store_sub_each(store, load_sub, &ld);
+	int e = store_sub_raise_cseq(store, STATE_CSEQ_HEADROOM);
+	if (!e)
+		e = store_sub_each(store, load_sub, &ld);
 	if (!e)
 		e = store_pres_each(store, load_pres, &ld);
 	if (!e)

@@ -93,6 +93,11 @@ int store_sub_del(struct store *st, int dir, const char *watcher, const char *pr
 	return st->ops->sub_del(st, dir, watcher, presentity);
 }
 
+int store_sub_raise_cseq(struct store *st, uint32_t delta)
+{
+	return st->ops->sub_raise_cseq(st, delta);
+}
+
 int store_sub_each(struct store *st, store_sub_h *h, void *arg)
 {
 	return st->ops->sub_each(st, h, arg);

@@ -20,6 +20,7 @@ struct store_ops {
 	int (*sub_del)(struct store *st, int dir, const char *watcher,
 	               const char *presentity);
 	int (*sub_each)(struct store *st, store_sub_h *h, void *arg);
+	int (*sub_raise_cseq)(struct store *st, uint32_t delta);
 	int (*pres_put)(struct store *st, const struct store_pres *p);
 	int (*pres_del)(struct store *st, const char *entity, const char *resource);
 	int (*pres_each)(struct store *st, store_pres_h *h, void *arg);

@@ -1166,7 +1166,7 @@ static int read_rows(struct store_pg *pg, const char *sql, row_h *row, void *h, 
 		if (rs == PGRES_SINGLE_TUPLE) {
 			if (!e)
 				e = row(r, h, arg);
-		} else if (rs != PGRES_TUPLES_OK) {
+		} else if (rs != PGRES_TUPLES_OK && rs != PGRES_COMMAND_OK) {
 			set_err(pg, "cannot read", PQresultErrorMessage(r));
 			if (!e)
 				e = -EIO;
@@ -1203,6 +1203,16 @@ static int sub_row(const PGresult *r, void *h, void *arg)
 	    .refresh_at = col_i64(r, 14),
 	};
 	return ((store_sub_h *)h)(&s, arg);
+}
+
+/* One statement outside the pipeline, committed when it returns (read_rows'
+ * path: it waits for the queued writes first). */
+static int pg_sub_raise_cseq(struct store *st, uint32_t delta)
+{
+	char sql[96];
+	snprintf(sql, sizeof(sql), "UPDATE pb_sub SET local_cseq = local_cseq + %u",
+	         delta);
+	return read_rows(pgs(st), sql, sub_row, NULL, NULL);
 }
 
 static int pg_sub_each(struct store *st, store_sub_h *h, void *arg)
@@ -1301,6 +1311,7 @@ static const struct store_ops pg_ops = {
     .im_del = pg_im_del,
     .im_each = pg_im_each,
     .errmsg = pg_errmsg,
+    .sub_raise_cseq = pg_sub_raise_cseq,
     .discard = pg_discard,
 };
 

@@ -362,6 +362,15 @@ static int sqlite_sub_del(struct store *base, int dir, const char *watcher,
 	return e ? e : sqlite3_changes(st->db) ? 0 : -ENOENT;
 }
 
+static int sqlite_sub_raise_cseq(struct store *base, uint32_t delta)
+{
+	struct store_sqlite *st = lite(base);
+	char q[96];
+	flush_pres(st);
+	snprintf(q, sizeof(q), "UPDATE sub SET local_cseq = local_cseq + %u", delta);
+	return exec(st, q);
+}
+
 static int sqlite_sub_each(struct store *base, store_sub_h *h, void *arg)
 {
 	struct store_sqlite *st = lite(base);
@@ -519,6 +528,7 @@ static const struct store_ops sqlite_ops = {
     .sub_put = sqlite_sub_put,
     .sub_del = sqlite_sub_del,
     .sub_each = sqlite_sub_each,
+    .sub_raise_cseq = sqlite_sub_raise_cseq,
     .pres_put = sqlite_pres_put,
     .pres_del = sqlite_pres_del,
     .pres_each = sqlite_pres_each,

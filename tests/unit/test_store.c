@@ -152,6 +152,30 @@ static void test_each_stops(void **state)
 	store_close(st);
 }
 
+/* store_sub_raise_cseq: every saved ceiling up by delta, in one statement
+ * (state.h, STATE_CSEQ_HEADROOM), nothing else changed. */
+static int sum_cseq(const struct store_sub *s, void *arg)
+{
+	*(uint64_t *)arg += s->local_cseq;
+	return 0;
+}
+
+static void test_raise_cseq(void **state)
+{
+	(void)state;
+	struct store *st;
+	assert_int_equal(store_open(&st, ":memory:", STORE_SYNC_NORMAL, NULL), 0);
+	uint64_t before = 0, after = 0;
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(store_sub_put(st, &subs[i]), 0);
+		before += subs[i].local_cseq;
+	}
+	assert_int_equal(store_sub_raise_cseq(st, 1100), 0);
+	assert_int_equal(store_sub_each(st, sum_cseq, &after), 0);
+	assert_int_equal(after, before + 3 * 1100);
+	store_close(st);
+}
+
 static const struct store_sub bad_subs[] = {
     {.dir = 0, .watcher = NULL, .presentity = "b@x.test", .phase = "sw-active"},
     {.dir = 0, .watcher = "a@x.test", .presentity = NULL, .phase = "sw-active"},
@@ -471,6 +495,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_sub_round_trip, setup, teardown),
 	    cmocka_unit_test(test_each_stops),
+	    cmocka_unit_test(test_raise_cseq),
 	    cmocka_unit_test(test_refuses_incomplete),
 	    cmocka_unit_test_setup_teardown(test_pres_and_im, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_survives_sigkill, setup, teardown),

@@ -641,6 +641,14 @@ static void test_fencing(void **state)
 	struct seen c = {0};
 	assert_int_equal(store_sub_each(f->st, see_sub, &c), 0);
 	assert_int_equal(c.n, 1);
+	/* ... and raises the CSeq ceilings the way a takeover's state_open does */
+	char sum0[32];
+	snprintf(sum0, sizeof(sum0), "%s",
+	         sql_val(adm, "SELECT sum(local_cseq) FROM pb_sub"));
+	assert_int_equal(store_sub_raise_cseq(f->st, 1100), 0);
+	char want[32];
+	snprintf(want, sizeof(want), "%lld", atoll(sum0) + 1100);
+	assert_string_equal(sql_val(adm, "SELECT sum(local_cseq) FROM pb_sub"), want);
 	/* Still fenced for the next batch; with b's token the store writes again. */
 	assert_int_equal(store_sub_put(f->st, &subs[2]), 0);
 	assert_true(drive(f, fenced, 5000));
