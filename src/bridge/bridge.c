@@ -363,9 +363,6 @@ static int ensure_parent(const char *path)
 	return e;
 }
 
-static int bridge_start(struct bridge **bp, struct loop *l, const struct conf *cf,
-                        struct store *st, bool takeover);
-
 int bridge_new(struct bridge **bp, struct loop *l, const struct conf *cf)
 {
 	struct store *st = NULL;
@@ -385,23 +382,16 @@ int bridge_new(struct bridge **bp, struct loop *l, const struct conf *cf)
 		          why ? why : "?");
 		return e;
 	}
-	e = bridge_start(bp, l, cf, st, false);
+	e = bridge_start_on(bp, l, cf, st, false);
 	if (e)
 		store_close(st);
+	else
+		(*bp)->own_store = true;
 	return e;
 }
 
 int bridge_start_on(struct bridge **bp, struct loop *l, const struct conf *cf,
                     struct store *st, bool takeover)
-{
-	int e = bridge_start(bp, l, cf, st, takeover);
-	if (!e)
-		(*bp)->own_store = false;
-	return e;
-}
-
-static int bridge_start(struct bridge **bp, struct loop *l, const struct conf *cf,
-                        struct store *st, bool takeover)
 {
 	struct bridge *b = calloc(1, sizeof(*b));
 	size_t skipped = 0;
@@ -416,8 +406,8 @@ static int bridge_start(struct bridge **bp, struct loop *l, const struct conf *c
 	b->msglim = MSG_LIMITS_DEFAULT;
 	b->im_idle_ms = cf->im_idle_timeout * 1000u;
 	b->store = st;
-	const char *where =
-	    strcmp(store_backend(st), "sqlite") == 0 ? cf->state : "the database";
+	bool sqlite = strcmp(store_backend(st), "sqlite") == 0;
+	const char *where = sqlite ? cf->state : "the database";
 
 	e = state_open(&b->state, b->store, &skipped);
 	if (e) {
@@ -443,19 +433,17 @@ static int bridge_start(struct bridge **bp, struct loop *l, const struct conf *c
 	e = sipleg_start(&b->sip, l, cf, &sh, b);
 	if (e)
 		goto fail; /* the leg logged why */
-	if (strcmp(store_backend(st), "sqlite") != 0)
+	if (!sqlite)       /* SQLite's writes are durable when their call returns */
 		sipleg_set_gate(b->sip, sip_gate, b);
 	e = loop_idle_add(l, br_idle, b);
 	if (e)
 		goto fail;
 	bp_restore(b);
 	bi_restore(b);
-	b->own_store = true; /* bridge_new's; bridge_start_on's caller clears it */
 	*bp = b;
 	return 0;
 fail:
-	b->own_store = false; /* the caller keeps st */
-	bridge_free(b);
+	bridge_free(b); /* st stays the caller's: own_store is false */
 	return e;
 }
 
@@ -526,13 +514,12 @@ void bridge_abandon(struct bridge *b)
 {
 	if (!b)
 		return;
-	size_t n = (b->sip ? sipleg_drop_held(b->sip) : 0) + b->nxheld;
-	xheld_release(b, 0, false);
+	size_t n = (b->sip ? sipleg_held(b->sip) : 0) + b->nxheld;
 	if (n)
 		log_info(BR_MOD,
 		         "%zu messages not sent: their state never became durable", n);
 	b->own_store = false;
-	bridge_free(b);
+	bridge_free(b); /* drops what is held, sending nothing */
 }
 
 void bridge_free(struct bridge *b)

@@ -26,9 +26,11 @@
 
 #define BR_MOD "bridge"
 
-/* A local CSeq restored by another node is raised by this much (issue 18): a
- * request the dead node sent but had not saved keeps its number below ours
- * (RFC 3261 section 12.2.2: only a lower CSeq is refused). */
+/* An IM session's local CSeq restored by another node is raised by this much
+ * for its BYE (issue 18): a MESSAGE the dead node sent but had not saved keeps
+ * its number below ours (RFC 3261 section 12.2.2: only a lower CSeq is
+ * refused). Subscriptions need no step: their saved CSeq is a ceiling
+ * (state.h, STATE_CSEQ_HEADROOM). */
 #define BR_TAKEOVER_CSEQ_STEP 100
 
 struct bi_tab;

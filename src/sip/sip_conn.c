@@ -1258,6 +1258,7 @@ static int hold(struct sipleg *sl, const struct sip_dest *d, const char *buf, si
 		sl->held = h;
 	sl->held_tail = h;
 	sl->nheld++;
+	sl->held_bytes += len;
 	return 0;
 }
 
@@ -1267,14 +1268,22 @@ void sipleg_set_gate(struct sipleg *sl, sipleg_gate_h *h, void *arg)
 	sl->gate_arg = arg;
 }
 
+/* Take the oldest held message off the queue (caller frees it). */
+static struct sip_held *held_pop(struct sipleg *sl)
+{
+	struct sip_held *h = sl->held;
+	sl->held = h->next;
+	if (!sl->held)
+		sl->held_tail = NULL;
+	sl->nheld--;
+	sl->held_bytes -= h->len;
+	return h;
+}
+
 void sipleg_release(struct sipleg *sl, uint64_t durable)
 {
 	while (sl->held && sl->held->need <= durable) {
-		struct sip_held *h = sl->held;
-		sl->held = h->next;
-		if (!sl->held)
-			sl->held_tail = NULL;
-		sl->nheld--;
+		struct sip_held *h = held_pop(sl);
 		send_now(sl, &h->d, h->buf, h->len);
 		free(h);
 	}
@@ -1283,13 +1292,8 @@ void sipleg_release(struct sipleg *sl, uint64_t durable)
 size_t sipleg_drop_held(struct sipleg *sl)
 {
 	size_t n = sl->nheld;
-	while (sl->held) {
-		struct sip_held *h = sl->held;
-		sl->held = h->next;
-		free(h);
-	}
-	sl->held_tail = NULL;
-	sl->nheld = 0;
+	while (sl->held)
+		free(held_pop(sl));
 	return n;
 }
 
@@ -1300,13 +1304,11 @@ size_t sipleg_held(const struct sipleg *sl)
 
 size_t sipleg_backlog(const struct sipleg *sl)
 {
-	size_t most = 0, held = 0;
+	size_t most = 0;
 	for (const struct sip_conn *c = sl->conns; c; c = c->next)
 		if (!c->dead && c->outlen - c->outoff > most)
 			most = c->outlen - c->outoff;
-	for (const struct sip_held *h = sl->held; h; h = h->next)
-		held += h->len;
-	return most + held;
+	return most + sl->held_bytes;
 }
 
 int sip_send(struct sipleg *sl, const struct sip_dest *d, const char *buf, size_t len)

@@ -240,7 +240,7 @@ struct sipleg {
 	sipleg_gate_h *gate;
 	void *gate_arg;
 	struct sip_held *held, *held_tail;
-	size_t nheld;
+	size_t nheld, held_bytes;
 };
 
 struct sip_held {

@@ -44,7 +44,6 @@ struct pool {
 	uint64_t confirmed_sent; /* the last renewal confirmed: when it was sent */
 	uint32_t confirmed_ms;   /* ...and the lease it wrote */
 	char holder[64];
-	int64_t holder_epoch;
 	unsigned peers;
 	bool down_logged;
 
@@ -236,7 +235,6 @@ static void one_result(struct pool *p, PGresult *r)
 		bool valid = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
 		snprintf(p->holder, sizeof(p->holder), "%s",
 		         valid ? PQgetvalue(r, 0, 0) : "");
-		p->holder_epoch = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
 		p->peers = (unsigned)strtoul(PQgetvalue(r, 0, 3), NULL, 10);
 		if (!p->won_row && strcmp(prev, p->holder) != 0) {
 			if (p->holder[0])
@@ -260,7 +258,6 @@ static void query_done(struct pool *p)
 		p->confirmed_sent = p->q_sent;
 		p->confirmed_ms = p->t.take_ms;
 		snprintf(p->holder, sizeof(p->holder), "%s", p->node);
-		p->holder_epoch = p->epoch;
 		arm_fence(p);
 		p->h.active(&p->won, p->arg);
 		/* The restore is done (it blocks the loop): the long lease of the
